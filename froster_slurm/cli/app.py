@@ -1,0 +1,54 @@
+"""The Typer application object and the few helpers every command module shares.
+
+Command modules (``froster_slurm/cli/*_cmd.py``) only parse arguments, call the library and
+print.  Errors are raised as ``FrosterError`` subclasses and turned into one line on stderr and
+an exit code by ``froster_slurm.cli.main``.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import typer
+
+from .. import __version__
+from ..config import Config, load_config
+
+app = typer.Typer(
+    name="froster-slurm",
+    help="Find the folders worth archiving, pick them, and archive them to cold storage "
+         "with resumable Slurm jobs.",
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"froster-slurm {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """froster-slurm: crawl -> rank -> pick -> archive -> finalize."""
+
+
+def get_config(overrides: dict[str, Any] | None = None) -> Config:
+    """Effective config with this command's flags on top (flags left at None are ignored)."""
+    return load_config(overrides or {})
+
+
+def info(message: str) -> None:
+    """Progress and notes go to stderr so stdout stays machine-readable."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def out(message: str = "") -> None:
+    print(message, flush=True)

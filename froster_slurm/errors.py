@@ -1,0 +1,86 @@
+"""One error hierarchy for the whole tool.
+
+The CLI maps every ``FrosterError`` to its ``exit_code`` and prints one line; anything else is a
+bug and keeps its traceback.  Exit codes follow sysexits(3) where one fits, so job scripts and
+wrappers can tell a user mistake (64/65/66) from a transient failure (75) that is worth a retry.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+class FrosterError(Exception):
+    """Base of every error the tool raises on purpose."""
+
+    exit_code = 1
+
+
+class UserError(FrosterError):
+    """Bad arguments or input the user can fix (EX_USAGE)."""
+
+    exit_code = 64
+
+
+class DataError(FrosterError):
+    """Input data that cannot be read as promised, e.g. a malformed crawl file (EX_DATAERR)."""
+
+    exit_code = 65
+
+
+class NotFoundError(UserError):
+    """A file, folder, run or template that does not exist (EX_NOINPUT)."""
+
+    exit_code = 66
+
+
+class ConfigError(UserError):
+    """A bad config key or value; the message lists what is valid (EX_CONFIG)."""
+
+    exit_code = 78
+
+
+class TemplateError(FrosterError):
+    """A template that cannot be rendered: unknown or missing placeholder, bad syntax."""
+
+    exit_code = 78
+
+
+class ExternalCommandError(FrosterError):
+    """An external program (sbatch, rclone, pwalk, ...) failed.
+
+    Carries the argument list, exit code and stderr so the caller can decide whether the failure
+    is transient, and so the user sees what ran.
+    """
+
+    exit_code = 69
+
+    def __init__(self, cmd: list[str | bytes], returncode: int, stderr: str, message: str = ""):
+        self.cmd = [os.fsdecode(c) for c in cmd]
+        self.returncode = returncode
+        self.stderr = stderr
+        detail = stderr.strip().splitlines()[-1] if stderr.strip() else "(no stderr)"
+        msg = message or f"{self.cmd[0]} failed with exit code {returncode}: {detail}"
+        super().__init__(msg)
+
+
+class SlurmError(ExternalCommandError):
+    """A Slurm command (sbatch, squeue, scontrol, scancel, sacct) failed."""
+
+
+class TransientError(FrosterError):
+    """A failure worth retrying later: remote unreachable, throttled, time limit (EX_TEMPFAIL)."""
+
+    exit_code = 75
+
+
+class PermanentError(FrosterError):
+    """A failure that retrying will not fix: unreadable file, folder gone, repeated mismatch."""
+
+    exit_code = 70
+
+
+class IncompleteError(FrosterError):
+    """The work finished but some of it could not be done (e.g. a crawl with errors)."""
+
+    exit_code = 3

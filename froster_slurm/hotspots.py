@@ -1,0 +1,98 @@
+"""The hotspots file: rank's output, pick's and select's input. One row per folder.
+
+CSV with a header. ``folder`` holds the path's exact bytes (quoted, ``"`` doubled), so the file
+is not UTF-8 when a path is not; it is read and written as Latin-1, which maps every byte to one
+character and back, and never through a lossy decoder.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from .errors import DataError, NotFoundError
+
+COLUMNS = ("folder", "bytes", "files", "total_bytes", "total_files", "allocated_bytes",
+           "avg_file_bytes", "newest_mtime", "newest_atime", "owner", "group", "depth")
+
+
+@dataclass(frozen=True)
+class Hotspot:
+    """One folder. Sizes in bytes, times in epoch seconds; owner/group are names or numbers."""
+
+    folder: bytes
+    bytes: int
+    files: int
+    total_bytes: int
+    total_files: int
+    allocated_bytes: int
+    avg_file_bytes: int
+    newest_mtime: int
+    newest_atime: int
+    owner: str
+    group: str
+    depth: int
+
+    def to_json_obj(self) -> dict:
+        """JSON-ready dict; ``folder`` is a surrogateescape str so ``os.fsencode`` restores it."""
+        d = asdict(self)
+        d["folder"] = os.fsdecode(self.folder)
+        return d
+
+
+_INT_FIELDS = [f.name for f in fields(Hotspot) if f.type in ("int", int)]
+
+
+def _to_latin1(text: str) -> str:
+    return text.encode("utf-8", "surrogateescape").decode("latin-1")
+
+
+def _from_latin1(text: str) -> str:
+    return text.encode("latin-1").decode("utf-8", "surrogateescape")
+
+
+def write_hotspots(dest: str | os.PathLike, rows: Iterable[Hotspot]) -> int:
+    """Write rows (header first); returns the row count. Atomic rename at the end."""
+    dest = Path(dest)
+    tmp = dest.with_name(dest.name + ".tmp")
+    n = 0
+    with open(tmp, "w", encoding="latin-1", newline="") as f:
+        w = csv.writer(f, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
+        w.writerow(COLUMNS)
+        for r in rows:
+            w.writerow([r.folder.decode("latin-1"), r.bytes, r.files, r.total_bytes,
+                        r.total_files, r.allocated_bytes, r.avg_file_bytes, r.newest_mtime,
+                        r.newest_atime, _to_latin1(r.owner), _to_latin1(r.group), r.depth])
+            n += 1
+    os.replace(tmp, dest)
+    return n
+
+
+def iter_hotspots(src: str | os.PathLike) -> Iterator[Hotspot]:
+    """Stream rows from a hotspots CSV; a malformed row is a DataError naming its line."""
+    try:
+        f = open(src, encoding="latin-1", newline="")
+    except FileNotFoundError as e:
+        raise NotFoundError(f"hotspots file not found: {src}") from e
+    with f:
+        r = csv.reader(f)
+        header = next(r, None)
+        if header is None or tuple(header) != COLUMNS:
+            raise DataError(f"{src}: not a hotspots file (expected header {','.join(COLUMNS)})")
+        for row in r:
+            if len(row) != len(COLUMNS):
+                raise DataError(f"{src}:{r.line_num}: expected {len(COLUMNS)} fields")
+            try:
+                yield Hotspot(
+                    folder=row[0].encode("latin-1"),
+                    **{k: int(v) for k, v in zip(COLUMNS[1:9], row[1:9], strict=True)},
+                    owner=_from_latin1(row[9]), group=_from_latin1(row[10]), depth=int(row[11]))
+            except ValueError as e:
+                raise DataError(f"{src}:{r.line_num}: {e}") from e
+
+
+def read_hotspots(src: str | os.PathLike) -> list[Hotspot]:
+    return list(iter_hotspots(src))

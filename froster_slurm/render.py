@@ -1,0 +1,144 @@
+"""Jinja-free templates: ``@@NAME@@`` placeholders that cannot collide with bash.
+
+Bash never writes two ``@`` in a row, so ``$VAR``, ``${VAR}``, ``$(...)`` and ``"${a[@]}"`` pass
+through untouched.  Rendering is strict: a placeholder the stage does not know, a known one with
+no value, or a stray ``@@`` is a ``TemplateError`` naming the template, so an admin's typo fails
+at submit time instead of inside a job three days later.  Values are inserted verbatim: callers
+shell-quote what needs quoting (``shlex.quote``), and folder paths never become values at all.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from simple_slurm import Slurm
+
+from .errors import ConfigError, NotFoundError, TemplateError
+
+PLACEHOLDER = re.compile(r"@@([A-Za-z_][A-Za-z0-9_]*)@@")
+_STRAY = re.compile(r"@@")
+
+
+def _builtin_dir(kind: str) -> Path:
+    """Where the packaged templates/jobscripts are (inside the wheel or the source tree)."""
+    return Path(str(resources.files(f"froster_slurm.{kind}")))
+
+
+def template_names(templates_dir: str | Path | None = None) -> dict[str, Path]:
+    """Every template by name -> the file that wins (site dir over built-in)."""
+    found = {p.name: p for p in sorted(_builtin_dir("templates").iterdir())
+             if p.suffix in (".sbatch", ".html")}
+    if templates_dir:
+        site = Path(templates_dir).expanduser()
+        if site.is_dir():
+            for p in sorted(site.iterdir()):
+                if p.name in found:
+                    found[p.name] = p
+    return found
+
+
+def load_template(name: str, templates_dir: str | Path | None = None) -> str:
+    """Text of template ``name``, from the site directory when it overrides it."""
+    names = template_names(templates_dir)
+    if name not in names:
+        raise NotFoundError(f"no template named {name!r}; templates: {', '.join(sorted(names))}")
+    return names[name].read_text()
+
+
+def load_jobscript(name: str, templates_dir: str | Path | None = None) -> str:
+    """Text of a jobscript body; a file of the same name in the site directory wins."""
+    if templates_dir:
+        site = Path(templates_dir).expanduser() / name
+        if site.is_file():
+            return site.read_text()
+    path = _builtin_dir("jobscripts") / name
+    if not path.is_file():
+        raise NotFoundError(f"no jobscript named {name!r}")
+    return path.read_text()
+
+
+def render(text: str, values: dict[str, Any], name: str = "<template>") -> str:
+    """Replace every ``@@NAME@@``; strict about unknown, missing and stray placeholders."""
+    used = set(PLACEHOLDER.findall(text))
+    unknown = sorted(used - values.keys())
+    if unknown:
+        raise TemplateError(f"template {name}: unknown placeholder(s) "
+                            f"{', '.join('@@' + u + '@@' for u in unknown)}; "
+                            f"this template may use: {', '.join(sorted(values))}")
+    missing = sorted(u for u in used if values[u] is None)
+    if missing:
+        raise TemplateError(f"template {name}: no value for {', '.join(missing)}")
+    out = PLACEHOLDER.sub(lambda m: str(values[m.group(1)]), text)
+    # A stray @@ left in the *template* (not in inserted values) is an admin typo.
+    if _STRAY.search(PLACEHOLDER.sub("", text)):
+        line = next(i for i, ln in enumerate(PLACEHOLDER.sub("", text).splitlines(), 1)
+                    if "@@" in ln)
+        raise TemplateError(f"template {name}: stray '@@' on line {line} "
+                            "(placeholders look like @@NAME@@)")
+    return out
+
+
+def check_bash(script: str, name: str = "<script>") -> None:
+    """``bash -n``: a rendered script that does not parse is never written or submitted."""
+    bash = shutil.which("bash") or "/bin/bash"
+    proc = subprocess.run([bash, "-n"], input=script, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise TemplateError(f"rendered {name} is not valid bash: {proc.stderr.strip()}")
+
+
+_SLURM_OPTION_NAMES: set[str] | None = None
+
+
+def _slurm_option_names() -> set[str]:
+    global _SLURM_OPTION_NAMES
+    if _SLURM_OPTION_NAMES is None:
+        text = (resources.files("simple_slurm") / "arguments.txt").read_text()
+        _SLURM_OPTION_NAMES = {ln.split(",")[0].strip() for ln in text.splitlines() if ln.strip()}
+    return _SLURM_OPTION_NAMES
+
+
+def parse_extra(extra: list[str]) -> dict[str, str | bool]:
+    """['--constraint=nfs', '--exclusive', '--mail-type FAIL'] -> option dict."""
+    out: dict[str, str | bool] = {}
+    for item in extra:
+        item = item.strip()
+        if not item.startswith("--"):
+            raise ConfigError(f"extra sbatch option {item!r} must be a long option like --name=value")
+        name, sep, value = item[2:].partition("=")
+        if not sep and " " in name:
+            name, _, value = name.partition(" ")
+            sep = " "
+        out[name.strip()] = value.strip() if sep else True
+    return out
+
+
+def sbatch_directives(options: dict[str, Any]) -> str:
+    """The ``#SBATCH`` block, built and validated by simple-slurm's ``Slurm`` object.
+
+    Option names take dashes or underscores.  ``None``/``""``/``False`` values are dropped;
+    ``True`` is a flag.  An unknown option raises ``ConfigError`` naming it (simple-slurm's
+    argparse would otherwise call ``SystemExit``).
+    """
+    valid = _slurm_option_names()
+    kwargs: dict[str, Any] = {}
+    for raw, value in options.items():
+        key = raw.lstrip("-").replace("-", "_")
+        if key not in valid:
+            raise ConfigError(f"unknown sbatch option {raw!r} (see `man sbatch` for valid ones)")
+        if value is None or value == "" or value is False:
+            continue
+        kwargs[key] = "" if value is True else str(value)
+    try:
+        block = Slurm(**kwargs).script(shell="/bin/bash", convert=False)
+    except SystemExit as e:  # pragma: no cover - names were checked above
+        raise ConfigError(f"sbatch options rejected: {sorted(kwargs)}") from e
+    lines = [ln.rstrip() for ln in block.splitlines() if ln.startswith("#SBATCH")]
+    for ln in lines:
+        if "\n" in ln or "\r" in ln:
+            raise ConfigError("sbatch option values cannot contain newlines")
+    return "\n".join(lines)
