@@ -36,7 +36,8 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "catalog": ("", "catalog database path (empty: <state_dir>/catalog.duckdb); admins may "
                     "point every user at one shared file"),
     "templates_dir": ("", "site directory whose templates override the built-in ones by name"),
-    "default_remote": ("~/froster-archive", "rclone remote (name:path) or local path to archive to"),
+    "default_remote": ("~/froster-archive",
+                       "rclone remote (name:path) or local path to archive to"),
     "remote_prefix": ("froster", "data lands at REMOTE/<remote_prefix>/<absolute source path>"),
     "backend": ("auto", "auto (slurm when sbatch is on PATH), slurm, or local"),
     "local_parallel": (2, "array tasks run at once by the local backend"),
@@ -62,7 +63,8 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "archive.max_attempts": (5, "attempts before a transient failure becomes final"),
     "archive.retry_delay": (60, "seconds before the first retry; doubles each attempt"),
     "archive.requeue_grace": (300, "seconds before the time limit at which a task requeues"),
-    "archive.recursive": (True, "archive the whole subtree of each picked folder"),
+    "archive.recursive": (False, "archive each picked folder's whole subtree (default: only the "
+                                 "files directly inside; subfolders are ranked on their own)"),
     "archive.rclone": ("rclone", "rclone executable"),
     "archive.rclone_config": ("", "rclone config file (empty: rclone's default)"),
     "archive.rclone_flags": ([], "extra rclone flags, e.g. ['--s3-upload-concurrency=8']"),
@@ -256,3 +258,19 @@ def set_user_value(path: Path, key: str, text: str) -> Any:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(tomli_w.dumps(data))
     return value
+
+
+def save_snapshot(config: Config, path: Path) -> None:
+    """Freeze the effective config into a run, so jobs use what the submitter saw."""
+    data = {key: value for key, value, _ in config.items()}
+    path.write_text(tomli_w.dumps({"settings": data}))
+
+
+def load_snapshot(path: Path) -> Config:
+    """The config a run was submitted with (every value marked as coming from the run)."""
+    with open(path, "rb") as f:
+        data = tomllib.load(f)["settings"]
+    settings = {k: Setting(d, "default") for k, (d, _) in DEFAULTS.items()}
+    for key, value in data.items():
+        settings[key] = Setting(value, f"run ({path})")
+    return Config(settings)

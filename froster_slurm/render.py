@@ -25,7 +25,14 @@ _STRAY = re.compile(r"@@")
 
 
 def _builtin_dir(kind: str) -> Path:
-    """Where the packaged templates/jobscripts are (inside the wheel or the source tree)."""
+    """Where the packaged templates/jobscripts are (inside the wheel or the source tree).
+
+    The wheel maps the top-level ``templates/`` and ``jobscripts/`` folders into the package
+    (see pyproject.toml); running from a checkout finds them beside the package.
+    """
+    source_tree = Path(__file__).resolve().parent.parent / kind
+    if source_tree.is_dir():
+        return source_tree
     return Path(str(resources.files(f"froster_slurm.{kind}")))
 
 
@@ -108,7 +115,8 @@ def parse_extra(extra: list[str]) -> dict[str, str | bool]:
     for item in extra:
         item = item.strip()
         if not item.startswith("--"):
-            raise ConfigError(f"extra sbatch option {item!r} must be a long option like --name=value")
+            raise ConfigError(f"extra sbatch option {item!r} must be a long option "
+                              "like --name=value")
         name, sep, value = item[2:].partition("=")
         if not sep and " " in name:
             name, _, value = name.partition(" ")

@@ -1,0 +1,72 @@
+# froster-slurm: every install and run step lives here, so a bare Debian 12 machine needs
+# nothing but `make demo` or `make test`.
+SHELL := /bin/bash
+.ONESHELL:
+.SHELLFLAGS := -euo pipefail -c
+
+VENV     ?= .venv
+PY       := $(VENV)/bin/python
+PIP      := $(VENV)/bin/pip
+PYTHON3  ?= python3
+APT_PKGS := slurm-wlm munge rclone chromium
+STAMP    := $(VENV)/.installed
+
+.PHONY: setup system-deps venv test lint demo bench cluster-up cluster-down clean help
+
+help:
+	@echo "make setup        venv + Python deps (as root also Debian: $(APT_PKGS))"
+	@echo "make test         the whole test suite against a real local Slurm cluster"
+	@echo "make demo         archive a demo tree end to end and show status + catalog"
+	@echo "make bench        crawl, rank, pick, archive and submit benchmarks"
+	@echo "make lint         ruff"
+	@echo "make cluster-up   start (or reuse) the single-node Slurm cluster"
+	@echo "make cluster-down stop what cluster-up started"
+
+setup: system-deps $(STAMP)
+
+# Debian packages: only when root and only what is missing (idempotent, no prompts).
+system-deps:
+	if [ "$$(id -u)" != 0 ]; then
+	  echo "not root: skipping apt; make sure $(APT_PKGS) are installed" >&2; exit 0; fi
+	missing=""
+	for p in $(APT_PKGS) python3-venv; do
+	  dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"
+	done
+	if [ -n "$$missing" ]; then
+	  export DEBIAN_FRONTEND=noninteractive
+	  apt-get update -qq
+	  apt-get install -y -qq --no-install-recommends $$missing </dev/null
+	fi
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	[ -x $(PY) ] || $(PYTHON3) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[test]'
+	touch $(STAMP)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check froster_slurm tests bench
+
+cluster-up: system-deps
+	bash scripts/slurm-cluster.sh up
+
+cluster-down:
+	bash scripts/slurm-cluster.sh down
+
+# The whole suite, real Slurm included. Under CI=true a Slurm test that cannot reach the
+# cluster fails instead of skipping (tests/conftest.py).
+test: setup
+	bash scripts/slurm-cluster.sh up
+	$(VENV)/bin/ruff check froster_slurm tests bench
+	$(VENV)/bin/pytest -p no:cacheprovider tests
+
+demo: setup
+	bash scripts/demo.sh
+
+bench: setup
+	bash scripts/bench.sh
+
+clean:
+	rm -rf build dist *.egg-info .pytest_cache .ruff_cache bench/out .demo

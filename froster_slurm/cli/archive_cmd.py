@@ -1,0 +1,47 @@
+"""`froster-slurm archive FOLDER... | --from SELECTION --to REMOTE`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..errors import UserError
+from ..paths import read_folder_list
+from ..pipeline import archive_folders
+from .app import app, get_config, out
+from .run_cmd import print_submitted
+
+
+@app.command("archive")
+def archive(
+    folders: Annotated[list[Path] | None, typer.Argument(help="Folders to archive.")] = None,
+    from_: Annotated[Path | None, typer.Option("--from", help="Selection file (from `select` or "
+                                               "`pick`): NUL-separated folders.")] = None,
+    to: Annotated[str | None, typer.Option("--to", help="rclone remote (name:path) or local "
+                                           "path; default: config default_remote.")] = None,
+    recursive: Annotated[bool | None, typer.Option("--recursive/--no-recursive",
+                                                   help="Archive whole subtrees.")] = None,
+    storage_class: Annotated[str | None, typer.Option("--storage-class",
+                                                      help="e.g. DEEP_ARCHIVE, GLACIER.")] = None,
+    throttle: Annotated[int | None, typer.Option("--throttle", help="Tasks at once.")] = None,
+    backend: Annotated[str | None, typer.Option("--backend", help="auto, slurm or local.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Render the scripts, print them, "
+                                          "submit nothing.")] = False,
+) -> None:
+    """Archive folders with one Slurm array task per folder, then finalize."""
+    paths: list[bytes] = [os.fsencode(f) for f in folders or []]
+    if from_ is not None:
+        paths += read_folder_list(from_)
+    if not paths:
+        raise UserError("nothing to archive: give FOLDER arguments or --from SELECTION")
+    cfg = get_config({"archive.throttle": throttle})
+    result = archive_folders(paths, to or cfg.get("default_remote"), cfg, recursive=recursive,
+                             storage_class=storage_class, backend=backend, dry_run=dry_run)
+    if dry_run:
+        for script in result.scripts:
+            out(f"# ===== {script} =====")
+            out(script.read_text())
+    print_submitted(result)

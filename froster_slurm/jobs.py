@@ -1,0 +1,115 @@
+"""What the rendered job scripts run: ``python -m froster_slurm.jobs STAGE RUN_DIR [INDEX]``.
+
+Each function reads everything from the run directory (never from the script's text or the
+submitter's environment) and uses the config frozen into the run at submission.  The archive
+task itself is ``froster_slurm.task``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from .errors import FrosterError, UserError
+from .paths import read_folder_list, write_folder_list
+from .pipeline import SubmitResult, backend_for_run, dispatch_archive, run_config
+from .runs import Run
+from .slurm import SlurmClient
+
+
+def set_comment(text: str) -> None:
+    """The job's live status line in squeue (Slurm backend only; best effort)."""
+    job = os.environ.get("SLURM_JOB_ID")
+    if job and os.environ.get("FROSTER_BACKEND") != "local" and SlurmClient.available():
+        try:
+            SlurmClient().set_comment(job, text)
+        except FrosterError:
+            pass
+
+
+def plan_crawl(run: Run, shards: int) -> None:
+    """Split the run's roots into ``shards`` balanced shares (at submit time, once)."""
+    from .crawl import plan_shards
+
+    roots = read_folder_list(run.run_dir / "roots.nul")
+    plan_shards(roots, shards, run.run_dir / "crawl")
+
+
+def crawl(run: Run, index: int) -> int:
+    """Array task ``index``: crawl share ``index`` of the plan into crawl/shard-NNNN.csv."""
+    from .crawl import crawl_shard
+
+    cfg = run_config(run)
+    set_comment(f"crawl shard {index}")
+    summary = crawl_shard(run.run_dir / "crawl", index,
+                          workers=cfg.get("crawl.workers"), threads=cfg.get("crawl.threads"),
+                          one_file_system=cfg.get("crawl.one_file_system"),
+                          exclude=cfg.get("crawl.exclude"),
+                          no_snapshots=cfg.get("crawl.no_snapshots"))
+    print(f"crawl shard {index}: {summary}", flush=True)
+    return 0
+
+
+def rank(run: Run) -> int:
+    """Rank the crawl, select folders by the run's rules, submit archive + finalize."""
+    from .rank import rank_to_file
+    from .selection import Rules, load_hotspots, select_by_rules
+
+    cfg = run_config(run)
+    sel = run.settings.get("select", {})
+    set_comment("rank")
+    hotspots = run.run_dir / "hotspots.csv"
+    rank_to_file([run.run_dir / "crawl"], hotspots,
+                 memory_limit=cfg.get("rank.memory_limit"),
+                 temp_dir=cfg.get("rank.temp_dir") or None, threads=cfg.get("rank.threads"))
+    rules = Rules.from_options(min_size=sel.get("min_size", cfg.get("rank.min_size")),
+                               min_avg_size=sel.get("min_avg_size", cfg.get("rank.min_avg_size")),
+                               older_than=sel.get("older_than", cfg.get("rank.older_than")),
+                               owner=sel.get("owner"))
+    chosen = select_by_rules(load_hotspots(hotspots), rules, top=sel.get("top"),
+                             by=sel.get("by", cfg.get("rank.by")),
+                             recursive=run.settings["archive"]["recursive"])
+    write_folder_list(run.folders_path, chosen.folders)
+    print(f"rank: {len(chosen.folders)} folders selected", flush=True)
+    result = SubmitResult(run, backend=run.settings.get("backend", "slurm"))
+    dispatch_archive(run, cfg, backend_for_run(run, cfg), result)
+    print(f"submitted: {result.job_ids}", flush=True)
+    return 0
+
+
+def finalize(run: Run) -> int:
+    from .finalize import finalize as do_finalize
+
+    set_comment("finalize")
+    s = do_finalize(run)
+    t = s["totals"]
+    print(f"finalize: {t['done']}/{t['folders']} folders archived; "
+          f"{t['catalog_added']} catalog entries", flush=True)
+    if s["retry_command"]:
+        print(f"retry the others with: {s['retry_command']}", flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        if len(args) < 2:
+            raise UserError("usage: python -m froster_slurm.jobs crawl|rank|finalize RUN_DIR "
+                            "[INDEX]")
+        stage, run = args[0], Run(Path(args[1]))
+        if stage == "crawl":
+            return crawl(run, int(args[2]) if len(args) > 2 else 0)
+        if stage == "rank":
+            return rank(run)
+        if stage == "finalize":
+            return finalize(run)
+        raise UserError(f"unknown job stage {stage!r}")
+    except FrosterError as e:
+        print(f"froster-slurm: error: {e}", file=sys.stderr, flush=True)
+        set_comment(f"failed: {e}"[:200])
+        return e.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

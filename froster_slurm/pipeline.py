@@ -1,0 +1,259 @@
+"""Submitting work: an archive of known folders, or the whole crawl -> rank -> archive chain.
+
+The manager side of every run. It writes the run directory, renders each stage's script there
+and chains the jobs with dependencies::
+
+    crawl (array over shards, singleton per root set)
+      -> rank (afterok)  ... submits, once it knows the folder count:
+           -> archive array(s), one task per folder, chunked by MaxArraySize
+           -> finalize (afterany on every archive array; singleton on one shared name)
+
+Every job id is recorded in the run's jobs.toml so status, retry and finalize can find them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .backend import Backend, choose_backend
+from .config import Config, load_snapshot, save_snapshot
+from .errors import UserError
+from .paths import display, read_folder_list, write_folder_list
+from .runs import Run, archive_settings, create_run
+from .slurm import dependency
+from .stages import render_stage, sbatch_options
+
+FINALIZE_JOB_NAME = "froster-finalize"
+
+
+@dataclass
+class SubmitResult:
+    """What a submission produced: printed by the CLI, used by tests."""
+
+    run: Run
+    job_ids: dict[str, list[str]] = field(default_factory=dict)
+    scripts: list[Path] = field(default_factory=list)
+    dry_run: bool = False
+    backend: str = "slurm"
+
+    @property
+    def run_id(self) -> str:
+        return self.run.run_id
+
+    @property
+    def run_dir(self) -> Path:
+        return self.run.run_dir
+
+    @property
+    def watch(self) -> str:
+        return f"froster-slurm status {self.run_id} --watch"
+
+
+def make_backend(config: Config, requested: str | None = None) -> Backend:
+    return choose_backend(requested or config.get("backend"), config.path("state_dir"),
+                          config.get("local_parallel"))
+
+
+def run_config(run: Run) -> Config:
+    """The config frozen into a run at submission (jobs use it, not the live files)."""
+    return load_snapshot(run.run_dir / "config.toml")
+
+
+def backend_for_run(run: Run, config: Config) -> Backend:
+    return choose_backend(run.settings.get("backend", "auto"), config.path("state_dir"),
+                          config.get("local_parallel"))
+
+
+def clean_folders(folders: list[bytes], recursive: bool) -> list[bytes]:
+    """Absolute, normalised, de-duplicated; in recursive mode no folder inside another."""
+    out: list[bytes] = []
+    seen: set[bytes] = set()
+    for f in folders:
+        if not f:
+            raise UserError("an empty folder path was given")
+        p = os.path.normpath(os.path.abspath(f))
+        if p == b"/":
+            raise UserError("refusing to archive the root directory /")
+        if p not in seen:
+            seen.add(p)
+            out.append(p)
+    if recursive:
+        ordered = sorted(out)
+        for a, b in zip(ordered, ordered[1:], strict=False):
+            if b.startswith(a.rstrip(b"/") + b"/"):
+                raise UserError(f"{display(b)} is inside {display(a)}: in recursive mode "
+                                "pick one of them (the outer one archives both)")
+    return out
+
+
+def archive_folders(folders: list[bytes], remote: str, config: Config, *,
+                    recursive: bool | None = None, storage_class: str | None = None,
+                    backend: str | None = None, dry_run: bool = False) -> SubmitResult:
+    """`froster-slurm archive`: a run with a known folder list -> archive array + finalize."""
+    rec = config.get("archive.recursive") if recursive is None else recursive
+    folders = clean_folders(folders, rec)
+    if not folders:
+        raise UserError("no folders to archive")
+    be = make_backend(config, backend)
+    settings = archive_settings(config, remote, recursive=rec, storage_class=storage_class)
+    run = create_run(config, "archive", folders=folders, archive=settings, backend=be.name)
+    save_snapshot(config, run.run_dir / "config.toml")
+    result = SubmitResult(run, dry_run=dry_run, backend=be.name)
+    dispatch_archive(run, config, be, result, dry_run=dry_run)
+    return result
+
+
+def submit_archive(selection_path: Path, remote: str, config: Config, *,
+                   recursive: bool | None = None, storage_class: str | None = None,
+                   backend: str | None = None, dry_run: bool = False) -> SubmitResult:
+    """Archive the folders of a selection file (what `pick --submit` and `submit` call)."""
+    return archive_folders(read_folder_list(selection_path), remote, config,
+                           recursive=recursive, storage_class=storage_class,
+                           backend=backend, dry_run=dry_run)
+
+
+def array_spec(indices: list[int]) -> str:
+    """[0,1,2,5,7,8] -> '0-2,5,7-8' (compact, so a long retry list stays a short directive)."""
+    parts: list[str] = []
+    i = 0
+    while i < len(indices):
+        j = i
+        while j + 1 < len(indices) and indices[j + 1] == indices[j] + 1:
+            j += 1
+        parts.append(str(indices[i]) if i == j else f"{indices[i]}-{indices[j]}")
+        i = j + 1
+    return ",".join(parts)
+
+
+def chunk_indices(indices: list[int], limit: int) -> list[tuple[int, list[int]]]:
+    """Split folder indices into arrays whose task ids stay below MaxArraySize.
+
+    Returns (offset, task ids) pairs: task id t of a chunk archives folder offset + t.
+    """
+    chunks: dict[int, list[int]] = {}
+    for idx in sorted(set(indices)):
+        offset = (idx // limit) * limit
+        chunks.setdefault(offset, []).append(idx - offset)
+    return sorted(chunks.items())
+
+
+def dispatch_archive(run: Run, config: Config, be: Backend, result: SubmitResult, *,
+                     dry_run: bool = False, indices: list[int] | None = None) -> None:
+    """Render and submit the archive array(s) and the finalize job of a run.
+
+    ``indices`` restricts the arrays to some folders of the run (retry); by default all.
+    """
+    n = len(run.folders())
+    indices = list(range(n)) if indices is None else indices
+    throttle = max(1, int(config.get("archive.throttle")))
+    grace = int(run.settings["archive"]["requeue_grace"])
+    limit = be.max_array_size() if not dry_run or be.name == "local" else _dry_limit(be)
+    archive_ids: list[str] = []
+    stamp = len(run.jobs().get("archive", []))
+    for k, (offset, tasks) in enumerate(chunk_indices(indices, limit)):
+        opts = sbatch_options("archive", config, run, job_name=f"froster-archive-{run.run_id}",
+                              array=f"{array_spec(tasks)}%{throttle}",
+                              extra={"requeue": True, "signal": f"B:USR1@{grace}"})
+        script = render_stage("archive", config, run, options=opts,
+                              script_name=f"archive-{stamp + k:03d}.sbatch", array_offset=offset)
+        result.scripts.append(script)
+        if not dry_run:
+            job = be.submit(script)
+            archive_ids.append(job)
+            run.record_jobs("archive", [job], offset=offset, count=len(tasks),
+                            script=script.name)
+    opts = sbatch_options("finalize", config, run, job_name=FINALIZE_JOB_NAME)
+    script = render_stage("finalize", config, run, options=opts,
+                          script_name=f"finalize-{len(run.jobs().get('finalize', [])):03d}.sbatch")
+    result.scripts.append(script)
+    if not dry_run:
+        job = be.submit(script, dependency=dependency(afterany=archive_ids, singleton=True))
+        run.record_jobs("finalize", [job])
+        result.job_ids["archive"] = archive_ids
+        result.job_ids["finalize"] = [job]
+
+
+def _dry_limit(be: Backend) -> int:
+    try:
+        return be.max_array_size()
+    except Exception:  # noqa: BLE001 - a dry run must work without a reachable cluster
+        return 1001
+
+
+def crawl_job_name(roots: list[bytes]) -> str:
+    """Stable per root set: `--dependency=singleton` then keeps one crawl of it at a time."""
+    digest = hashlib.sha1(b"\0".join(sorted(roots))).hexdigest()[:12]
+    return f"froster-crawl-{digest}"
+
+
+def submit_pipeline(roots: list[bytes], remote: str, config: Config, *,
+                    rules: dict[str, Any], shards: int = 1, recursive: bool | None = None,
+                    storage_class: str | None = None, backend: str | None = None,
+                    dry_run: bool = False) -> SubmitResult:
+    """`froster-slurm submit PATH`: crawl -> rank (which submits archive + finalize)."""
+    if not roots:
+        raise UserError("give at least one PATH to crawl")
+    absroots = []
+    for r in roots:
+        p = os.path.normpath(os.path.abspath(r))
+        if not os.path.isdir(p):
+            raise UserError(f"not a directory: {display(p)}")
+        absroots.append(p)
+    if shards < 1:
+        raise UserError("--shards must be at least 1")
+    rec = config.get("archive.recursive") if recursive is None else recursive
+    be = make_backend(config, backend)
+    settings = archive_settings(config, remote, recursive=rec, storage_class=storage_class)
+    run = create_run(config, "pipeline", archive=settings, backend=be.name,
+                     extra={"select": {k: v for k, v in rules.items() if v is not None},
+                            "crawl": {"shards": shards}})
+    save_snapshot(config, run.run_dir / "config.toml")
+    write_folder_list(run.run_dir / "roots.nul", absroots)
+    (run.run_dir / "crawl").mkdir()
+    from .jobs import plan_crawl  # the crawl engine is only needed when a pipeline is made
+
+    plan_crawl(run, shards)
+    result = SubmitResult(run, dry_run=dry_run, backend=be.name)
+    name = crawl_job_name(absroots)
+    copts = sbatch_options("crawl", config, run, job_name=name,
+                           array=f"0-{shards - 1}" if shards > 1 else None)
+    crawl_script = render_stage("crawl", config, run, options=copts)
+    ropts = sbatch_options("rank", config, run, job_name=f"froster-rank-{run.run_id}")
+    rank_script = render_stage("rank", config, run, options=ropts)
+    result.scripts += [crawl_script, rank_script]
+    if dry_run:
+        return result
+    crawl_id = be.submit(crawl_script, dependency=dependency(singleton=True))
+    run.record_jobs("crawl", [crawl_id])
+    result.job_ids["crawl"] = [crawl_id]
+    rank_id = be.submit(rank_script, dependency=dependency(afterok=[crawl_id]))
+    run.record_jobs("rank", [rank_id])
+    result.job_ids["rank"] = [rank_id]
+    return result
+
+
+def retry_run(run: Run, config: Config, *, dry_run: bool = False) -> SubmitResult:
+    """Resubmit, inside the same run, only the folders whose task is not done.
+
+    The tasks resume from their last finished step (their markers are in the run), so verified
+    data is never uploaded again; their attempt counters start over.
+    """
+    from .taskstate import iter_task_states, reset_attempts
+
+    n = len(run.folders())
+    done = {s["index"] for s in iter_task_states(run.run_dir) if s.get("state") == "done"}
+    todo = [i for i in range(n) if i not in done]
+    if not todo:
+        raise UserError(f"run {run.run_id}: every folder is archived; nothing to retry")
+    cfg = run_config(run)
+    be = backend_for_run(run, cfg)
+    result = SubmitResult(run, dry_run=dry_run, backend=be.name)
+    if not dry_run:
+        for i in todo:
+            reset_attempts(run.run_dir, i)
+    dispatch_archive(run, cfg, be, result, dry_run=dry_run, indices=todo)
+    return result

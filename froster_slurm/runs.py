@@ -1,0 +1,190 @@
+"""A run: one directory in the state dir that holds everything about one submission.
+
+Layout (the contract between the manager and the job scripts)::
+
+    <state_dir>/runs/<run_id>/
+        run.toml          settings the jobs read (written once, before anything is submitted)
+        jobs.toml         job ids, added as the stages are submitted
+        folders.nul       the folder list: entry i is archived by array task i
+        scripts/          rendered sbatch scripts, exactly as submitted
+        logs/             Slurm/local output (%A_%a.out)
+        tasks/<i>/        per-task state (state.json, step markers, staging)
+        crawl/ hotspots.csv selection.nul   (pipeline runs)
+        summary.json summary.html          (written by finalize)
+
+Everything a job needs is in the run directory, so a job never depends on the submitting
+shell's environment or on the folder names being in a script's text.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import secrets
+import socket
+import sys
+import time
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from . import __version__
+from .config import Config
+from .errors import NotFoundError
+from .paths import read_folder_list, write_folder_list
+from .units import parse_size
+
+ARCHIVE_KEYS = ("storage_class", "recursive", "hash_workers", "max_attempts", "retry_delay",
+                "requeue_grace", "rclone", "rclone_config", "rclone_flags", "transfers")
+
+
+@dataclass
+class Run:
+    """Handle on a run directory."""
+
+    run_dir: Path
+
+    @property
+    def run_id(self) -> str:
+        return self.run_dir.name
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        with open(self.run_dir / "run.toml", "rb") as f:
+            return tomllib.load(f)
+
+    @property
+    def folders_path(self) -> Path:
+        return self.run_dir / "folders.nul"
+
+    def folders(self) -> list[bytes]:
+        return read_folder_list(self.folders_path) if self.folders_path.exists() else []
+
+    def jobs(self) -> dict[str, Any]:
+        p = self.run_dir / "jobs.toml"
+        if not p.exists():
+            return {}
+        with open(p, "rb") as f:
+            return tomllib.load(f)
+
+    def record_jobs(self, stage: str, job_ids: list[str], **extra: Any) -> None:
+        """Append a stage's job ids to jobs.toml (atomic rewrite; written by one process)."""
+        data = self.jobs()
+        entry = {"job_ids": list(job_ids), "submitted": _now_iso(), **extra}
+        data.setdefault(stage, []).append(entry)
+        _atomic_write(self.run_dir / "jobs.toml", tomli_w.dumps(data))
+
+    def all_job_ids(self) -> list[str]:
+        return [j for entries in self.jobs().values() for e in entries for j in e["job_ids"]]
+
+    def script_path(self, name: str) -> Path:
+        return self.run_dir / "scripts" / name
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def runs_dir(config: Config) -> Path:
+    return config.path("state_dir") / "runs"
+
+
+def new_run_id() -> str:
+    """Sortable by time, unique across concurrent submitters."""
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+
+
+def archive_settings(config: Config, remote: str, *, recursive: bool | None = None,
+                     storage_class: str | None = None) -> dict[str, Any]:
+    """The [archive] table of run.toml, from config with per-submission overrides."""
+    s: dict[str, Any] = {k: config.get(f"archive.{k}") for k in ARCHIVE_KEYS}
+    if recursive is not None:
+        s["recursive"] = recursive
+    if storage_class:
+        s["storage_class"] = storage_class
+    s["bundle_threshold"] = parse_size(config.get("archive.bundle_threshold"))
+    s["bundle_size"] = parse_size(config.get("archive.bundle_size"))
+    s["remote"] = normalize_remote(remote)
+    s["prefix"] = config.get("remote_prefix").strip("/")
+    return s
+
+
+def normalize_remote(remote: str) -> str:
+    """'name:path' stays; a local path becomes absolute (jobs run from another cwd)."""
+    head = remote.split("/", 1)[0]
+    if ":" in head and not remote.startswith(("/", ".", "~")):
+        return remote
+    return os.path.abspath(os.path.expanduser(remote))
+
+
+def python_for_jobs(config: Config) -> str:
+    return config.get("python") or sys.executable
+
+
+def create_run(config: Config, kind: str, *, folders: Iterable[bytes] | None = None,
+               archive: dict[str, Any] | None = None, backend: str = "slurm",
+               extra: dict[str, Any] | None = None) -> Run:
+    """Make the run directory and write run.toml (+ folders.nul when folders are known)."""
+    base = runs_dir(config)
+    base.mkdir(parents=True, exist_ok=True)
+    run_dir = base / new_run_id()
+    for sub in ("", "scripts", "logs", "tasks"):
+        (run_dir / sub).mkdir(parents=(sub == ""), exist_ok=False if sub == "" else True)
+    settings: dict[str, Any] = {
+        "run_id": run_dir.name, "kind": kind, "created": _now_iso(),
+        "user": getpass.getuser(), "host": socket.gethostname(), "version": __version__,
+        "python": python_for_jobs(config), "backend": backend,
+        "catalog": str(catalog_path(config)),
+    }
+    if extra:
+        settings.update(extra)
+    if archive is not None:
+        settings["archive"] = archive
+    _atomic_write(run_dir / "run.toml", tomli_w.dumps(settings))
+    if folders is not None:
+        write_folder_list(run_dir / "folders.nul", folders)
+    return Run(run_dir)
+
+
+def catalog_path(config: Config) -> Path:
+    explicit = config.get("catalog")
+    if explicit:
+        return Path(os.path.expanduser(explicit))
+    return config.path("state_dir") / "catalog.duckdb"
+
+
+def open_run(config: Config, run: str) -> Run:
+    """A run by id, unique id prefix, 'last', or a path to its directory."""
+    p = Path(run)
+    if (p / "run.toml").is_file():
+        return Run(p.resolve())
+    base = runs_dir(config)
+    ids = sorted(d.name for d in base.iterdir() if (d / "run.toml").is_file()) \
+        if base.is_dir() else []
+    if run in ("last", "latest", ""):
+        if not ids:
+            raise NotFoundError(f"no runs yet in {base}")
+        return Run(base / ids[-1])
+    matches = [i for i in ids if i.startswith(run)]
+    if len(matches) != 1:
+        what = "no run" if not matches else f"{len(matches)} runs"
+        raise NotFoundError(f"{what} matching {run!r} in {base}")
+    return Run(base / matches[0])
+
+
+def list_runs(config: Config) -> list[Run]:
+    base = runs_dir(config)
+    if not base.is_dir():
+        return []
+    return [Run(d) for d in sorted(base.iterdir()) if (d / "run.toml").is_file()]

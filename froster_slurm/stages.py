@@ -1,0 +1,88 @@
+"""Render one stage's sbatch script into a run directory.
+
+A rendered script = the stage template (``templates/<stage>.sbatch``, admin-tunable) with the
+``#SBATCH`` block built from config (``[slurm]`` + ``[slurm.<stage>]``) and the stage's bash
+body (``jobscripts/common.sh`` + ``jobscripts/<stage>.sh``) inlined, so it is self-contained and
+an upgrade of froster-slurm never changes a job that is already queued.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .config import Config
+from .errors import ConfigError
+from .render import (
+    check_bash,
+    load_jobscript,
+    load_template,
+    parse_extra,
+    render,
+    sbatch_directives,
+)
+from .runs import Run
+
+# Sensible per-stage resources when the config leaves them empty.
+STAGE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "crawl": {"cpus_per_task": 2},
+    "rank": {"cpus_per_task": 2},
+    "archive": {"cpus_per_task": 2},
+    "finalize": {"cpus_per_task": 1},
+    "restore": {"cpus_per_task": 1},
+    "purge": {"cpus_per_task": 1},
+}
+_UNSAFE_IN_DIRECTIVE = re.compile(r"[\s%]")
+
+
+def sbatch_options(stage: str, config: Config, run: Run, *, job_name: str,
+                   array: str | None = None, extra: dict[str, Any] | None = None
+                   ) -> dict[str, Any]:
+    """The #SBATCH options of one stage: defaults < config < what the caller needs."""
+    if _UNSAFE_IN_DIRECTIVE.search(str(run.run_dir)):
+        raise ConfigError(f"state_dir {run.run_dir.parent.parent} contains a space or '%', "
+                          "which sbatch cannot take in --output; choose another state_dir")
+    s = config.slurm_options(stage)
+    opts: dict[str, Any] = dict(STAGE_DEFAULTS.get(stage, {}))
+    for key, opt in (("partition", "partition"), ("account", "account"), ("qos", "qos"),
+                     ("time", "time"), ("mem", "mem")):
+        if s[key]:
+            opts[opt] = s[key]
+    if s["cpus"]:
+        opts["cpus_per_task"] = s["cpus"]
+    log = run.run_dir / "logs" / (f"{stage}-%A_%a.out" if array else f"{stage}-%j.out")
+    opts.update(job_name=job_name, output=str(log), open_mode="append")
+    if array:
+        opts["array"] = array
+    opts.update(extra or {})
+    for name, value in parse_extra(s["extra"]).items():
+        opts[name] = value
+    return opts
+
+
+def render_stage(stage: str, config: Config, run: Run, *, options: dict[str, Any],
+                 script_name: str | None = None, array_offset: int = 0) -> Path:
+    """Render ``templates/<stage>.sbatch`` into ``<run>/scripts/`` and return its path."""
+    templates_dir = config.get("templates_dir") or None
+    name = f"{stage}.sbatch"
+    values = {
+        "SBATCH": sbatch_directives(options),
+        "VERSION": __version__,
+        "STAGE": stage,
+        "RUN_ID": run.run_id,
+        "RUN_DIR": shlex.quote(str(run.run_dir)),
+        "PYTHON": shlex.quote(run.settings.get("python", "python3")),
+        "ARRAY_OFFSET": str(int(array_offset)),
+        "COMMON": load_jobscript("common.sh", templates_dir),
+        "BODY": load_jobscript(f"{stage}.sh", templates_dir),
+    }
+    text = render(load_template(name, templates_dir), values, name)
+    check_bash(text, name)
+    dest = run.script_path(script_name or name)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(text)
+    dest.chmod(0o755)
+    return dest

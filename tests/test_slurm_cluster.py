@@ -1,0 +1,70 @@
+"""Round trips through the REAL local Slurm cluster (make test starts it)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from froster_slurm.slurm import SlurmClient, dependency
+
+pytestmark = pytest.mark.slurm
+
+
+def wait_gone(client: SlurmClient, job: str, timeout: float = 60) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if not any(i.state in ("PENDING", "RUNNING", "COMPLETING", "CONFIGURING")
+                   for i in client.queue([job]).values()):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"job {job} still queued after {timeout}s")
+
+
+def test_submit_wait_and_read_back_the_comment(slurm_cluster: None, tmp_path: Path) -> None:
+    """The job sets its own Comment with scontrol; we read it back from squeue and scontrol."""
+    out = tmp_path / "out.txt"
+    script = tmp_path / "job.sbatch"
+    script.write_text(f"""#!/bin/bash
+#SBATCH --job-name=froster-test-comment
+#SBATCH --output={tmp_path}/slurm-%j.out
+scontrol update job="$SLURM_JOB_ID" Comment="step 2/3 upload 41%"
+echo ran > {out}
+sleep 20
+""")
+    client = SlurmClient()
+    job = client.submit(script)
+    deadline = time.time() + 30
+    comment = ""
+    while time.time() < deadline and comment != "step 2/3 upload 41%":
+        comment = client.queue([job]).get(job, None).comment if job in client.queue([job]) else ""
+        time.sleep(0.3)
+    assert comment == "step 2/3 upload 41%"
+    assert client.show_job(job)["Comment"] == "step 2/3 upload 41%"
+    client.set_comment(job, "set from the manager")
+    assert client.queue([job])[job].comment == "set from the manager"
+    client.cancel([job])
+    wait_gone(client, job)
+    assert out.read_text() == "ran\n"
+
+
+def test_dependency_chain_and_array(slurm_cluster: None, tmp_path: Path) -> None:
+    """afterok + an array with a throttle: the second job runs only after every task."""
+    log = tmp_path / "order.log"
+    first = tmp_path / "a.sbatch"
+    first.write_text(f"""#!/bin/bash
+#SBATCH --array=0-2%2
+#SBATCH --output=/dev/null
+echo "task $SLURM_ARRAY_TASK_ID" >> {log}
+""")
+    second = tmp_path / "b.sbatch"
+    second.write_text(f"#!/bin/bash\n#SBATCH --output=/dev/null\necho done >> {log}\n")
+    client = SlurmClient()
+    a = client.submit(first)
+    b = client.submit(second, dependency=dependency(afterok=[a]))
+    wait_gone(client, b, 90)
+    lines = log.read_text().splitlines()
+    assert sorted(lines[:3]) == ["task 0", "task 1", "task 2"]
+    assert lines[3:] == ["done"]
+    assert client.max_array_size() >= 1000
