@@ -28,12 +28,19 @@ def set_comment(text: str) -> None:
             pass
 
 
+def crawl_dir(run: Run) -> Path:
+    """Where a run's crawl shards go: <run>/crawl, or the -o of `crawl --submit`."""
+    return Path(run.settings.get("crawl", {}).get("out_dir") or run.run_dir / "crawl")
+
+
 def plan_crawl(run: Run, shards: int) -> None:
     """Split the run's roots into ``shards`` balanced shares (at submit time, once)."""
     from .crawl import plan_shards
 
     roots = read_folder_list(run.run_dir / "roots.nul")
-    plan_shards(roots, shards, run.run_dir / "crawl")
+    out = crawl_dir(run)
+    out.mkdir(parents=True, exist_ok=True)
+    plan_shards(roots, shards, out)
 
 
 def crawl(run: Run, index: int) -> int:
@@ -42,7 +49,7 @@ def crawl(run: Run, index: int) -> int:
 
     cfg = run_config(run)
     set_comment(f"crawl shard {index}")
-    summary = crawl_shard(run.run_dir / "crawl", index,
+    summary = crawl_shard(crawl_dir(run), index,
                           workers=cfg.get("crawl.workers"), threads=cfg.get("crawl.threads"),
                           one_file_system=cfg.get("crawl.one_file_system"),
                           exclude=cfg.get("crawl.exclude"),
@@ -60,7 +67,7 @@ def rank(run: Run) -> int:
     sel = run.settings.get("select", {})
     set_comment("rank")
     hotspots = run.run_dir / "hotspots.csv"
-    rank_to_file([run.run_dir / "crawl"], hotspots,
+    rank_to_file([crawl_dir(run)], hotspots,
                  memory_limit=cfg.get("rank.memory_limit"),
                  temp_dir=cfg.get("rank.temp_dir") or None, threads=cfg.get("rank.threads"))
     rules = Rules.from_options(min_size=sel.get("min_size", cfg.get("rank.min_size")),

@@ -190,21 +190,60 @@ def crawl_job_name(roots: list[bytes]) -> str:
     return f"froster-crawl-{digest}"
 
 
+def dispatch_crawl(run: Run, config: Config, be: Backend, result: SubmitResult,
+                   roots: list[bytes], shards: int, *, dry_run: bool = False) -> str:
+    """Render and submit the crawl (an array over shards); returns its job id ('' if dry)."""
+    copts = sbatch_options("crawl", config, run, job_name=crawl_job_name(roots),
+                           array=f"0-{shards - 1}" if shards > 1 else None)
+    script = render_stage("crawl", config, run, options=copts)
+    result.scripts.append(script)
+    if dry_run:
+        return ""
+    job = be.submit(script, dependency=dependency(singleton=True))
+    run.record_jobs("crawl", [job])
+    result.job_ids["crawl"] = [job]
+    return job
+
+
+def _absolute_roots(roots: list[bytes], shards: int) -> list[bytes]:
+    if not roots:
+        raise UserError("give at least one PATH to crawl")
+    if shards < 1:
+        raise UserError("--shards must be at least 1")
+    out = []
+    for r in roots:
+        p = os.path.normpath(os.path.abspath(r))
+        if not os.path.isdir(p):
+            raise UserError(f"not a directory: {display(p)}")
+        out.append(p)
+    return out
+
+
+def submit_crawl(roots: list[bytes], out_dir: Path, config: Config, *, shards: int,
+                 backend: str | None = None, dry_run: bool = False) -> SubmitResult:
+    """`froster-slurm crawl PATH --shards N --submit`: the crawl alone, as an array job."""
+    absroots = _absolute_roots(roots, shards)
+    be = make_backend(config, backend)
+    out_dir = Path(os.path.abspath(out_dir))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    run = create_run(config, "crawl", backend=be.name,
+                     extra={"crawl": {"shards": shards, "out_dir": str(out_dir)}})
+    save_snapshot(config, run.run_dir / "config.toml")
+    write_folder_list(run.run_dir / "roots.nul", absroots)
+    from .jobs import plan_crawl
+
+    plan_crawl(run, shards)
+    result = SubmitResult(run, dry_run=dry_run, backend=be.name)
+    dispatch_crawl(run, config, be, result, absroots, shards, dry_run=dry_run)
+    return result
+
+
 def submit_pipeline(roots: list[bytes], remote: str, config: Config, *,
                     rules: dict[str, Any], shards: int = 1, recursive: bool | None = None,
                     storage_class: str | None = None, backend: str | None = None,
                     dry_run: bool = False) -> SubmitResult:
     """`froster-slurm submit PATH`: crawl -> rank (which submits archive + finalize)."""
-    if not roots:
-        raise UserError("give at least one PATH to crawl")
-    absroots = []
-    for r in roots:
-        p = os.path.normpath(os.path.abspath(r))
-        if not os.path.isdir(p):
-            raise UserError(f"not a directory: {display(p)}")
-        absroots.append(p)
-    if shards < 1:
-        raise UserError("--shards must be at least 1")
+    absroots = _absolute_roots(roots, shards)
     rec = config.get("archive.recursive") if recursive is None else recursive
     be = make_backend(config, backend)
     settings = archive_settings(config, remote, recursive=rec, storage_class=storage_class)
@@ -213,23 +252,16 @@ def submit_pipeline(roots: list[bytes], remote: str, config: Config, *,
                             "crawl": {"shards": shards}})
     save_snapshot(config, run.run_dir / "config.toml")
     write_folder_list(run.run_dir / "roots.nul", absroots)
-    (run.run_dir / "crawl").mkdir()
     from .jobs import plan_crawl  # the crawl engine is only needed when a pipeline is made
 
     plan_crawl(run, shards)
     result = SubmitResult(run, dry_run=dry_run, backend=be.name)
-    name = crawl_job_name(absroots)
-    copts = sbatch_options("crawl", config, run, job_name=name,
-                           array=f"0-{shards - 1}" if shards > 1 else None)
-    crawl_script = render_stage("crawl", config, run, options=copts)
+    crawl_id = dispatch_crawl(run, config, be, result, absroots, shards, dry_run=dry_run)
     ropts = sbatch_options("rank", config, run, job_name=f"froster-rank-{run.run_id}")
     rank_script = render_stage("rank", config, run, options=ropts)
-    result.scripts += [crawl_script, rank_script]
+    result.scripts.append(rank_script)
     if dry_run:
         return result
-    crawl_id = be.submit(crawl_script, dependency=dependency(singleton=True))
-    run.record_jobs("crawl", [crawl_id])
-    result.job_ids["crawl"] = [crawl_id]
     rank_id = be.submit(rank_script, dependency=dependency(afterok=[crawl_id]))
     run.record_jobs("rank", [rank_id])
     result.job_ids["rank"] = [rank_id]

@@ -40,13 +40,29 @@ node_name() { hostname -s; }
 
 # --- small helpers -----------------------------------------------------------
 
-# alive PID NAME: true when PID is a running process whose command is NAME.
+# alive PID NAME: true when PID is a live process (not a zombie) whose command
+# is NAME. Zombies matter: in a container whose init reaps slowly (gVisor's
+# here), a killed daemon stays visible in /proc as state Z for seconds.
 alive() {
-    local pid=$1 name=$2 comm
+    local pid=$1 name=$2 comm stat state
     [[ $pid =~ ^[0-9]+$ ]] || return 1
     [[ -r /proc/$pid/comm ]] || return 1
     comm=$(<"/proc/$pid/comm") || return 1
-    [[ $comm == "$name" ]]
+    [[ $comm == "$name" ]] || return 1
+    stat=$(<"/proc/$pid/stat") || return 1
+    state=${stat##*) }
+    state=${state%% *}
+    [[ $state != [ZXx] ]]
+}
+
+# live_pids NAME: pids of live (non-zombie) processes named NAME, one per line.
+live_pids() {
+    local d
+    for d in /proc/[0-9]*; do
+        if alive "${d#/proc/}" "$1"; then
+            printf '%s\n' "${d#/proc/}"
+        fi
+    done
 }
 
 # owned_pid NAME: the pid recorded by `up` for a daemon it started (empty if none/dead).
@@ -204,8 +220,8 @@ AuthType=auth/munge
 CredType=cred/munge
 # cred_expire is the job credential lifetime AND the delay before a requeued
 # job may start again (its BeginTime is set to now + cred_expire). Default 120 s;
-# 5 is the smallest value Slurm 22.05 accepts. Measured requeue -> running
-# again in ~6-7 s with this setting (docs/slurm-cluster.md).
+# 5 is the smallest value Slurm 22.05 accepts (smaller: error, back to 120).
+# Measured: requeue -> running again in ~6 s (121 s with the default).
 AuthInfo=cred_expire=$CRED_EXPIRE
 SlurmUser=root
 SlurmdUser=root
@@ -221,6 +237,10 @@ SlurmctldLogFile=$LOG_DIR/slurmctld.log
 SlurmdLogFile=$LOG_DIR/slurmd.log
 SlurmctldDebug=info
 SlurmdDebug=info
+
+# No mail on this test cluster (Debian's default /bin/mail is not installed;
+# slurmctld logs "Configured MailProg is invalid" without this).
+MailProg=/bin/true
 
 # --- container friendly: no cgroups, no systemd ---
 ProctrackType=proctrack/linuxproc
@@ -241,7 +261,7 @@ SchedulerType=sched/backfill
 # \`defer\` is deliberately NOT set, so every submit triggers an immediate
 # scheduling pass.
 SchedulerParameters=sched_interval=1,bf_interval=1
-# CR_CPU: cores are the consumable resource and memory is not, so several
+# CR_CPU: CPUs are the consumable resource and memory is not, so several
 # 1-CPU jobs run side by side on a 2-core machine (with CR_*_Memory a job
 # without --mem would claim all of the node's memory and run alone).
 SelectType=select/cons_tres
@@ -268,11 +288,10 @@ MessageTimeout=10
 # A node DOWN for any reason returns to service when slurmd registers with a
 # valid configuration (e.g. after \`down\` + \`up\`).
 ReturnToService=2
-# Interactive srun/salloc without a live client are not killed early.
+# Slurm defaults, kept explicit: no limit on idle srun/salloc clients; a node
+# whose slurmd stops answering is set DOWN after 300 s.
 InactiveLimit=0
-# Not running jobs get killed this long after their node stops responding.
 SlurmdTimeout=300
-SlurmctldTimeout=120
 
 # --- the node and the partition ---
 NodeName=$host NodeAddr=127.0.0.1 NodeHostname=$host CPUs=$cpus RealMemory=$mem State=UNKNOWN
@@ -335,9 +354,29 @@ start_slurmd() {
     record_owned slurmd "$pid"
 }
 
+# settle_owned_ctld PID: our slurmctld is alive but does not answer (starting
+# up, or dying: a killed process can linger for a moment). Wait up to 10 s;
+# print the pid if it is still ours and alive, nothing if it went away.
+settle_owned_ctld() {
+    local pid=$1 i
+    for ((i = 0; i < 20; i++)); do
+        if controller_up; then
+            printf '%s\n' "$pid"
+            return 0
+        fi
+        alive "$pid" slurmctld || return 0
+        sleep 0.5
+    done
+    printf '%s\n' "$pid"
+}
+
 wait_controller() {
     local deadline=$((SECONDS + UP_TIMEOUT))
     until controller_up; do
+        if [[ -e $STATE_DIR/owned-slurmctld.pid && -z $(owned_pid slurmctld) ]]; then
+            show_logs
+            die "slurmctld (started by this script) exited; see the log above"
+        fi
         if ((SECONDS >= deadline)); then
             show_logs
             die "slurmctld did not answer 'scontrol ping' within ${UP_TIMEOUT}s"
@@ -395,7 +434,16 @@ cmd_up() {
     ctld_pid=$(owned_pid slurmctld)
     slurmd_pid=$(owned_pid slurmd)
 
-    if cluster_usable; then
+    # A daemon this script started that has died since (sinfo may still say
+    # "idle" for up to SlurmdTimeout) means the cluster must be repaired.
+    local died=""
+    [[ -e $STATE_DIR/owned-slurmctld.pid && -z $ctld_pid ]] && died+=" slurmctld"
+    [[ -e $STATE_DIR/owned-slurmd.pid && -z $slurmd_pid ]] && died+=" slurmd"
+    if [[ -n $died ]]; then
+        log "daemon(s) started by this script are gone:$died; restarting"
+    fi
+
+    if [[ -z $died ]] && cluster_usable; then
         if [[ -z $ctld_pid && -z $slurmd_pid ]]; then
             # Someone else's cluster: use it, never stop it.
             forget_owned slurmctld
@@ -429,11 +477,14 @@ cmd_up() {
         slurmd_pid=
     fi
 
+    if [[ -n $ctld_pid ]] && ! controller_up; then
+        ctld_pid=$(settle_owned_ctld "$ctld_pid")
+    fi
     if [[ -z $ctld_pid ]]; then
         if controller_up; then
             log "a slurmctld not started by this script answers; leaving it alone"
-        elif pgrep -x slurmctld >/dev/null; then
-            die "a slurmctld (pid $(pgrep -x slurmctld | tr '\n' ' ')) not started by this script runs but does not answer; stop it first"
+        elif [[ -n $(live_pids slurmctld) ]]; then
+            die "a slurmctld (pid $(live_pids slurmctld | xargs)) not started by this script runs but does not answer; stop it first"
         else
             forget_owned slurmctld
             start_slurmctld
@@ -442,7 +493,7 @@ cmd_up() {
     wait_controller
 
     if [[ -z $slurmd_pid ]]; then
-        if pgrep -x slurmd >/dev/null; then
+        if [[ -n $(live_pids slurmd) ]]; then
             log "a slurmd not started by this script is running; leaving it alone"
         else
             forget_owned slurmd

@@ -5,8 +5,12 @@ from __future__ import annotations
 import importlib
 import sys
 
-import click
 import typer
+
+try:  # typer >= 0.24 vendors click; older releases use the click package itself
+    from typer._click import exceptions as _click_exc
+except ImportError:  # pragma: no cover - depends on the installed typer
+    from click import exceptions as _click_exc
 
 from ..errors import FrosterError
 from .app import app
@@ -31,12 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     except FrosterError as e:
         print(f"froster-slurm: error: {e}", file=sys.stderr)
         return e.exit_code
-    except click.exceptions.Exit as e:
+    except typer.Exit as e:
         return e.exit_code
-    except click.ClickException as e:
+    except _click_exc.ClickException as e:
         e.show()
         return e.exit_code
-    except click.exceptions.Abort:
+    except typer.Abort:
         print("froster-slurm: aborted", file=sys.stderr)
         return 130
     except KeyboardInterrupt:

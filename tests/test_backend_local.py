@@ -1,0 +1,66 @@
+"""The local backend runs the same rendered scripts as Slurm would, without Slurm."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from froster_slurm.backend import LocalBackend, parse_array, read_script_options
+from froster_slurm.slurm import dependency
+
+
+def script(tmp_path: Path, name: str, body: str, directives: str = "") -> Path:
+    p = tmp_path / "scripts" / name
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(f"#!/bin/bash\n{directives}#SBATCH --output {tmp_path}/logs/{name}-%A_%a.out\n"
+                 f"#SBATCH --open-mode append\nset -euo pipefail\n{body}")
+    return p
+
+
+def test_parse_array_specs() -> None:
+    assert parse_array("0-3%2") == ([0, 1, 2, 3], 2)
+    assert parse_array("1,3,5-7") == ([1, 3, 5, 6, 7], 0)
+    assert parse_array("0-6:3") == ([0, 3, 6], 0)
+
+
+def test_array_runs_every_task_with_slurm_like_environment(tmp_path: Path) -> None:
+    s = script(tmp_path, "a.sbatch",
+               f'echo "$SLURM_ARRAY_JOB_ID $SLURM_ARRAY_TASK_ID $FROSTER_BACKEND" '
+               f'> {tmp_path}/task-$SLURM_ARRAY_TASK_ID\n',
+               "#SBATCH --array 0-4%2\n#SBATCH --job-name t\n")
+    assert read_script_options(s).throttle == 2
+    be = LocalBackend(tmp_path / "state", parallel=4)
+    job = be.submit(s)
+    for i in range(5):
+        assert (tmp_path / f"task-{i}").read_text() == f"{job} {i} local\n"
+    assert be.queue([job])[job].state == "COMPLETED"
+    assert (tmp_path / "logs").is_dir()
+
+
+def test_afterok_on_a_failed_job_never_runs_but_afterany_does(tmp_path: Path) -> None:
+    be = LocalBackend(tmp_path / "state")
+    bad = be.submit(script(tmp_path, "bad.sbatch", "exit 3\n"))
+    assert be.queue([bad])[bad].state == "FAILED"
+    ok_dep = be.submit(script(tmp_path, "x.sbatch", f"touch {tmp_path}/x\n"),
+                       dependency=dependency(afterok=[bad]))
+    any_dep = be.submit(script(tmp_path, "y.sbatch", f"touch {tmp_path}/y\n"),
+                        dependency=dependency(afterany=[bad], singleton=True))
+    assert be.queue([ok_dep])[ok_dep].state == "CANCELLED"
+    assert not (tmp_path / "x").exists()
+    assert (tmp_path / "y").exists()
+    assert be.queue([any_dep])[any_dep].state == "COMPLETED"
+
+
+def test_exit_75_is_a_requeue_after_the_recorded_delay(tmp_path: Path) -> None:
+    """A task that asks for a retry (75) runs again; its state file says when."""
+    state = tmp_path / "tasks" / "0" / "state.json"
+    state.parent.mkdir(parents=True)
+    state.write_text(json.dumps({"retry_after": 0}))
+    body = (f'n=$(cat {tmp_path}/count 2>/dev/null || echo 0); echo $((n+1)) > {tmp_path}/count\n'
+            f'[ "$n" -ge 2 ] || exit 75\n')
+    be = LocalBackend(tmp_path / "state")
+    job = be.submit(script(tmp_path, "r.sbatch", body, "#SBATCH --array 0\n"))
+    assert (tmp_path / "count").read_text() == "3\n"
+    assert be.queue([job])[job].state == "COMPLETED"
+    log = (tmp_path / "logs" / f"r.sbatch-{job}_0.out")
+    assert log.exists()
