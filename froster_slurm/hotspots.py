@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .errors import DataError, NotFoundError
@@ -41,9 +41,6 @@ class Hotspot:
         d = asdict(self)
         d["folder"] = os.fsdecode(self.folder)
         return d
-
-
-_INT_FIELDS = [f.name for f in fields(Hotspot) if f.type in ("int", int)]
 
 
 def _to_latin1(text: str) -> str:
@@ -86,10 +83,9 @@ def iter_hotspots(src: str | os.PathLike) -> Iterator[Hotspot]:
             if len(row) != len(COLUMNS):
                 raise DataError(f"{src}:{r.line_num}: expected {len(COLUMNS)} fields")
             try:
-                yield Hotspot(
-                    folder=row[0].encode("latin-1"),
-                    **{k: int(v) for k, v in zip(COLUMNS[1:9], row[1:9], strict=True)},
-                    owner=_from_latin1(row[9]), group=_from_latin1(row[10]), depth=int(row[11]))
+                yield Hotspot(row[0].encode("latin-1"), int(row[1]), int(row[2]), int(row[3]),
+                              int(row[4]), int(row[5]), int(row[6]), int(row[7]), int(row[8]),
+                              _from_latin1(row[9]), _from_latin1(row[10]), int(row[11]))
             except ValueError as e:
                 raise DataError(f"{src}:{r.line_num}: {e}") from e
 

@@ -1,0 +1,335 @@
+"""Which folders to archive: rules, safe (non-overlapping) selections and what they will cost.
+
+Pure logic shared by the interactive picker and the ``select`` command, so both make the same
+decisions and write the same file.  Nothing here touches a terminal.
+
+Two measures of a folder exist in a hotspots row: *direct* (files in the folder itself) and
+*total* (its whole subtree).  Rules rank and filter by the measure the user chose (``by``);
+totals and costs use what will actually be archived: the subtree in recursive mode, the folder's
+own files otherwise.  In recursive mode a folder and one of its ancestors must never both be
+selected, or the subtree would be archived twice (twice the cost, two copies that can drift).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .errors import NotFoundError, UserError
+from .hotspots import Hotspot, read_hotspots
+from .paths import display, write_folder_list
+from .units import format_size
+
+BY_CHOICES = ("direct", "total")
+TB = 1000**4  # storage is billed in decimal units (see units.parse_size)
+
+
+# --- measures ---------------------------------------------------------------------------------
+
+def size_of(h: Hotspot, by: str) -> int:
+    """The size rules rank and filter on: the folder's own files or its whole subtree."""
+    return h.total_bytes if by == "total" else h.bytes
+
+
+def archived(h: Hotspot, recursive: bool) -> tuple[int, int]:
+    """(bytes, files) the archive stage will copy for this folder."""
+    return (h.total_bytes, h.total_files) if recursive else (h.bytes, h.files)
+
+
+def last_used(h: Hotspot) -> int:
+    """Newest of modification and access time.
+
+    Both count: data someone still reads is not cold even if nobody writes it.  Where atime is
+    not maintained (noatime mounts) it is old or 0 and the mtime decides alone.
+    """
+    return max(h.newest_mtime, h.newest_atime)
+
+
+# --- rules ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Rules:
+    """Filters a folder must pass.  Zero / empty means "no constraint"."""
+
+    min_size: int = 0
+    older_than: int = 0  # seconds since last use (see last_used)
+    owners: frozenset[str] = frozenset()
+    text: str = ""  # case-insensitive substring of the path
+    by: str = "direct"
+
+    def __post_init__(self) -> None:
+        if self.by not in BY_CHOICES:
+            raise UserError(f"--by must be one of {', '.join(BY_CHOICES)}, not {self.by!r}")
+        if self.min_size < 0 or self.older_than < 0:
+            raise UserError("minimum size and age cannot be negative")
+
+    def is_empty(self) -> bool:
+        return not (self.min_size or self.older_than or self.owners or self.text)
+
+    def describe(self) -> str:
+        """Short human description for status lines and summaries."""
+        parts = []
+        if self.text:
+            parts.append(f"path~{self.text!r}")
+        if self.owners:
+            parts.append("owner=" + ",".join(sorted(self.owners)))
+        if self.min_size:
+            parts.append(f"size>={format_size(self.min_size)}")
+        if self.older_than:
+            parts.append(f"unused>={self.older_than // 86400}d")
+        return " ".join(parts) or "none"
+
+
+def matcher(rules: Rules, now: float) -> Callable[[Hotspot], bool]:
+    """A fast predicate for ``rules`` (100k rows are filtered on every keystroke in the picker).
+
+    The path text is matched against the raw bytes (ASCII-case-folded), so it works on names
+    that are not UTF-8 without decoding every row.
+    """
+    needle = os.fsencode(rules.text).lower() if rules.text else b""
+    cutoff = now - rules.older_than
+    min_size, owners, by, older = rules.min_size, rules.owners, rules.by, rules.older_than
+
+    def ok(h: Hotspot) -> bool:
+        if min_size and size_of(h, by) < min_size:
+            return False
+        if older and last_used(h) > cutoff:
+            return False
+        if owners and h.owner not in owners:
+            return False
+        return not needle or needle in h.folder.lower()
+
+    return ok
+
+
+def filter_rows(rows: Iterable[Hotspot], rules: Rules, now: float) -> list[Hotspot]:
+    ok = matcher(rules, now)
+    return [h for h in rows if ok(h)]
+
+
+# --- overlap detection ------------------------------------------------------------------------
+
+def folder_key(path: bytes) -> bytes:
+    """Comparable form of a path: repeated and trailing slashes removed (root stays b'/')."""
+    while b"//" in path:
+        path = path.replace(b"//", b"/")
+    return path.rstrip(b"/") or (b"/" if path.startswith(b"/") else path)
+
+
+def ancestors(key: bytes) -> Iterator[bytes]:
+    """Proper ancestors of a normalised path, nearest first: /a/b/c -> /a/b, /a, /."""
+    while True:
+        cut = key.rfind(b"/")
+        if cut < 0 or key == b"/":
+            return
+        key = key[:cut] or b"/"
+        yield key
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """Why ``folder`` cannot join a recursive selection that already holds ``other``."""
+
+    folder: bytes
+    other: bytes
+    kind: Literal["inside", "contains", "same"]
+
+    def message(self) -> str:
+        f, o = display(self.folder), display(self.other)
+        if self.kind == "inside":
+            return (f"{f} is inside {o}, which is already selected: archiving {o} "
+                    "recursively includes it")
+        if self.kind == "contains":
+            return (f"{f} contains {o}, which is already selected: unselect {o} first, "
+                    "or both would be archived twice")
+        return f"{f} is already selected"
+
+
+class FolderSet:
+    """Selected folders; in recursive mode no member is inside another.
+
+    Every proper ancestor of a member is counted in ``_below``, so both checks are a handful of
+    dict look-ups (O(depth)) however many folders are selected: "select all" on 100k rows stays
+    fast.
+    """
+
+    def __init__(self, recursive: bool):
+        self.recursive = recursive
+        self._members: dict[bytes, bytes] = {}  # key -> folder as given
+        self._below: dict[bytes, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._members)
+
+    def __contains__(self, folder: bytes) -> bool:
+        return folder_key(folder) in self._members
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._members.values())
+
+    def conflict(self, folder: bytes) -> Conflict | None:
+        """The reason ``folder`` cannot be added, or None."""
+        key = folder_key(folder)
+        if key in self._members:
+            return Conflict(folder, self._members[key], "same")
+        if not self.recursive:
+            return None
+        for anc in ancestors(key):
+            if anc in self._members:
+                return Conflict(folder, self._members[anc], "inside")
+        if self._below.get(key):
+            prefix = key if key.endswith(b"/") else key + b"/"
+            inner = next(k for k in self._members if k.startswith(prefix))
+            return Conflict(folder, self._members[inner], "contains")
+        return None
+
+    def add(self, folder: bytes) -> Conflict | None:
+        """Add ``folder`` unless it conflicts; returns the conflict (nothing added) or None."""
+        found = self.conflict(folder)
+        if found:
+            return found
+        key = folder_key(folder)
+        self._members[key] = folder
+        for anc in ancestors(key):
+            self._below[anc] = self._below.get(anc, 0) + 1
+        return None
+
+    def discard(self, folder: bytes) -> bool:
+        key = folder_key(folder)
+        if self._members.pop(key, None) is None:
+            return False
+        for anc in ancestors(key):
+            n = self._below[anc] - 1
+            if n:
+                self._below[anc] = n
+            else:
+                del self._below[anc]
+        return True
+
+
+# --- totals and cost --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Totals:
+    folders: int
+    bytes: int
+    files: int
+
+
+def totals(rows: Iterable[Hotspot], recursive: bool) -> Totals:
+    n = b = f = 0
+    for h in rows:
+        size, files = archived(h, recursive)
+        n, b, f = n + 1, b + size, f + files
+    return Totals(n, b, f)
+
+
+def monthly_cost(nbytes: int, storage_class: str, prices: Mapping[str, Any]) -> float | None:
+    """Estimated USD per month, or None when ``prices`` has no entry for the class.
+
+    A bytes-only estimate: per-object overheads and minimum storage durations (180 days for
+    Deep Archive) are not included, which is why the UI calls it an estimate.
+    """
+    price = prices.get(storage_class)
+    if price is None:
+        return None
+    return nbytes / TB * float(price)
+
+
+def format_cost(cost: float | None, storage_class: str) -> str:
+    if cost is None:
+        return f"cost unknown (no price for {storage_class} in cost.per_tb_month)"
+    return f"~${cost:,.2f}/month in {storage_class}"
+
+
+# --- rule-based selection (the `select` command) ----------------------------------------------
+
+@dataclass
+class RuleSelection:
+    """Outcome of ``select_by_rules``: what was chosen and what was dropped, and why."""
+
+    chosen: list[Hotspot]
+    matched: int
+    dropped: list[Conflict] = field(default_factory=list)
+
+    def dropped_count(self, kind: str) -> int:
+        return sum(1 for c in self.dropped if c.kind == kind)
+
+
+def rank(rows: Iterable[Hotspot], by: str) -> list[Hotspot]:
+    """Largest first by the chosen measure; ties keep the file's order (sorted is stable)."""
+    return sorted(rows, key=lambda h: size_of(h, by), reverse=True)
+
+
+def select_by_rules(rows: Sequence[Hotspot], rules: Rules, *, top: int | None,
+                    recursive: bool, now: float) -> RuleSelection:
+    """Rank the rows matching ``rules`` and keep the first ``top`` that do not overlap.
+
+    Walking in rank order means a bigger folder wins over one it contains or is contained by;
+    ``top`` counts kept folders, so ``--top 10`` gives ten archive units even when some
+    candidates were inside others.
+    """
+    if top is not None and top < 1:
+        raise UserError(f"--top must be at least 1, not {top}")
+    candidates = rank(filter_rows(rows, rules, now), rules.by)
+    chosen: list[Hotspot] = []
+    dropped: list[Conflict] = []
+    guard = FolderSet(recursive)
+    for h in candidates:
+        if top is not None and len(chosen) >= top:
+            break
+        found = guard.add(h.folder)
+        if found:
+            dropped.append(found)
+        else:
+            chosen.append(h)
+    return RuleSelection(chosen=chosen, matched=len(candidates), dropped=dropped)
+
+
+# --- files ------------------------------------------------------------------------------------
+
+def load_hotspots(path: str | os.PathLike) -> list[Hotspot]:
+    """Read a hotspots file, turning every OS failure into one clear error."""
+    try:
+        return read_hotspots(path)
+    except IsADirectoryError as e:
+        raise UserError(f"{path} is a directory, not a hotspots file") from e
+    except PermissionError as e:
+        raise UserError(f"cannot read hotspots file {path}: permission denied") from e
+    except UnicodeError as e:  # pragma: no cover - latin-1 decodes every byte
+        raise UserError(f"cannot read hotspots file {path}: {e}") from e
+
+
+def check_writable(dest: str | os.PathLike) -> Path:
+    """Fail early (before a person spends time picking) when the selection cannot be written."""
+    dest = Path(dest)
+    parent = dest.parent if str(dest.parent) else Path(".")
+    if dest.is_dir():
+        raise UserError(f"{dest} is a directory; give a file name for the selection")
+    if not parent.is_dir():
+        raise NotFoundError(f"cannot write {dest}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write {dest}: folder {parent} is not writable")
+    return dest
+
+
+def write_selection(dest: str | os.PathLike, folders: Iterable[bytes]) -> int:
+    """Write the selection file (NUL-separated exact bytes, atomic); returns the count."""
+    dest = Path(dest)
+    tmp = dest.with_name(dest.name + ".tmp")  # write_folder_list's temporary name
+    try:
+        return write_folder_list(dest, folders)
+    except UserError:
+        tmp.unlink(missing_ok=True)
+        raise
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"cannot write {dest}: {e.strerror or e}") from e
+
+
+def is_readable(folder: bytes) -> bool:
+    """Whether this user can list and enter ``folder`` (one syscall; False if it is gone)."""
+    return os.access(folder, os.R_OK | os.X_OK)
