@@ -21,11 +21,12 @@ from typing import Any
 import duckdb
 
 from .errors import DataError
+from .paths import display
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS archives (
     folder        BLOB NOT NULL,     -- exact path bytes
-    folder_text   VARCHAR NOT NULL,  -- surrogateescape text (os.fsencode gives the bytes back)
+    folder_text   VARCHAR NOT NULL,  -- for people: UTF-8, other bytes shown as \\xNN
     destination   VARCHAR NOT NULL,
     archived_at   VARCHAR,
     archived_by   VARCHAR,
@@ -81,7 +82,7 @@ def entry_from_record(record: dict[str, Any]) -> tuple[Any, ...]:
     """A catalog row from an archive JSON record (the file beside each manifest)."""
     try:
         folder = os.fsencode(record["source"])
-        return (folder, record["source"], record["destination"], record.get("archived_at"),
+        return (folder, display(folder), record["destination"], record.get("archived_at"),
                 record.get("user"), record.get("host"), record.get("storage_class"),
                 int(record.get("bytes", 0)), int(record.get("files", 0)),
                 record.get("run_id"), record.get("state", "archived"),

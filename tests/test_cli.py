@@ -62,3 +62,6 @@ def test_wheel_ships_templates_and_jobscripts(tmp_path: Path) -> None:
     assert "froster_slurm/templates/index.html" in names
     assert "froster_slurm/jobscripts/common.sh" in names
     assert "froster_slurm/jobscripts/archive.sh" in names
+    for init in (REPO / "froster_slurm").rglob("__init__.py"):
+        rel = init.relative_to(REPO).as_posix()
+        assert rel in names, f"{rel} missing from the wheel: list it in pyproject.toml"
