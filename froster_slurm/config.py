@@ -75,6 +75,18 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "restore.tier": ("Bulk", "Bulk or Standard"),
     "restore.days": (7, "days a restored copy stays readable"),
     "restore.check_interval": (1800, "seconds between checks while a restore is pending"),
+    "restore.price_per_gb": ({"DEEP_ARCHIVE": {"Bulk": 0.0025, "Standard": 0.02},
+                              "GLACIER": {"Bulk": 0.0, "Standard": 0.01}},
+                             "ESTIMATE: USD per GB retrieved, by storage class and tier "
+                             "(AWS us-east-1 list prices; check your own contract)"),
+    "restore.price_per_1000_requests": ({"DEEP_ARCHIVE": {"Bulk": 0.025, "Standard": 0.10},
+                                         "GLACIER": {"Bulk": 0.0, "Standard": 0.05}},
+                                        "ESTIMATE: USD per 1000 restore requests, by storage "
+                                        "class and tier"),
+    "restore.egress_per_gb": (0.09, "ESTIMATE: USD per GB downloaded out of the cloud "
+                                    "(0 inside the provider's network)"),
+    "purge.inline_max": ("10GiB", "folders up to this size are purged right away by the "
+                                  "command; larger ones by a Slurm job"),
 }
 for _key, (_default, _help) in SLURM_KEYS.items():
     DEFAULTS[f"slurm.{_key}"] = (_default, "all stages: " + _help)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 from .errors import FrosterError, UserError
@@ -16,6 +17,7 @@ from .paths import read_folder_list, write_folder_list
 from .pipeline import SubmitResult, backend_for_run, dispatch_archive, run_config
 from .runs import Run
 from .slurm import SlurmClient
+from .units import parse_age, parse_size
 
 
 def set_comment(text: str) -> None:
@@ -36,11 +38,16 @@ def crawl_dir(run: Run) -> Path:
 def plan_crawl(run: Run, shards: int) -> None:
     """Split the run's roots into ``shards`` balanced shares (at submit time, once)."""
     from .crawl import plan_shards
+    from .crawl.builtin import CrawlOptions
 
+    cfg = run_config(run)
     roots = read_folder_list(run.run_dir / "roots.nul")
     out = crawl_dir(run)
     out.mkdir(parents=True, exist_ok=True)
-    plan_shards(roots, shards, out)
+    options = CrawlOptions(one_file_system=cfg.get("crawl.one_file_system"),
+                           excludes=tuple(cfg.get("crawl.exclude")),
+                           no_snapshots=cfg.get("crawl.no_snapshots"))
+    plan_shards(roots, shards, out, options)
 
 
 def crawl(run: Run, index: int) -> int:
@@ -55,6 +62,10 @@ def crawl(run: Run, index: int) -> int:
                           exclude=cfg.get("crawl.exclude"),
                           no_snapshots=cfg.get("crawl.no_snapshots"))
     print(f"crawl shard {index}: {summary}", flush=True)
+    # A shard with unreadable entries still feeds rank (what could be read is ranked); the
+    # problems stay in its .errors file and the job log, and the Comment says so.
+    if not summary.complete:
+        set_comment(f"crawl shard {index}: incomplete, see its .errors file")
     return 0
 
 
@@ -70,15 +81,22 @@ def rank(run: Run) -> int:
     rank_to_file([crawl_dir(run)], hotspots,
                  memory_limit=cfg.get("rank.memory_limit"),
                  temp_dir=cfg.get("rank.temp_dir") or None, threads=cfg.get("rank.threads"))
-    rules = Rules.from_options(min_size=sel.get("min_size", cfg.get("rank.min_size")),
-                               min_avg_size=sel.get("min_avg_size", cfg.get("rank.min_avg_size")),
-                               older_than=sel.get("older_than", cfg.get("rank.older_than")),
-                               owner=sel.get("owner"))
-    chosen = select_by_rules(load_hotspots(hotspots), rules, top=sel.get("top"),
-                             by=sel.get("by", cfg.get("rank.by")),
-                             recursive=run.settings["archive"]["recursive"])
-    write_folder_list(run.folders_path, chosen.folders)
-    print(f"rank: {len(chosen.folders)} folders selected", flush=True)
+    rules = Rules(min_size=parse_size(sel.get("min_size") or cfg.get("rank.min_size")),
+                  older_than=parse_age(sel.get("older_than") or cfg.get("rank.older_than")),
+                  owners=frozenset([sel["owner"]]) if sel.get("owner") else frozenset(),
+                  by=sel.get("by") or cfg.get("rank.by"))
+    min_avg = parse_size(sel.get("min_avg_size") or cfg.get("rank.min_avg_size"))
+    recursive = bool(run.settings["archive"]["recursive"])
+    # A folder with nothing to archive (no files directly inside, or in its subtree when
+    # recursive) is never an archive unit, whatever the thresholds.
+    rows = [h for h in load_hotspots(hotspots)
+            if h.avg_file_bytes >= min_avg and (h.total_files if recursive else h.files) > 0]
+    chosen = select_by_rules(rows, rules, top=sel.get("top"), recursive=recursive,
+                             now=time.time())
+    folders = [h.folder for h in chosen.chosen]
+    write_folder_list(run.folders_path, folders)
+    print(f"rank: {len(folders)} of {len(rows)} folders selected ({rules.describe()}, "
+          f"average file size >= {min_avg} bytes)", flush=True)
     result = SubmitResult(run, backend=run.settings.get("backend", "slurm"))
     dispatch_archive(run, cfg, backend_for_run(run, cfg), result)
     print(f"submitted: {result.job_ids}", flush=True)

@@ -126,7 +126,8 @@ class SlurmClient:
         if not ids:
             return {}
         fmt = "%i\x1f%j\x1f%T\x1f%M\x1f%k\x1f%r"
-        proc = self._run(["squeue", "-h", "-r", "-j", ",".join(ids), "-o", fmt], check=False)
+        proc = self._run(["squeue", "-h", "-r", "-t", "all", "-j", ",".join(ids), "-o", fmt],
+                         check=False)
         if proc.returncode != 0:
             # squeue fails when every listed job has left its memory: that is "none queued".
             if "Invalid job id" in proc.stderr:

@@ -1,0 +1,481 @@
+"""The step runner of one archive task: inventory -> bundle -> hash -> upload -> verify -> record.
+
+Each step leaves a marker in ``tasks/<index>/steps/`` after its outputs are safely written, so a
+task killed at any moment resumes at the first step without a marker: a requeued task never
+re-does finished work and never re-uploads data that was verified.  Even inside an unfinished
+upload, objects already on the remote with the right md5 are skipped (a check of the remote's
+hashes, not a re-read of the local files).
+
+The folder is compared with the inventory before the upload, after it, and before the trace is
+written.  If it changed, every marker is cleared and the task starts over from the inventory
+(keeping the hashes of unchanged files), at most ``MAX_SOURCE_RESTARTS`` times; a manifest
+that no longer describes the folder is never written.
+
+This module only raises: ``SourceChanged``/``TransientError`` (worth a retry),
+``PermanentError`` (not), or ``Stopped`` (a signal asked us to stop).  Counting attempts,
+delays and exit codes is ``froster_slurm.task``'s job.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..errors import PermanentError, TransientError
+from ..paths import display
+from ..taskstate import (
+    clear_steps,
+    mark_step_done,
+    now_iso,
+    read_marker,
+    set_status,
+    step_done,
+    task_dir,
+    write_task_state,
+)
+from ..units import format_size
+from . import names, ours
+from .bundle import BUNDLE_DIR_REMOTE, BundleResult, Plan, build_all, make_plan
+from .hashing import HashStore, md5_file, run_bounded
+from .inventory import FILE, Inventory, SourceChanged, require_unchanged, take_inventory
+from .rclone import Rclone, classify
+from .settings import ArchiveSettings
+from .trace import (
+    TRACE_STORAGE_CLASS,
+    build_record,
+    index_html,
+    manifest_bytes,
+    record_bytes,
+    restore_commands,
+)
+from .verify import check_remote
+
+STEPS = ("inventory", "bundle", "hash", "upload", "verify", "record")
+MAX_SOURCE_RESTARTS = 3
+MAX_VERIFY_FAILURES = 2
+STATUS_EVERY = 15.0  # seconds between progress updates of the Comment / state file
+
+
+class Stopped(BaseException):  # noqa: N818 - like KeyboardInterrupt: must not be swallowed
+    """A signal (time limit near, requeue, cancel) asked the task to stop now.
+
+    A BaseException, so no ``except Exception`` on the way up can swallow it.
+    """
+
+
+def log(message: str) -> None:
+    """Timestamped progress lines for the job's output file."""
+    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} archive: {message}", file=sys.stderr,
+          flush=True)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class ArchiveTask:
+    """Archive one folder; ``state`` is the task's state.json dict, kept up to date here."""
+
+    def __init__(self, settings: ArchiveSettings, index: int, folder: bytes,
+                 state: dict[str, Any]):
+        self.s = settings
+        self.index = index
+        self.folder = os.path.normpath(folder)
+        self.state = state
+        self.tdir = task_dir(settings.run_dir, index)
+        self.work = self.tdir / "work"
+        self.dest = names.destination(settings.remote, settings.prefix, self.folder)
+        self.dest_shown = names.redact(self.dest)
+        # One bundle folder per archive (run + task): a later re-archive of the same folder
+        # never mixes its bundles with older ones, so "unpack every bundle" stays exact.
+        run_tag = re.sub(r"[^A-Za-z0-9._-]", "_", settings.run_id)
+        self.bundle_dir = f"{BUNDLE_DIR_REMOTE}/{run_tag}-{index}"
+        self.rclone = Rclone(settings.rclone, settings.rclone_config, settings.rclone_flags,
+                             settings.transfers, self.tdir / "logs")
+        self._last_status = 0.0
+        self._lock = threading.Lock()
+        self._progress_bytes = 0
+        self.inv: Inventory | None = None
+        self.plan: Plan | None = None
+
+    # --- state and status ------------------------------------------------------------------
+
+    def save(self, **changes: Any) -> None:
+        self.state.update(changes)
+        write_task_state(self.s.run_dir, self.index, self.state)
+
+    def status(self, text: str, force: bool = True) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_status < STATUS_EVERY:
+            return
+        self._last_status = now
+        set_status(self.s.run_dir, self.index, text)
+
+    def step_text(self, step: str, done: int | None = None, total: int | None = None) -> str:
+        n = STEPS.index(step) + 1
+        text = f"archive {n}/{len(STEPS)} {step}"
+        if total:
+            pct = min(100, int(100 * (done or 0) / total))
+            text += f" {pct}% {format_size(done or 0)}/{format_size(total)}"
+        return text
+
+    def _add_progress(self, n: int) -> None:
+        with self._lock:
+            self._progress_bytes += n
+
+    # --- the runner ---------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Run the steps that have no marker; start over if the folder changed under us."""
+        for restart in range(MAX_SOURCE_RESTARTS + 1):
+            try:
+                self._run_steps()
+                return
+            except SourceChanged as e:
+                self.state["source_changes"] = int(self.state.get("source_changes") or 0) + 1
+                log(f"{e}; starting over from the inventory")
+                self._forget_work()
+                if restart == MAX_SOURCE_RESTARTS:
+                    raise TransientError(f"the folder keeps changing while it is archived "
+                                         f"({e})") from e
+
+    def _forget_work(self) -> None:
+        """Clear markers and staged files; keep hash results (stamped) and logs."""
+        clear_steps(self.s.run_dir, self.index, (*STEPS, "record-meta"))
+        self.state["steps_done"] = []
+        for name in ("bundles", "trace"):
+            shutil.rmtree(self.work / name, ignore_errors=True)
+        for name in ("inventory.json", "plan.json", "bundles.json", "hashes.json"):
+            (self.work / name).unlink(missing_ok=True)
+        self.inv = self.plan = None
+        self.save()
+
+    def _run_steps(self) -> None:
+        self.work.mkdir(parents=True, exist_ok=True)
+        steps: list[tuple[str, Callable[[], dict[str, Any]]]] = [
+            ("inventory", self.step_inventory), ("bundle", self.step_bundle),
+            ("hash", self.step_hash), ("upload", self.step_upload),
+            ("verify", self.step_verify), ("record", self.step_record)]
+        for name, fn in steps:
+            if step_done(self.s.run_dir, self.index, name):
+                continue
+            log(f"step {name} ({display(self.folder)})")
+            self.save(step=name)
+            self.status(self.step_text(name))
+            summary = fn()
+            mark_step_done(self.s.run_dir, self.index, name, summary)
+            done = [s for s in STEPS if step_done(self.s.run_dir, self.index, s)]
+            self.save(steps_done=done)
+            log(f"step {name} done: {json.dumps(summary, ensure_ascii=True)}")
+
+    # --- loading what earlier steps produced -----------------------------------------------------
+
+    def inventory(self) -> Inventory:
+        if self.inv is None:
+            self.inv = Inventory.load(self.work / "inventory.json")
+        return self.inv
+
+    def the_plan(self) -> Plan:
+        if self.plan is None:
+            self.plan = Plan.from_json(json.loads((self.work / "plan.json").read_bytes()))
+        return self.plan
+
+    def bundles(self) -> list[BundleResult]:
+        data = json.loads((self.work / "bundles.json").read_bytes())
+        return [BundleResult.from_json(d) for d in data]
+
+    def object_md5s(self) -> dict[int, str]:
+        data = json.loads((self.work / "hashes.json").read_bytes())
+        return {int(k): v for k, v in data.items()}
+
+    def all_md5s(self) -> dict[int, str]:
+        out = self.object_md5s()
+        for b in self.bundles():
+            out.update(b.member_md5)
+        return out
+
+    def expected_objects(self) -> dict[str, str]:
+        """Every data object the destination must hold: name relative to it -> md5."""
+        inv, plan = self.inventory(), self.the_plan()
+        md5s = self.object_md5s()
+        out = {os.fsdecode(inv.entries[i].rel): md5s[i] for i in plan.objects}
+        for b in self.bundles():
+            out[f"{self.bundle_dir}/{b.name}"] = b.md5
+        return out
+
+    # --- steps ---------------------------------------------------------------------------------
+
+    def step_inventory(self) -> dict[str, Any]:
+        inv = take_inventory(self.folder, self.s.recursive)
+        plan = make_plan(inv, self.s.bundle_threshold, self.s.bundle_size)
+        inv.save(self.work / "inventory.json")
+        _write_atomic(self.work / "plan.json", json.dumps(plan.to_json()).encode())
+        self.inv, self.plan = inv, plan
+        files = inv.files
+        summary = {"files": len(files), "bytes": inv.total_bytes, "entries": len(inv.entries),
+                   "objects": len(plan.objects), "bundles": len(plan.bundles),
+                   "skipped": len(inv.skipped)}
+        self.save(files=len(files), bytes_total=inv.total_bytes, bytes_done=0,
+                  objects=len(plan.objects) + len(plan.bundles), destination=self.dest_shown)
+        return summary
+
+    def _bytes_of(self, idxs: list[int]) -> int:
+        inv = self.inventory()
+        seen: set[tuple[int, int]] = set()
+        total = 0
+        for i in idxs:
+            e = inv.entries[i]
+            if e.kind == FILE and (e.dev, e.ino) not in seen:
+                seen.add((e.dev, e.ino))
+                total += e.size
+        return total
+
+    def step_bundle(self) -> dict[str, Any]:
+        inv, plan = self.inventory(), self.the_plan()
+        total = self._bytes_of([i for b in plan.bundles for i in b])
+        self._progress_bytes = 0
+
+        def tick() -> None:
+            self.status(self.step_text("bundle", self._progress_bytes, total), force=False)
+
+        results = build_all(inv, plan, self.work / "bundles", self.s.workers(),
+                            self._add_progress, tick)
+        _write_atomic(self.work / "bundles.json",
+                      json.dumps([r.to_json() for r in results]).encode())
+        return {"bundles": len(results), "bytes": sum(r.size for r in results),
+                "members": sum(len(r.members) for r in results)}
+
+    def step_hash(self) -> dict[str, Any]:
+        inv, plan = self.inventory(), self.the_plan()
+        store = HashStore(self.work / "hashes.jsonl")
+        known = store.known(inv.entries[i] for i in plan.objects)
+        md5s: dict[int, str] = {}
+        first_of: dict[tuple[int, int], int] = {}
+        todo: list[int] = []
+        for i in plan.objects:
+            e = inv.entries[i]
+            if e.rel in known:
+                md5s[i] = known[e.rel]
+            elif (e.dev, e.ino) not in first_of or e.nlink == 1:
+                first_of[(e.dev, e.ino)] = i
+                todo.append(i)
+        total = sum(inv.entries[i].size for i in todo)
+        self._progress_bytes = 0
+        pending: list[tuple[Any, str]] = []
+
+        def one(i: int, cancel: threading.Event) -> str:
+            return md5_file(inv.path_of(inv.entries[i]), inv.entries[i], cancel,
+                            self._add_progress)
+
+        def got(i: int, md5: str) -> None:
+            md5s[i] = md5
+            pending.append((inv.entries[i], md5))
+            if len(pending) >= 64:
+                store.add_many(pending)
+                pending.clear()
+
+        def tick() -> None:
+            store.add_many(pending)
+            pending.clear()
+            self.status(self.step_text("hash", self._progress_bytes, total), force=False)
+
+        run_bounded(todo, one, self.s.workers(), got, tick)
+        store.add_many(pending)
+        for i in plan.objects:  # later names of a hard-linked inode share its md5
+            if i not in md5s:
+                e = inv.entries[i]
+                md5s[i] = md5s[first_of[(e.dev, e.ino)]]
+        _write_atomic(self.work / "hashes.json",
+                      json.dumps({str(k): v for k, v in md5s.items()}).encode())
+        return {"hashed": len(todo), "reused": len(known), "bytes": total}
+
+    def step_upload(self) -> dict[str, Any]:
+        inv = self.inventory()
+        require_unchanged(inv, "before the upload")
+        expected = self.expected_objects()
+        sizes = self._object_sizes()
+        present = check_remote(self.rclone, expected, self.dest, self.work, "precheck").matched
+        objects = [rel for rel in expected if rel not in present
+                   and not rel.startswith(self.bundle_dir + "/")]
+        bundles = [rel for rel in expected if rel not in present
+                   and rel.startswith(self.bundle_dir + "/")]
+        base = sum(sizes[r] for r in present)
+        total = sum(sizes.values())
+        self.save(bytes_done=min(base, self.state.get("bytes_total") or 0))
+        if present:
+            log(f"{len(present)} objects already on the remote with the right md5: not sent "
+                "again")
+
+        def progress(done: int, _total: int) -> None:
+            if time.monotonic() - self._last_status < STATUS_EVERY:
+                return
+            frac = min(1.0, (base + done) / total) if total else 1.0
+            self.save(bytes_done=int(frac * (self.state.get("bytes_total") or 0)))
+            self.status(self.step_text("upload", base + done, total))
+
+        if objects:
+            lst = self.work / "upload-objects.lst"
+            _write_atomic(lst, b"".join(os.fsencode(r) + b"\n" for r in sorted(objects)))
+            res = self.rclone.copy(self.folder, self.dest, files_from=lst,
+                                   storage_class=self.s.storage_class, log_name="upload",
+                                   progress=progress)
+            if res.returncode != 0:
+                raise classify(res, "copy")
+            base += sum(sizes[r] for r in objects)
+        if bundles:
+            lst = self.work / "upload-bundles.lst"
+            prefix = self.bundle_dir + "/"
+            _write_atomic(lst, b"".join(os.fsencode(r[len(prefix):]) + b"\n"
+                                        for r in sorted(bundles)))
+            res = self.rclone.copy(self.work / "bundles",
+                                   names.join_remote(self.dest, self.bundle_dir),
+                                   files_from=lst, storage_class=self.s.storage_class,
+                                   log_name="upload", progress=progress)
+            if res.returncode != 0:
+                raise classify(res, "copy")
+        require_unchanged(inv, "during the upload")
+        self.save(bytes_done=self.state.get("bytes_total") or 0)
+        return {"sent": len(objects) + len(bundles), "already_there": len(present),
+                "bytes": total}
+
+    def _object_sizes(self) -> dict[str, int]:
+        inv, plan = self.inventory(), self.the_plan()
+        out = {os.fsdecode(inv.entries[i].rel): inv.entries[i].size for i in plan.objects}
+        for b in self.bundles():
+            out[f"{self.bundle_dir}/{b.name}"] = b.size
+        return out
+
+    def step_verify(self) -> dict[str, Any]:
+        expected = self.expected_objects()
+        self.status(f"{self.step_text('verify')} {len(expected)} objects")
+        report = check_remote(self.rclone, expected, self.dest, self.work, "verify")
+        if not report.ok:
+            n = int(self.state.get("verify_failures") or 0) + 1
+            self.state["verify_failures"] = n
+            clear_steps(self.s.run_dir, self.index, ["upload"])
+            self.save(steps_done=[s for s in STEPS
+                                  if step_done(self.s.run_dir, self.index, s)])
+            if n >= MAX_VERIFY_FAILURES:
+                raise PermanentError(f"verification failed {n} times: {report.summary()}")
+            raise TransientError(f"verification failed: {report.summary()}; the missing or "
+                                 "different objects will be uploaded again")
+        # Verified: the staged bundles are no longer needed (their checksums stay recorded).
+        for p in (self.work / "bundles").glob("*.tar"):
+            p.unlink(missing_ok=True)
+        return {"verified": len(report.matched)}
+
+    def step_record(self) -> dict[str, Any]:
+        inv, plan = self.inventory(), self.the_plan()
+        require_unchanged(inv, "before the trace was written")
+        index_name = ours.index_name_for(self.folder)
+        meta = {"run_id": self.s.run_id, "index": self.index, "destination": self.dest_shown,
+                "storage_class": self.s.storage_class, "archived_at": now_iso(),
+                "user": self.s.user or _whoami(), "host": self.s.host or os.uname().nodename}
+        prior = read_marker(self.s.run_dir, self.index, "record-meta")
+        if prior.get("archived_at"):  # a rerun of this step keeps the first timestamp
+            meta["archived_at"] = prior["archived_at"]
+        else:
+            mark_step_done(self.s.run_dir, self.index, "record-meta", meta)
+        md5s = self.all_md5s()
+        manifest = manifest_bytes(inv, md5s)
+        record = build_record(inv, plan, self.bundles(), md5s, meta=meta,
+                              bundle_dir=self.bundle_dir,
+                              manifest_md5=_md5(manifest),
+                              manifest_lines=manifest.count(b"\n"), index_name=index_name)
+        restore_cmd, rclone_cmds = restore_commands(self.folder, self.dest_shown,
+                                                    self.s.storage_class, self.bundle_dir)
+        page = index_html(inv, record, restore_cmd, rclone_cmds, self.s.templates_dir)
+        files = {ours.RECORD_NAME: record_bytes(record), ours.MANIFEST_NAME: manifest,
+                 index_name: page.encode("utf-8")}
+        tdir = self.work / "trace"
+        shutil.rmtree(tdir, ignore_errors=True)
+        tdir.mkdir(parents=True)
+        for name, data in files.items():
+            _write_atomic(tdir / os.fsdecode(name), data)
+        # 1. beside the data, readable without a Glacier restore
+        lst = self.work / "upload-trace.lst"
+        _write_atomic(lst, b"".join(n + b"\n" for n in sorted(files)))
+        res = self.rclone.copy(tdir, self.dest, files_from=lst,
+                               storage_class=TRACE_STORAGE_CLASS, log_name="trace")
+        if res.returncode != 0:
+            raise classify(res, "copy of the trace")
+        expected = {os.fsdecode(n): _md5(d) for n, d in files.items()}
+        report = check_remote(self.rclone, expected, self.dest, self.work, "verify-trace")
+        if not report.ok:
+            raise TransientError(f"the trace files did not verify on the remote: "
+                                 f"{report.summary()}")
+        # 2. in the folder: the record first, so the other two are recognisably ours
+        self._place_trace(files, index_name)
+        _write_atomic(self.tdir / "record.json", files[ours.RECORD_NAME])
+        self.save(record_path=os.fsdecode(os.path.join(self.folder, ours.RECORD_NAME)))
+        return {"manifest_md5": record["manifest"]["md5"], "index": index_name.decode(),
+                "files": record["files"], "bytes": record["bytes"]}
+
+    def _place_trace(self, files: dict[bytes, bytes], index_name: bytes) -> None:
+        """Write the trace into the folder; refuse to overwrite anything that is not ours."""
+        folder = self.folder
+        record_path = os.path.join(folder, ours.RECORD_NAME)
+        if os.path.lexists(record_path) and not ours.is_our_record(record_path):
+            raise PermanentError(f"{display(record_path)} exists and was not written by "
+                                 "froster-slurm; not overwriting it (rename it and retry)")
+        manifest_path = os.path.join(folder, ours.MANIFEST_NAME)
+        if os.path.lexists(manifest_path) and not os.path.lexists(record_path):
+            raise PermanentError(f"{display(manifest_path)} exists and was not written by "
+                                 "froster-slurm; not overwriting it (rename it and retry)")
+        page_path = os.path.join(folder, index_name)
+        if os.path.lexists(page_path) and not ours.is_our_page(page_path):
+            raise PermanentError(f"{display(page_path)} exists and was not written by "
+                                 "froster-slurm; not overwriting it (rename it and retry)")
+        for name in (ours.RECORD_NAME, ours.MANIFEST_NAME, index_name):
+            _place(folder, name, files[name])
+
+
+def _place(folder: bytes, name: bytes, data: bytes) -> None:
+    """Create ``folder/name`` atomically via a fresh temporary file (never through a link)."""
+    tmp = os.path.join(folder, ours.TMP_PREFIX + os.urandom(6).hex().encode() + ours.TMP_SUFFIX)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o644)
+    except OSError as e:
+        raise PermanentError(f"cannot write the trace into {display(folder)}: "
+                             f"{e.strerror}") from e
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, os.path.join(folder, name))
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _md5(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+def _whoami() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())

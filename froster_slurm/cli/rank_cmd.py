@@ -1,0 +1,119 @@
+"""``froster-slurm rank``: crawl files in, hotspots (one row per folder) out.
+
+Where things go: the hotspots go to ``-o FILE`` (CSV) and/or stdout (CSV, or a JSON array with
+``--json``).  The summary table is for a person, so it goes wherever the data is NOT: to stdout
+when the data went to a file, else to stderr (``--quiet`` drops it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import sys
+from collections.abc import Iterable
+from typing import Annotated, TextIO
+
+import typer
+
+from ..errors import UserError
+from ..hotspots import Hotspot, write_hotspot_batches, write_hotspot_batches_to
+from ..rank import Engine, RankedCrawl, RankParams, resolve_owner, to_parquet
+from ..rank_summary import render_summary
+from ..units import parse_age, parse_size
+from .app import app, get_config, info, out
+
+
+def write_json(stream: TextIO, rows: Iterable[Hotspot]) -> int:
+    """A JSON array, one object per line; ASCII only, so a non-UTF-8 path travels as
+    ``\\udcXX`` escapes and ``os.fsencode(obj["folder"])`` gives its exact bytes back."""
+    n = 0
+    stream.write("[")
+    for h in rows:
+        stream.write(("," if n else "") + "\n" + json.dumps(h.to_json_obj()))
+        n += 1
+    stream.write("\n]\n")
+    return n
+
+
+def _stdout_latin1() -> TextIO:
+    """stdout re-wrapped so each character U+0000-U+00FF is written as that one byte."""
+    sys.stdout.flush()
+    return io.TextIOWrapper(sys.stdout.buffer, encoding="latin-1", newline="",
+                            write_through=True)
+
+
+def _engine(cfg) -> Engine:
+    temp_dir = cfg.get("rank.temp_dir")
+    return Engine(memory_limit=cfg.get("rank.memory_limit"),
+                  temp_dir=os.path.expanduser(temp_dir) if temp_dir else "",
+                  threads=cfg.get("rank.threads"))
+
+
+@app.command("rank")
+def rank_command(
+    inputs: Annotated[list[str], typer.Argument(
+        metavar="INPUT...",
+        help="pwalk CSV, .csv.gz, directory of shards, glob, or Parquet from --to-parquet.")],
+    output: str | None = typer.Option(None, "-o", "--output", metavar="FILE",
+                                      help="Write the hotspots CSV here."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON array on stdout."),
+    min_size: str | None = typer.Option(None, "--min-size", metavar="SIZE",
+                                        help="Smallest folder to list, e.g. 500GiB, 2TB "
+                                             "(config rank.min_size)."),
+    min_avg_size: str | None = typer.Option(None, "--min-avg-size", metavar="SIZE",
+                                            help="Smallest average file size "
+                                                 "(config rank.min_avg_size)."),
+    older_than: str | None = typer.Option(None, "--older-than", metavar="AGE",
+                                          help="Only folders unused (read or written) for this "
+                                               "long, e.g. 180d, 2y (config rank.older_than)."),
+    by: str | None = typer.Option(None, "--by", metavar="direct|total",
+                                  help="Rank by the folder's own files or its whole subtree "
+                                       "(config rank.by)."),
+    top: int | None = typer.Option(None, "--top", metavar="N", help="List at most N folders."),
+    owner: str | None = typer.Option(None, "--owner", metavar="USER",
+                                     help="Only folders owned by USER (name or uid)."),
+    parquet_out: str | None = typer.Option(None, "--to-parquet", metavar="OUT.parquet",
+                                           help="Only convert the crawl to Parquet, for "
+                                                "repeated ranking."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="No summary."),
+) -> None:
+    """Rank the folders of a crawl by size: one row per folder (hotspots)."""
+    cfg = get_config({"rank.min_size": min_size, "rank.min_avg_size": min_avg_size,
+                      "rank.older_than": older_than, "rank.by": by})
+    engine = _engine(cfg)
+    if parquet_out is not None:
+        if output or as_json or top or owner:
+            raise UserError("--to-parquet only converts; rank the Parquet file afterwards")
+        rows = to_parquet(inputs, parquet_out, engine)
+        out(f"wrote {rows:,} crawl rows to {parquet_out}")
+        return
+    params = RankParams(by=cfg.get("rank.by"), min_size=parse_size(cfg.get("rank.min_size")),
+                        min_avg_size=parse_size(cfg.get("rank.min_avg_size")),
+                        older_than=parse_age(cfg.get("rank.older_than")), top=top,
+                        owner_uid=resolve_owner(owner) if owner else None)
+    with RankedCrawl(inputs, engine) as crawl:
+        listing = crawl.select(params)
+        if output:
+            write_hotspot_batches_to(output, crawl.hotspot_batches())
+        if as_json or not output:
+            stream = _stdout_latin1()
+            try:
+                if as_json:
+                    write_json(stream, crawl.hotspots())
+                else:
+                    write_hotspot_batches(stream, crawl.hotspot_batches())
+            except BrokenPipeError:  # `rank ... | head`: the reader has what it wanted
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                raise typer.Exit(141) from None
+            finally:
+                stream.detach()
+                with contextlib.suppress(BrokenPipeError):
+                    sys.stdout.buffer.flush()  # the data before the summary on a terminal
+    if not quiet:
+        text = render_summary(crawl.totals, listing)
+        if output and not as_json:
+            out(text.rstrip("\n"))
+        else:
+            info(text.rstrip("\n"))

@@ -1,0 +1,523 @@
+"""Rank a crawl: one row per folder with its size, file count, age and owner (hotspots.csv).
+
+Library entry points (explicit parameters; only the CLI reads config):
+
+- ``RankedCrawl(inputs, engine)`` loads a crawl (CSV, .csv.gz, shard directories, globs,
+  Parquet) into DuckDB as per-folder aggregates; ``.totals`` is the crawl-wide summary,
+  ``.select(params)`` filters and orders, ``.hotspots()`` streams the selected rows.
+- ``to_parquet(inputs, out, engine)`` converts a crawl once for repeated queries.
+
+Decisions (documented here because the hotspots file does not say them):
+
+- A folder is a directory row (pw_fcount >= 0).  Its owner and group are the DIRECTORY ROW's
+  uid/gid (what ``ls -ld`` shows, and who can act on the folder), as names where this machine
+  knows them, else the numbers.
+- ``bytes``/``files``: regular files and symlinks directly inside, recomputed from the file rows
+  (pwalk's pw_dirsum/pw_fcount count subdirectories); a folder with none has 0.  ``total_*``:
+  the whole subtree.  A file with st_nlink > 1 counts once per (st_dev, inode) in each figure.
+- ``allocated_bytes``, ``avg_file_bytes``, ``newest_mtime``, ``newest_atime`` describe the scope
+  that was ranked: the folder's own files with ``by="direct"``, the subtree with ``by="total"``,
+  so the age and size the picker shows are the ones the filters used (a subtree with one fresh
+  file is not "old").  0 means "no files".
+- ``older_than`` keeps folders whose newest mtime AND atime are older (data still read is not
+  cold); ``min_avg_size`` applies to avg_file_bytes of the same scope.
+- A folder's parent is found from its path, so shards crawled separately join up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import grp
+import os
+import pwd
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import duckdb
+
+from .errors import ConfigError, DataError, FrosterError, PermanentError, UserError
+from .hotspots import Hotspot, write_hotspot_batches_to
+from .paths import display
+from .rank_feed import Feed, FeedOutcome
+from .rank_input import PARQUET, CrawlFile, deal, duckdb_path, plan_groups, resolve_inputs
+from .rank_sql import (
+    AGE_DAYS,
+    CHECKS_SQL,
+    CRAWL_COLUMNS,
+    FOLDERS_SQL,
+    LISTED_COUNT_SQL,
+    LISTED_PREORDER_SQL,
+    LISTED_ROWS_SQL,
+    MACROS,
+    NAMES_SQL,
+    PARQUET_KEY,
+    PARQUET_VALUE,
+    crawl_relation,
+    listed_sql,
+    lvl1_select,
+    sql_str,
+    summary_sql,
+)
+from .units import parse_size
+
+BY_CHOICES = ("direct", "total")
+
+
+@dataclass(frozen=True)
+class Engine:
+    """How DuckDB may use the machine (config keys rank.memory_limit, rank.temp_dir,
+    rank.threads).  ``feeders``: processes re-encoding CSV for DuckDB, each read by one
+    DuckDB statement (0: one per thread); ``piece_bytes``: the unit in which big CSVs are cut
+    and shared among feeders (tests lower it to force cuts)."""
+
+    memory_limit: str = "1GB"
+    temp_dir: str = ""
+    threads: int = 0
+    feeders: int = 0
+    piece_bytes: int = 128 << 20
+
+    @property
+    def thread_count(self) -> int:
+        """rank.threads, or the CPUs this process may run on: inside a Slurm job that is the
+        job's allocation, not the node's core count."""
+        if self.threads > 0:
+            return self.threads
+        try:
+            return len(os.sched_getaffinity(0)) or 1
+        except AttributeError:  # not Linux
+            return os.cpu_count() or 1
+
+    def buffer_size(self, streams: int) -> int:
+        """DuckDB's CSV read buffer per stream: 16 MiB, less when the memory limit is small
+        (a few buffers per stream must fit beside the aggregates)."""
+        try:
+            limit = parse_size(self.memory_limit.replace(" ", ""))
+        except UserError:
+            limit = 1 << 30  # a spelling DuckDB accepts and we do not: DuckDB judges it
+        return max(2 << 20, min(16 << 20, limit // (16 * max(1, streams))))
+
+
+@dataclass(frozen=True)
+class RankParams:
+    """What to list.  Sizes in bytes, ``older_than`` in seconds; 0/None: no constraint."""
+
+    by: str = "direct"
+    min_size: int = 0
+    min_avg_size: int = 0
+    older_than: int = 0
+    top: int | None = None
+    owner_uid: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.by not in BY_CHOICES:
+            raise UserError(f"--by must be one of {', '.join(BY_CHOICES)}, not {self.by!r}")
+        if min(self.min_size, self.min_avg_size, self.older_than) < 0:
+            raise UserError("sizes and ages cannot be negative")
+        if self.top is not None and self.top < 1:
+            raise UserError(f"--top must be at least 1, not {self.top}")
+
+
+@dataclass(frozen=True)
+class CrawlTotals:
+    """The whole crawl, before any filter (hard-linked files once)."""
+
+    rows: int
+    folders: int
+    files: int
+    bytes: int
+    allocated_bytes: int
+    # (days, bytes of the folders whose files were all last used longer ago; see summary_sql)
+    not_accessed: tuple[tuple[int, int], ...]
+    folder_bytes: int  # the same per-folder basis (a file hard-linked into 2 folders twice)
+    orphan_files: int  # files whose folder has no directory row (a shard missing?)
+    orphan_folders: int
+    now: int
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What ``select`` kept: how many folders and their size (nested ones counted once)."""
+
+    params: RankParams
+    folders: int
+    bytes: int
+
+
+@functools.cache
+def user_name(uid: int) -> str:
+    """The user's name on this machine, or the number when it does not know it."""
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except (KeyError, OverflowError):
+        return str(uid)
+
+
+@functools.cache
+def group_name(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except (KeyError, OverflowError):
+        return str(gid)
+
+
+def latin1_view(text: str) -> str:
+    """A name's bytes (UTF-8, surrogateescape) as one character per byte: how paths travel
+    inside DuckDB and into the hotspots writer."""
+    return text.encode("utf-8", "surrogateescape").decode("latin-1")
+
+
+def from_latin1_view(view: str) -> str:
+    return view.encode("latin-1").decode("utf-8", "surrogateescape")
+
+
+def resolve_owner(owner: str) -> int:
+    """``--owner``: a user name known here, or a numeric uid (crawls come from other hosts)."""
+    if owner.isdigit():
+        return int(owner)
+    try:
+        return pwd.getpwnam(owner).pw_uid
+    except KeyError:
+        raise UserError(f"unknown user {owner!r}: give a user name this machine knows or a "
+                        "numeric uid") from None
+
+
+def _connect(engine: Engine, workdir: str) -> duckdb.DuckDBPyConnection:
+    config = {"memory_limit": engine.memory_limit, "threads": engine.thread_count,
+              "temp_directory": os.path.join(workdir, "duckdb"),
+              "preserve_insertion_order": False}
+    try:
+        con = duckdb.connect(":memory:", config=config)
+    except duckdb.Error as e:
+        raise ConfigError(f"rank.memory_limit / rank.threads: {_first_line(e)}") from e
+    con.execute("SET enable_progress_bar = false")  # it would write into our output
+    con.execute(MACROS)
+    return con
+
+
+def _first_line(e: BaseException) -> str:
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    return lines[0] if lines else type(e).__name__
+
+
+def _duckdb_error(e: duckdb.Error, engine: Engine) -> FrosterError:
+    """One clear sentence for what DuckDB refused."""
+    if isinstance(e, duckdb.OutOfMemoryException):
+        return ConfigError(f"DuckDB ran out of memory (rank.memory_limit={engine.memory_limit},"
+                           f" {engine.thread_count} threads): raise rank.memory_limit or lower "
+                           "rank.threads")
+    text = str(e)
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    if "CSV Error" in text or isinstance(e, duckdb.ConversionException):
+        original = next((ln[len("Original Line:"):].strip() for ln in lines
+                         if ln.startswith("Original Line:")), "")
+        reason = next((ln for ln in lines[1:] if not ln.startswith(("Original Line", "Possible",
+                                                                     "file", "delimiter"))), "")
+        shown = display(original.encode("latin-1", "replace"))[:200] if original else ""
+        return DataError(f"not a valid pwalk row ({reason or lines[0]})"
+                         + (f": {shown}" if shown else ""))
+    if isinstance(e, duckdb.IOException):
+        return PermanentError(f"DuckDB: {lines[0] if lines else text}")
+    return DataError(f"DuckDB: {lines[0] if lines else text}")
+
+
+def _check_parquet(con: duckdb.DuckDBPyConnection, f: CrawlFile) -> str:
+    """A Parquet input must be ours: its filename column holds the Latin-1 view of the bytes."""
+    path = duckdb_path(f.path)
+    rows = con.execute("SELECT key, value FROM parquet_kv_metadata(?)", [path]).fetchall()
+    meta = {bytes(k): bytes(v) for k, v in rows}
+    if meta.get(PARQUET_KEY.encode()) != PARQUET_VALUE.encode():
+        raise DataError(f"{display(f.path)}: not a crawl Parquet file written by "
+                        "'froster-slurm rank --to-parquet' (its names would not be exact bytes)")
+    return path
+
+
+class _RetryUncut(Exception):
+    """A cut fell inside a quoted name: read everything again with files whole."""
+
+
+class _Loader:
+    """Gets the crawl rows into DuckDB through feeders (see ``rank_feed``).
+
+    DuckDB reads a FIFO with one thread, even several FIFOs in one statement.  So
+    ``aggregate()`` runs one statement per FIFO, each on its own cursor in its own Python
+    thread (DuckDB releases the GIL), writing table ``lvl1_p<i>``; ``lvl1`` is their union.
+    The parts need no merging: every later step sums, or groups hard links again (see
+    ``FOLDERS_SQL``).  ``stream()`` runs a single statement over all FIFOs: enough for
+    ``--to-parquet``, which DuckDB writes as it reads.
+    """
+
+    def __init__(self, files: list[CrawlFile], engine: Engine, con: duckdb.DuckDBPyConnection,
+                 workdir: str):
+        self.files, self.engine, self.con, self.workdir = files, engine, con, workdir
+        self.parquets = [_check_parquet(con, f) for f in files if f.kind == PARQUET]
+        self.feeders = engine.feeders or engine.thread_count
+
+    def _relation_for(self, paths: list[str]) -> str:
+        return crawl_relation(paths, [], self.engine.buffer_size(len(paths)))
+
+    def _plan(self, cut: bool) -> list[list]:
+        return deal(plan_groups(self.files, self.engine.piece_bytes, cut=cut), self.feeders)
+
+    def _check(self, plan: list[list], outcome: FeedOutcome,
+               failure: duckdb.Error | None) -> None:
+        """Raise what went wrong, or _RetryUncut.
+
+        A cut inside a quoted name shows as an odd quote count, but only if its feeder got
+        to the end: DuckDB often trips first on the half-row after the cut, and then the
+        feeders are stopped.  So any failure of a plan with cuts is retried with whole files;
+        a real error then shows again and is reported from that reading.
+        """
+        had_cuts = any(p.split for pieces in plan for p in pieces)
+        if outcome.unsafe_cut or (had_cuts and not outcome.error
+                                  and (failure is not None or not outcome.ok)):
+            raise _RetryUncut
+        if outcome.error:
+            raise DataError(outcome.error)
+        if failure is not None:
+            raise _duckdb_error(failure, self.engine) from failure
+        if not outcome.ok:
+            raise DataError("reading the crawl failed (a feeder stopped early)")
+
+    def stream(self, make_sql: Callable[[str], str]) -> None:
+        for cut in (True, False):
+            plan = self._plan(cut)
+            with Feed(plan, self.workdir) as feed:
+                failure = self._parallel([make_sql(self._relation(feed.paths))], feed)
+                outcome = feed.outcome(reader_ok=failure is None)
+            try:
+                self._check(plan, outcome, failure)
+                return
+            except _RetryUncut:
+                continue
+
+    def aggregate(self) -> None:
+        for cut in (True, False):
+            plan = self._plan(cut)
+            with Feed(plan, self.workdir) as feed:
+                sources = [self._relation_for([path]) for path in feed.paths]
+                if self.parquets or not sources:
+                    sources.append(self._relation([]))
+                failure = self._parallel(
+                    [f"CREATE OR REPLACE TABLE lvl1_p{i} AS {lvl1_select(rel)}"
+                     for i, rel in enumerate(sources)], feed)
+                outcome = feed.outcome(reader_ok=failure is None)
+            try:
+                self._check(plan, outcome, failure)
+                break
+            except _RetryUncut:
+                for i in range(len(sources)):
+                    self.con.execute(f"DROP TABLE IF EXISTS lvl1_p{i}")
+        self.con.execute("CREATE OR REPLACE TEMP VIEW lvl1 AS "
+                         + " UNION ALL ".join(f"SELECT * FROM lvl1_p{i}"
+                                              for i in range(len(sources))))
+        self.parts = len(sources)
+
+    def _parallel(self, statements: list[str], feed: Feed) -> duckdb.Error | None:
+        """Run each statement on its own cursor and thread; the first failure stops the rest
+        (their FIFOs then close and their feeders end).  Meanwhile, watch for feeders that
+        died and would leave DuckDB waiting on their FIFO (``Feed.unblock_dead``)."""
+        cursors = [self.con.cursor() for _ in statements]
+        failures: list[duckdb.Error] = []
+
+        def run(cur: duckdb.DuckDBPyConnection, sql: str) -> None:
+            try:
+                cur.execute(sql)
+            except duckdb.Error as e:
+                failures.append(e)
+                for other in cursors:
+                    with contextlib.suppress(duckdb.Error):
+                        other.interrupt()
+
+        threads = [threading.Thread(target=run, args=(c, q), daemon=True)
+                   for c, q in zip(cursors, statements, strict=True)]
+        try:
+            for t in threads:
+                t.start()
+            while alive := [t for t in threads if t.is_alive()]:
+                alive[0].join(0.1)
+                feed.unblock_dead()
+        except BaseException:  # Ctrl-C, a Slurm signal: stop DuckDB before the feeders go
+            for c in cursors:
+                with contextlib.suppress(duckdb.Error):
+                    c.interrupt()
+            raise
+        for c in cursors:
+            c.close()
+        real = [f for f in failures if not isinstance(f, duckdb.InterruptException)]
+        return (real or failures or [None])[0]
+
+    def _relation(self, paths: list[str]) -> str:
+        if not paths and not self.parquets:
+            nulls = ", ".join(f"CAST(NULL AS {t}) AS {n}" for _, n, t in CRAWL_COLUMNS)
+            return f"SELECT {nulls} WHERE false"
+        return crawl_relation(paths, self.parquets, self.engine.buffer_size(len(paths)))
+
+
+class RankedCrawl:
+    """A crawl reduced to per-folder figures inside DuckDB (see module docstring).
+
+    A context manager: closing it drops the DuckDB connection and its spill directory.
+    """
+
+    def __init__(self, inputs: Sequence[str | bytes | os.PathLike], engine: Engine,
+                 now: int | None = None):
+        self.engine = engine
+        self.now = int(time.time()) if now is None else int(now)
+        files = resolve_inputs(inputs)
+        self._workdir = tempfile.mkdtemp(prefix="froster-rank-", dir=engine.temp_dir or None)
+        try:
+            self._con = _connect(engine, self._workdir)
+            loader = _Loader(files, engine, self._con, self._workdir)
+            loader.aggregate()
+            self._con.execute(FOLDERS_SQL)
+            self.totals = self._totals()
+            self._con.execute("DROP VIEW lvl1; DROP TABLE fdirect; DROP TABLE ftotal")
+            for i in range(loader.parts):
+                self._con.execute(f"DROP TABLE lvl1_p{i}")
+        except duckdb.Error as e:
+            self.close()
+            raise _duckdb_error(e, engine) from e
+        except BaseException:
+            self.close()
+            raise
+        self._selected: RankParams | None = None
+
+    def _totals(self) -> CrawlTotals:
+        dup, example, orphan_files, orphan_folders = self._con.execute(CHECKS_SQL).fetchone()
+        if dup:
+            raise DataError(f"{dup} folder(s) appear more than once in the input, e.g. "
+                            f"{display(example.encode('latin-1'))}: overlapping shards or the "
+                            "same crawl given twice; sizes would be counted twice")
+        (nrows, ndir, files1, bytes1, blk1, files2, bytes2, blk2, folder_bytes,
+         *old) = (int(v or 0) for v in self._con.execute(summary_sql(self.now)).fetchone())
+        return CrawlTotals(
+            rows=nrows, folders=ndir, files=files1 + files2, bytes=bytes1 + bytes2,
+            allocated_bytes=(blk1 + blk2) * 512,
+            not_accessed=tuple(zip(AGE_DAYS, old, strict=True)), folder_bytes=folder_bytes,
+            orphan_files=int(orphan_files), orphan_folders=int(orphan_folders), now=self.now)
+
+    def select(self, params: RankParams) -> Listing:
+        """Filter and order the folders; ``hotspots()`` then streams them."""
+        newest_before = self.now - params.older_than if params.older_than > 0 else None
+        try:
+            self._con.execute(listed_sql(params.by, params.min_size, params.min_avg_size,
+                                         newest_before, params.owner_uid, params.top))
+            folders, size = self._con.execute(LISTED_COUNT_SQL).fetchone()
+            self._name_tables()
+            if params.by == "total":
+                size = self._outer_size()
+        except duckdb.Error as e:
+            raise _duckdb_error(e, self.engine) from e
+        self._selected = params
+        return Listing(params, int(folders), int(size))
+
+    def _outer_size(self) -> int:
+        """Total size of the listed subtrees, a listed folder inside another listed one not
+        counted again (direct sizes never overlap, so only ``by="total"`` needs this).
+
+        One pass in pre-order: a folder is nested when its key starts with the key of the
+        last folder that was not nested, plus the separator.
+        """
+        cur = self._con.execute(LISTED_PREORDER_SQL)
+        outer: str | None = None
+        total = 0
+        while rows := cur.fetchmany(50_000):
+            for key, size in rows:
+                if outer is not None and (key.startswith(outer + "\0")
+                                          or outer == "\0" and key.startswith("\0")):
+                    continue
+                outer = key
+                total += size
+        return total
+
+    def _name_tables(self) -> None:
+        """user_names/group_names for the ids of the listed folders, as Latin-1 views."""
+        for table, column, lookup in (("user_names", "uid", user_name),
+                                      ("group_names", "gid", group_name)):
+            ids = [i for (i,) in self._con.execute(
+                f"SELECT DISTINCT {column} FROM listed WHERE {column} IS NOT NULL").fetchall()]
+            names = [latin1_view(lookup(i)) for i in ids]
+            self._con.execute(NAMES_SQL.format(table=table), [ids, names])
+
+    def hotspot_batches(self, batch: int = 20_000) -> Iterator[list[tuple]]:
+        """The selected folders, largest first, as lists of plain tuples in hotspots COLUMNS
+        order with folder/owner/group in their Latin-1 view (what
+        ``hotspots.write_hotspot_batches`` takes): no per-row Python work."""
+        if self._selected is None:
+            raise UserError("select() first")
+        cur = self._con.execute(LISTED_ROWS_SQL)  # temp tables live in this connection only
+        while rows := cur.fetchmany(batch):
+            yield rows
+
+    def hotspots(self) -> Iterator[Hotspot]:
+        """The selected folders, largest first, as exact-bytes Hotspot rows (streamed)."""
+        for rows in self.hotspot_batches():
+            for (folder, b, f, tb, tf, alloc, avg, mt, at, owner, group, depth) in rows:
+                yield Hotspot(folder.encode("latin-1"), b, f, tb, tf, alloc, avg, mt, at,
+                              from_latin1_view(owner), from_latin1_view(group), depth)
+
+    def close(self) -> None:
+        con = getattr(self, "_con", None)
+        if con is not None:
+            with contextlib.suppress(duckdb.Error):
+                con.close()
+            self._con = None
+        shutil.rmtree(self._workdir, ignore_errors=True)
+
+    def __enter__(self) -> RankedCrawl:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def to_parquet(inputs: Sequence[str | bytes | os.PathLike], out: str | bytes | os.PathLike,
+               engine: Engine) -> int:
+    """Convert a crawl to one Parquet file; returns its row count.
+
+    ``filename`` (and ``extension``) are stored as the Latin-1 view of the bytes -- one
+    character U+0000-U+00FF per byte, so ``value.encode("latin-1")`` is the exact path -- and
+    the file carries the key-value metadata ``froster_slurm.filename = latin-1`` that ``rank``
+    requires of a Parquet input.  Written under a temporary name and renamed.
+    """
+    out_b = os.fsencode(out)
+    out_s = duckdb_path(out_b)
+    tmp = out_s + ".tmp"
+    files = resolve_inputs(inputs)
+    workdir = tempfile.mkdtemp(prefix="froster-rank-", dir=engine.temp_dir or None)
+    con = None
+    try:
+        con = _connect(engine, workdir)
+        meta = f"{{{sql_str(PARQUET_KEY)}: {sql_str(PARQUET_VALUE)}}}"
+        _Loader(files, engine, con, workdir).stream(
+            lambda rel: f"COPY ({rel}) TO {sql_str(tmp)} "
+                        f"(FORMAT parquet, COMPRESSION zstd, KV_METADATA {meta})")
+        rows = con.execute("SELECT count(*) FROM read_parquet(?)", [tmp]).fetchone()[0]
+        os.replace(tmp, out_s)
+        return int(rows)
+    except duckdb.Error as e:
+        raise _duckdb_error(e, engine) from e
+    finally:
+        if con is not None:
+            con.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def rank_to_file(inputs: Sequence[str | bytes | os.PathLike], dest: str | os.PathLike, *,
+                 memory_limit: str = "1GB", temp_dir: str | None = None, threads: int = 0,
+                 params: RankParams | None = None, now: int | None = None
+                 ) -> tuple[CrawlTotals, Listing]:
+    """The rank stage of a pipeline run (``jobs.rank``): every folder, unless ``params`` says
+    otherwise, into a hotspots file; the run's selection rules are applied afterwards."""
+    engine = Engine(memory_limit=memory_limit, temp_dir=temp_dir or "", threads=threads)
+    with RankedCrawl(inputs, engine, now=now) as crawl:
+        listing = crawl.select(params or RankParams())
+        write_hotspot_batches_to(dest, crawl.hotspot_batches())
+        return crawl.totals, listing

@@ -1,0 +1,258 @@
+"""Feed crawl CSVs to DuckDB through FIFOs, as UTF-8 that maps back to the exact bytes.
+
+Why this exists: pwalk writes names as raw bytes, so a crawl is not UTF-8.  DuckDB's CSV reader
+takes UTF-8, UTF-16 or "latin-1", and its latin-1 decoder (DuckDB 2.0) REFUSES the bytes
+0x80-0x9F ("File is not latin-1 encoded") -- bytes that every UTF-8 name outside Latin-1 holds
+(``€`` is E2 82 AC, most CJK names have them).  So each feeder reads the raw bytes and writes
+them re-encoded as if they were Latin-1: byte b becomes the character U+00b, in UTF-8.  That is
+lossless and reversible (``text.encode("latin-1")`` gives the bytes back), unlike converting
+the names for display.  ASCII chunks are passed through untouched.
+
+Several feeders run as separate processes (the re-encoding holds the GIL), each writing one FIFO
+that DuckDB reads as it is written.  A big file is cut into byte ranges at newlines.  A newline
+inside a quoted name is not a row boundary, and a cut there would split a row: each feeder counts
+the ``"`` in its range, and since quotes inside a field come in pairs (``""``) a range between
+two true row boundaries always holds an even number.  An odd count makes the feeder exit with
+``EXIT_UNSAFE_CUT`` and the caller reads again without cutting.
+
+Feeder protocol: ``python -m froster_slurm.rank_feed SPEC OUT``; SPEC holds NUL-separated
+records ``kind, start, end, split, path``.  Exit 0: all written; ``EXIT_UNSAFE_CUT``; 65: the data
+is malformed (one line on stderr); anything else: failure (e.g. DuckDB stopped reading).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import gzip
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .rank_input import GZIP, Piece
+
+EXIT_UNSAFE_CUT = 3
+EXIT_DATA = 65
+CHUNK = 1 << 20
+
+
+# --- the feeder process -------------------------------------------------------------------------
+
+def reencode(chunk: bytes) -> bytes:
+    """Raw bytes to UTF-8 text whose characters are those bytes (Latin-1 view); ASCII as is."""
+    return chunk if chunk.isascii() else chunk.decode("latin-1").encode("utf-8")
+
+
+class BadData(Exception):
+    """Malformed crawl data found while feeding (exit 65)."""
+
+
+class UnsafeCut(Exception):
+    """A cut fell inside a quoted name (exit EXIT_UNSAFE_CUT)."""
+
+
+def _open_fifo(path: str) -> int:
+    """Open the FIFO for writing once DuckDB opens it; give up if our parent is gone.
+
+    A plain blocking open would wait forever when the reader never comes (DuckDB stopped on an
+    error first), leaving an orphan; polling with O_NONBLOCK lets us notice.
+    """
+    parent = os.getppid()
+    while True:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as e:
+            if e.errno != errno.ENXIO:
+                raise
+            if os.getppid() != parent:
+                raise SystemExit(1) from None
+            time.sleep(0.002)
+            continue
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+        fcntl.fcntl(fd, fcntl.F_SETFL, flags & ~os.O_NONBLOCK)
+        with contextlib.suppress(OSError, AttributeError):
+            # a 1 MiB pipe instead of 64 KiB: 16x fewer wake-ups of feeder and DuckDB
+            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, CHUNK)
+        return fd
+
+
+def _feed_plain(out, piece: Piece) -> None:
+    quotes = 0
+    with open(piece.path, "rb", buffering=0) as f:
+        f.seek(piece.start)
+        left = piece.end - piece.start
+        while left > 0:
+            chunk = f.read(min(CHUNK, left))
+            if not chunk:
+                raise BadData(f"{os.fsdecode(piece.path)}: file shrank while being read")
+            left -= len(chunk)
+            quotes += chunk.count(b'"')
+            out.write(reencode(chunk))
+    if quotes % 2:
+        if piece.split:
+            raise UnsafeCut(os.fsdecode(piece.path))
+        raise BadData(f"{os.fsdecode(piece.path)}: unbalanced quotes (a name is not closed)")
+
+
+def _feed_gzip(out, piece: Piece) -> None:
+    quotes = 0
+    last = b"\n"
+    name = os.fsdecode(piece.path)
+    try:
+        with gzip.open(piece.path, "rb") as f:
+            first = f.readline(1 << 20)
+            if first and not first.startswith(b"inode,"):
+                quotes += first.count(b'"')
+                out.write(reencode(first))
+                last = first[-1:]
+            while chunk := f.read(CHUNK):
+                quotes += chunk.count(b'"')
+                out.write(reencode(chunk))
+                last = chunk[-1:]
+    except (OSError, EOFError) as e:
+        raise BadData(f"{name}: cannot decompress: {e}") from e
+    if last != b"\n":
+        raise BadData(f"{name}: the last line has no newline: the crawl file was cut off")
+    if quotes % 2:
+        raise BadData(f"{name}: unbalanced quotes (a name is not closed)")
+
+
+def read_spec(path: str | os.PathLike) -> list[Piece]:
+    data = Path(path).read_bytes().split(b"\0")
+    return [Piece(data[i + 4], data[i].decode(), int(data[i + 1]), int(data[i + 2]),
+                  data[i + 3] == b"1") for i in range(0, len(data) - 4, 5)]
+
+
+def write_spec(path: str | os.PathLike, pieces: Sequence[Piece]) -> None:
+    Path(path).write_bytes(b"".join(
+        b"%s\0%d\0%d\0%d\0%s\0" % (p.kind.encode(), p.start, p.end, p.split, p.path)
+        for p in pieces))
+
+
+def feeder_main(argv: Sequence[str]) -> int:
+    """Stream every piece of SPEC into OUT (see module docstring for the exit codes)."""
+    spec, dest = argv
+    pieces = read_spec(spec)
+    try:
+        fd = _open_fifo(dest)
+        with open(fd, "wb", buffering=CHUNK) as out:
+            for piece in pieces:
+                (_feed_gzip if piece.kind == GZIP else _feed_plain)(out, piece)
+    except UnsafeCut as e:
+        print(f"cut inside a quoted name in {e}", file=sys.stderr)
+        return EXIT_UNSAFE_CUT
+    except BadData as e:
+        print(e, file=sys.stderr)
+        return EXIT_DATA
+    except BrokenPipeError:
+        return 1  # the reader stopped (DuckDB failed); the caller reports why
+    return 0
+
+
+# --- the caller's side --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FeedOutcome:
+    """How the feeders ended: all fine, a cut to redo without cutting, or a data error."""
+
+    ok: bool
+    unsafe_cut: bool = False
+    error: str = ""
+
+
+class Feed:
+    """Start one feeder per piece list; ``paths`` are the FIFOs DuckDB reads (while the
+    feeders run: the data never touches the disk).
+
+    Use as a context manager: leaving it stops feeders still running (by their pid) and
+    removes the FIFOs.  Call ``outcome()`` once DuckDB has finished reading.
+    """
+
+    def __init__(self, plan: Sequence[Sequence[Piece]], workdir: str | os.PathLike,
+                 tag: str = ""):
+        self.workdir = Path(workdir)
+        self.paths: list[str] = []
+        self._procs: list[tuple[subprocess.Popen, Path]] = []
+        env = dict(os.environ)
+        pkg_parent = str(Path(__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_parent, env.get("PYTHONPATH")) if p)
+        for i, pieces in enumerate(plan):
+            path = self.workdir / f"feed{tag}-{i}.csv"
+            spec = self.workdir / f"feed{tag}-{i}.spec"
+            err = self.workdir / f"feed{tag}-{i}.err"
+            os.mkfifo(path, 0o600)
+            write_spec(spec, pieces)
+            self.paths.append(str(path))
+            with open(err, "wb") as errf:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "froster_slurm.rank_feed", str(spec), str(path)],
+                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errf, env=env)
+            self._procs.append((proc, err))
+
+    def unblock_dead(self) -> None:
+        """Give end-of-file to DuckDB on the FIFO of a feeder that died.
+
+        A feeder that dies before opening its FIFO (a file vanished, Python failed to start)
+        would leave DuckDB waiting in open() forever.  Opening the FIFO for a moment lets that
+        open() return and read end-of-file; the feeder's exit code then reports the failure.
+        Harmless for a feeder that finished normally (nothing is written).
+        """
+        for (proc, _), path in zip(self._procs, self.paths, strict=True):
+            if proc.poll() is None:
+                continue
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError:
+                continue  # ENXIO: nobody is waiting to read it (now)
+            os.close(fd)
+
+    def outcome(self, reader_ok: bool) -> FeedOutcome:
+        """Wait for the feeders (stopping them if the reader failed) and judge their exits.
+
+        A reader that finished has read every FIFO to its end, so waiting cannot hang."""
+        for proc, _ in self._procs:
+            if not reader_ok and proc.poll() is None:
+                proc.terminate()
+            proc.wait()
+        unsafe = False
+        for proc, err in self._procs:
+            if proc.returncode == EXIT_DATA:
+                return FeedOutcome(False, error=err.read_bytes().decode("utf-8", "replace")
+                                   .strip())
+            unsafe |= proc.returncode == EXIT_UNSAFE_CUT
+        if unsafe:
+            return FeedOutcome(False, unsafe_cut=True)
+        bad = [(p.returncode, e) for p, e in self._procs if p.returncode != 0]
+        if bad and reader_ok:
+            code, err = bad[0]
+            msg = err.read_bytes().decode("utf-8", "replace").strip().splitlines()
+            return FeedOutcome(False, error=f"a feeder failed (exit {code}): "
+                                            f"{msg[-1] if msg else 'no message'}")
+        return FeedOutcome(not bad)
+
+    def __enter__(self) -> Feed:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop feeders still running (by pid) and remove their files; safe to repeat."""
+        for proc, _ in self._procs:
+            if proc.poll() is None:
+                proc.terminate()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=10)
+        for path in self.paths:
+            for name in (path, path[:-4] + ".spec", path[:-4] + ".err"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(name)
+
+
+if __name__ == "__main__":
+    sys.exit(feeder_main(sys.argv[1:]))

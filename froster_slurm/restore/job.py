@@ -1,0 +1,303 @@
+"""The guarded restore job: check, download, verify, unpack, place, update the trace.
+
+It runs many times for one restore: while objects thaw, each run finds them unreadable and asks
+to be requeued ``restore.check_interval`` seconds later (exit 75; the job script requeues the
+same job id with a later start, the local backend reruns it).  Every phase leaves its result in
+``restore.json`` before the next starts, so a run killed anywhere resumes where it stopped:
+
+    requested/waiting -> downloaded -> verified -> placed -> done
+
+* download: ``rclone copy --checksum`` of this archive's objects only (a rerun keeps what is
+  already down); unreadable objects mean "not yet", anything else is a real error;
+* verify + unpack: each object's md5 against the record, bundles unpacked (only the members
+  the record lists), then every file hashed against the manifest;
+* place: into the target without clobbering (``place``), then modes and mtimes;
+* trace: the record and index.html say the data is back; the catalog too.
+
+Staging is ``TARGET/.Froster-restore-<run id>.tmp`` (the archive stage recognises the
+``.Froster-*.tmp`` names as its own and never archives them; purge refuses a folder that has
+one, since a restore is in progress there).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ..archive import ours
+from ..archive.bundle import BUNDLE_DIR_REMOTE
+from ..archive.settings import load_settings
+from ..errors import DataError, FrosterError, PermanentError, TransientError, UserError
+from ..paths import display
+from ..runs import Run
+from ..taskstate import update_task_state
+from . import tracefiles
+from .place import apply_metadata, place_all
+from .record import Archive, parse, read_local
+from .remote import NotReady, download, rclone_from_settings
+from .safefs import DirCache, open_root
+from .state import now_iso, read_state, write_state
+from .unpack import check_object, extract_bundle, verify_staged
+
+EX_OK, EX_TEMPFAIL, EX_FAILED = 0, 75, 70
+TRACE_DIR = "trace"
+
+
+def log(message: str) -> None:
+    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} restore: {message}", file=sys.stderr,
+          flush=True)
+
+
+def status(text: str) -> None:
+    from ..jobs import set_comment
+
+    set_comment(text)
+
+
+def stage_name(run_id: str) -> bytes:
+    return ours.TMP_PREFIX + b"restore-" + run_id.encode() + ours.TMP_SUFFIX
+
+
+def load_archive(run_dir: Path, folder: bytes) -> Archive:
+    """The archive as it was when the restore was asked for (copied into the run)."""
+    tdir = run_dir / TRACE_DIR
+    return parse(folder, (tdir / ours.RECORD_NAME.decode()).read_bytes(),
+                 (tdir / ours.MANIFEST_NAME.decode()).read_bytes())
+
+
+class RestoreJob:
+    """One run of the guarded job; ``state`` is restore.json, saved after every phase."""
+
+    def __init__(self, run_dir: Path):
+        self.run = Run(run_dir)
+        self.run_dir = run_dir
+        self.settings = load_settings(run_dir)
+        self.state = read_state(run_dir)
+        self.opts: dict[str, Any] = self.state  # target, force, tier, ... live in restore.json
+        self.folder = self.run.folders()[0]
+        self.target = os.fsencode(self.opts["target"])
+        self.arch = load_archive(run_dir, self.folder)
+        self.rclone = rclone_from_settings(self.settings, run_dir / "logs" / "rclone")
+        self.work = run_dir / "work"
+        self.work.mkdir(exist_ok=True)
+
+    def save(self, **changes: Any) -> None:
+        self.state.update(changes)
+        write_state(self.run_dir, self.state)
+
+    def run_once(self) -> int:
+        """One pass through the phases that are not done yet; returns the exit code."""
+        job = os.environ.get("SLURM_JOB_ID")
+        if job and job not in self.state.setdefault("job_ids", []):
+            self.state["job_ids"].append(job)
+        phase = self.state["phase"]
+        if phase == "done":
+            log("already done")
+            return EX_OK
+        root_fd = open_root(self.target, create=True)
+        try:
+            try:
+                fcntl.flock(root_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as e:
+                raise TransientError(f"{display(self.target)} is locked by another purge or "
+                                     "restore") from e
+            try:
+                os.mkdir(stage_name(self.run.run_id), 0o700, dir_fd=root_fd)
+            except FileExistsError:
+                pass
+            stage_fd = os.open(stage_name(self.run.run_id), os.O_RDONLY | os.O_DIRECTORY |
+                               os.O_NOFOLLOW, dir_fd=root_fd)
+            try:
+                return self._phases(root_fd, stage_fd)
+            finally:
+                os.close(stage_fd)
+        finally:
+            os.close(root_fd)
+
+    def _stage_path(self) -> Path:
+        return Path(os.fsdecode(os.path.join(self.target, stage_name(self.run.run_id))))
+
+    def _phases(self, root_fd: int, stage_fd: int) -> int:
+        stage = self._stage_path()
+        if self.state["phase"] in ("requested", "waiting", "downloading"):
+            self._download(stage)
+        if self.state["phase"] == "downloaded":
+            with DirCache(stage_fd) as staged:
+                self._unpack(stage, staged)
+        if self.state["phase"] == "verified":
+            with DirCache(stage_fd) as staged, DirCache(root_fd) as target:
+                self._place(staged, target)
+        if self.state["phase"] == "placed":
+            self._finish(root_fd)
+        return EX_OK
+
+    def _download(self, stage: Path) -> None:
+        extracted = set(self.state.get("extracted", []))
+        objects = [o for o in self.arch.data_objects() if o not in extracted]
+        checks = int(self.state.get("checks") or 0) + 1
+        self.save(phase="downloading", checks=checks, last_check=now_iso())
+        status(f"restore: check {checks}, downloading {len(objects)} objects")
+        log(f"check {checks}: downloading {len(objects)} objects from "
+            f"{display(os.fsencode(self.arch.destination))}")
+        try:
+            download(self.rclone, self.arch.destination, objects, stage, self.work)
+        except NotReady as e:
+            self.save(phase="waiting", error=None)
+            raise NotReady(str(e)) from None
+        self.save(phase="downloaded", downloaded_at=now_iso(), error=None,
+                  ready_at=self.state.get("ready_at") or now_iso())
+
+    def _unpack(self, stage: Path, staged: DirCache) -> None:
+        status("restore: verifying and unpacking")
+        # Files that were their own objects are hashed once, with everything else, by
+        # verify_staged below; a bundle is checked as a whole before it is unpacked.
+        extracted = list(self.state.get("extracted", []))
+        for b in self.arch.bundles:
+            if b.name in extracted:
+                continue
+            tar = stage / b.name
+            if not tar.exists():
+                self.save(phase="waiting")  # lost before it was unpacked: fetch it again
+                raise TransientError(f"{b.name} vanished from staging; downloading it again")
+            check_object(tar, b.md5, b.name)
+            n = extract_bundle(tar, b, staged)
+            extracted.append(b.name)
+            self.save(extracted=extracted)
+            tar.unlink()
+            log(f"unpacked {b.name}: {n} members")
+        shutil.rmtree(stage / BUNDLE_DIR_REMOTE, ignore_errors=True)
+        n = verify_staged(self.arch, staged, self.settings.workers())
+        log(f"verified {n} files against the manifest")
+        self.save(phase="verified", verified_at=now_iso())
+
+    def _place(self, staged: DirCache, target: DirCache) -> None:
+        status("restore: placing files")
+        placed = place_all(self.arch, staged, target, force=bool(self.opts.get("force")))
+        if placed.conflicts and not self.opts.get("force"):
+            shown = "; ".join(placed.conflicts[:5])
+            more = f" (and {len(placed.conflicts) - 5} more)" if len(placed.conflicts) > 5 else ""
+            raise PermanentError(f"{len(placed.conflicts)} existing entries in "
+                                 f"{display(self.target)} would be overwritten: {shown}{more}."
+                                 " Nothing was placed; run the restore again with --force to "
+                                 "replace them")
+        apply_metadata(self.arch, target)
+        log(f"placed {placed.files} files, {placed.links} symlinks; {placed.already} already "
+            f"there; {placed.replaced} replaced")
+        self.save(phase="placed", placed_at=now_iso(),
+                  placed={"files": placed.files, "links": placed.links, "dirs": placed.dirs,
+                          "already": placed.already, "replaced": placed.replaced})
+
+    def _finish(self, root_fd: int) -> None:
+        note = self._update_trace(root_fd)
+        shutil.rmtree(self._stage_path(), ignore_errors=True)
+        self.save(phase="done", finished_at=now_iso(), error=None, trace=note)
+        status("restore: done")
+        log(f"done: {display(self.target)} ({note})")
+
+    def _update_trace(self, root_fd: int) -> str:
+        """In place: the folder's record says 'restored'.  Elsewhere: the original folder's
+        record (when it is still there) lists where a copy went; the copy gets no record, so
+        catalog rebuilds never see two folders claiming one archive."""
+        tdir = self.opts.get("templates_dir") or None
+        info = {"at": now_iso(), "by": tracefiles.whoami(), "host": tracefiles.hostname(),
+                "run_id": self.run.run_id, "from": self.arch.destination}
+        if self.target == self.folder:
+            try:
+                current = read_local(self.folder) or self.arch
+            except FrosterError:  # a damaged trace in the folder: the run's copy is the truth
+                current = self.arch
+            current.record["state"] = "restored"
+            current.record["restored"] = info
+            if "purge" in current.record:  # history; a later purge starts from scratch
+                current.record["last_purge"] = current.record.pop("purge")
+            tracefiles.write_trace(root_fd, current, tdir)
+            return tracefiles.update_catalog(self.run.settings.get("catalog", ""), current)
+        try:
+            current = read_local(self.folder)
+        except FrosterError:
+            current = None
+        if current is None:
+            return "copy restored; the original folder has no record to update"
+        current.record.setdefault("copies", []).append({**info, "to": self.opts["target"]})
+        try:
+            fd = open_root(self.folder)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                tracefiles.write_trace(fd, current, tdir)
+            finally:
+                os.close(fd)
+        except (OSError, FrosterError) as e:  # the copy is complete; the note is a courtesy
+            return f"copy restored; the original folder's record not updated ({e})"
+        return "copy restored; noted in the original folder's record"
+
+
+def retry_delay(run_dir: Path) -> int:
+    """Seconds the job script should wait before the next run (state's retry_after)."""
+    try:
+        after = float(read_state(run_dir).get("retry_after") or 0)
+    except FrosterError:
+        return 60
+    return max(0, int(after - time.time() + 0.999))
+
+
+def _schedule(run_dir: Path, state: dict[str, Any], delay: int, why: str) -> int:
+    state.update(retry_after=time.time() + delay, next_check_in=delay, last_note=why)
+    write_state(run_dir, state)
+    update_task_state(run_dir, 0, retry_after=time.time() + delay)  # the local backend reads it
+    status(f"restore: {why}; next check in {delay}s")
+    log(f"{why}; next check in {delay}s")
+    return EX_TEMPFAIL
+
+
+class Stopped(BaseException):  # noqa: N818 - like KeyboardInterrupt: nothing may swallow it
+    """TERM/USR1: stop now (rclone is stopped by its wrapper on the way out); resume later."""
+
+
+def _on_signal(signum: int, _frame: Any) -> None:
+    signal.signal(signum, signal.SIG_IGN)  # once is enough
+    raise Stopped(signal.Signals(signum).name)
+
+
+def run_restore(run_dir: Path) -> int:
+    """Entry point of one run of the guarded job: returns 0, 75 (requeue later) or 70."""
+    try:
+        job = RestoreJob(run_dir)
+    except FrosterError as e:
+        log(f"cannot start: {e}")
+        return EX_FAILED
+    interval = int(job.opts.get("check_interval") or 1800)
+    for sig in (signal.SIGTERM, signal.SIGUSR1):
+        signal.signal(sig, _on_signal)
+    try:
+        code = job.run_once()
+        job.save(failures=0)
+        return code
+    except Stopped as e:
+        return _schedule(run_dir, job.state, 0, f"stopped by {e} in phase "
+                                                f"{job.state.get('phase')}; resumes there")
+    except NotReady as e:
+        return _schedule(run_dir, job.state, interval, f"objects are not readable yet ({e})")
+    except (TransientError, OSError) as e:
+        failures = int(job.state.get("failures") or 0) + 1
+        job.state.update(failures=failures, error=str(e))
+        if failures >= job.settings.max_attempts:
+            return _fail(run_dir, job.state, f"gave up after {failures} attempts: {e}")
+        delay = min(interval, job.settings.retry_delay * 2 ** (failures - 1))
+        return _schedule(run_dir, job.state, delay, f"attempt {failures} failed: {e}")
+    except (PermanentError, DataError, UserError) as e:
+        return _fail(run_dir, job.state, str(e))
+
+
+def _fail(run_dir: Path, state: dict[str, Any], message: str) -> int:
+    state.update(phase="failed", error=message, failed_phase=state.get("phase"),
+                 finished_at=now_iso())
+    write_state(run_dir, state)
+    status(f"restore FAILED: {message}"[:900])
+    log(f"FAILED: {message}")
+    return EX_FAILED

@@ -1,0 +1,263 @@
+"""Read an archived folder's trace (record + manifest) into one typed, cross-checked object.
+
+The formats are the archive stage's (``froster_slurm.archive.trace`` documents every field);
+this module only reads them.  Why cross-check instead of trusting the record: purge deletes on
+the strength of these files, so a record and manifest that disagree (hand-edited, truncated,
+from two different archives) must stop everything rather than pick one of them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..archive import ours
+from ..archive.bundle import BUNDLE_DIR_REMOTE
+from ..errors import DataError, NotFoundError
+from ..paths import display
+from .safefs import check_rel, open_root, read_small_at
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    rel: bytes
+    md5: str
+    size: int
+    mode: int
+    mtime_ns: int
+    object: str | None
+    bundle: str | None
+    hardlink_to: bytes | None = None
+
+
+@dataclass(frozen=True)
+class LinkEntry:
+    rel: bytes
+    target: bytes
+    mode: int
+    mtime_ns: int
+    bundle: str | None
+
+
+@dataclass(frozen=True)
+class DirEntry:
+    rel: bytes
+    mode: int
+    mtime_ns: int
+    empty: bool
+
+
+@dataclass(frozen=True)
+class Bundle:
+    name: str  # relative to the destination: Froster.bundles/bundle-00001.tar
+    md5: str
+    size: int
+    members: tuple[bytes, ...]
+
+
+@dataclass
+class Archive:
+    """One folder's archive as its trace describes it."""
+
+    folder: bytes
+    record: dict[str, Any]
+    manifest_raw: bytes
+    files: dict[bytes, FileEntry] = field(default_factory=dict)
+    links: dict[bytes, LinkEntry] = field(default_factory=dict)
+    dirs: dict[bytes, DirEntry] = field(default_factory=dict)
+    bundles: list[Bundle] = field(default_factory=list)
+    skipped: set[bytes] = field(default_factory=set)
+
+    @property
+    def destination(self) -> str:
+        return str(self.record["destination"])
+
+    @property
+    def storage_class(self) -> str:
+        return str(self.record.get("storage_class") or "")
+
+    @property
+    def recursive(self) -> bool:
+        return bool(self.record.get("recursive"))
+
+    @property
+    def state(self) -> str:
+        return str(self.record.get("state") or "archived")
+
+    @property
+    def index_name(self) -> bytes:
+        return os.fsencode(self.record.get("index_html") or ours.INDEX_NAME.decode())
+
+    @property
+    def trace_names(self) -> set[bytes]:
+        """The top-level names purge and restore never delete or overwrite."""
+        return {ours.RECORD_NAME, ours.MANIFEST_NAME, self.index_name}
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(f.size for f in self.files.values())
+
+    def data_objects(self) -> dict[str, str]:
+        """Every data object at the destination: name relative to it -> md5."""
+        out = {f.object: f.md5 for f in self.files.values() if f.object}
+        out.update({b.name: b.md5 for b in self.bundles})
+        return out
+
+    def object_sizes(self) -> dict[str, int]:
+        out = {f.object: f.size for f in self.files.values() if f.object}
+        out.update({b.name: b.size for b in self.bundles})
+        return out
+
+    def trace_objects(self) -> dict[str, str]:
+        """The manifest copy beside the data (it never changes after archiving)."""
+        return {ours.MANIFEST_NAME.decode(): md5_hex(self.manifest_raw)}
+
+
+def md5_hex(data: bytes) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+def parse_manifest(data: bytes) -> dict[bytes, str]:
+    """GNU md5sum lines -> {relative name: md5}; undoes md5sum 9's backslash escaping."""
+    out: dict[bytes, str] = {}
+    for n, line in enumerate(data.split(b"\n"), 1):
+        if not line:
+            continue
+        escaped = line.startswith(b"\\")
+        if escaped:
+            line = line[1:]
+        md5, sep, name = line.partition(b"  ")
+        if not sep or len(md5) != 32:
+            raise DataError(f"manifest line {n} is not '<md5>  <name>'")
+        if escaped:
+            name = _unescape(name)
+        out[name] = md5.decode("ascii").lower()
+    return out
+
+
+def _unescape(name: bytes) -> bytes:
+    out = bytearray()
+    i = 0
+    while i < len(name):
+        c = name[i:i + 1]
+        if c == b"\\" and i + 1 < len(name):
+            nxt = name[i + 1:i + 2]
+            out += {b"\\": b"\\", b"n": b"\n", b"r": b"\r"}.get(nxt, b"\\" + nxt)
+            i += 2
+        else:
+            out += c
+            i += 1
+    return bytes(out)
+
+
+def parse(folder: bytes, record_raw: bytes, manifest_raw: bytes) -> Archive:
+    """Build the Archive and check that record and manifest describe the same files."""
+    try:
+        record = json.loads(record_raw)
+    except ValueError as e:
+        raise DataError(f"{display(folder)}: {ours.RECORD_NAME.decode()} is not valid JSON") \
+            from e
+    if not isinstance(record, dict) or record.get("format") != ours.RECORD_FORMAT:
+        raise DataError(f"{display(folder)}: {ours.RECORD_NAME.decode()} is not a "
+                        "froster-slurm archive record")
+    arch = Archive(folder=folder, record=record, manifest_raw=manifest_raw)
+    try:
+        by_bundle: dict[str, list[bytes]] = {}
+        for e in record["entries"]:
+            rel = check_rel(os.fsencode(e["path"]))
+            kind = e["type"]
+            if kind == "file":
+                link_to = e.get("hardlink_to")
+                arch.files[rel] = FileEntry(
+                    rel, str(e["md5"]).lower(), int(e["size"]), int(e["mode"]),
+                    int(e["mtime_ns"]), e.get("object"), e.get("bundle"),
+                    check_rel(os.fsencode(link_to)) if link_to else None)
+            elif kind == "symlink":
+                arch.links[rel] = LinkEntry(rel, os.fsencode(e["target"]), int(e["mode"]),
+                                            int(e["mtime_ns"]), e.get("bundle"))
+            elif kind == "dir":
+                arch.dirs[rel] = DirEntry(rel, int(e["mode"]), int(e["mtime_ns"]),
+                                          bool(e.get("empty")))
+            else:
+                raise DataError(f"unknown entry type {kind!r}")
+            if e.get("bundle"):
+                by_bundle.setdefault(e["bundle"], []).append(rel)
+        for b in record.get("bundles", []):
+            name = str(b["name"])
+            if not name.startswith(BUNDLE_DIR_REMOTE + "/"):
+                raise DataError(f"bundle {name!r} is outside {BUNDLE_DIR_REMOTE}/")
+            arch.bundles.append(Bundle(name, str(b["md5"]).lower(), int(b["size"]),
+                                       tuple(by_bundle.pop(name, []))))
+        arch.skipped = {os.fsencode(s["path"]) for s in record.get("skipped", [])}
+        str(record["destination"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise DataError(f"{display(folder)}: archive record lacks or garbles a field: "
+                        f"{e!r}") from e
+    if by_bundle:
+        raise DataError(f"{display(folder)}: record names bundles it does not list: "
+                        f"{sorted(by_bundle)[:3]}")
+    _cross_check(arch)
+    return arch
+
+
+def _cross_check(arch: Archive) -> None:
+    where = display(arch.folder)
+    want = arch.record.get("manifest", {}).get("md5")
+    if want and md5_hex(arch.manifest_raw) != want:
+        raise DataError(f"{where}: {ours.MANIFEST_NAME.decode()} is not the manifest the "
+                        "record was written with (its md5 differs)")
+    manifest = parse_manifest(arch.manifest_raw)
+    record_md5 = {rel: f.md5 for rel, f in arch.files.items()}
+    if manifest != record_md5:
+        only_m = sorted(set(manifest) - set(record_md5))
+        only_r = sorted(set(record_md5) - set(manifest))
+        differ = sorted(r for r in set(manifest) & set(record_md5)
+                        if manifest[r] != record_md5[r])
+        detail = (only_m[:1] and f"only in the manifest: {display(only_m[0])}") or \
+                 (only_r[:1] and f"only in the record: {display(only_r[0])}") or \
+                 (differ[:1] and f"different md5: {display(differ[0])}") or "?"
+        raise DataError(f"{where}: manifest and record disagree ({detail})")
+    for f in arch.files.values():
+        if not f.object and not f.bundle:
+            raise DataError(f"{where}: record says {display(f.rel)} is in no object and no "
+                            "bundle")
+    for lk in arch.links.values():
+        if not lk.bundle:
+            raise DataError(f"{where}: record says symlink {display(lk.rel)} is in no bundle")
+    if "***" in arch.destination:
+        raise DataError(f"{where}: the record's destination hides credentials "
+                        f"({arch.destination}); configure the remote in rclone.conf instead")
+
+
+def read_local(folder: bytes) -> Archive | None:
+    """The Archive from the trace in ``folder``; None when the folder has no record."""
+    fd = open_root(folder)
+    try:
+        try:
+            record_raw = read_small_at(fd, ours.RECORD_NAME)
+        except FileNotFoundError:
+            return None
+        try:
+            manifest_raw = read_small_at(fd, ours.MANIFEST_NAME)
+        except FileNotFoundError as e:
+            raise DataError(f"{display(folder)} has an archive record but no "
+                            f"{ours.MANIFEST_NAME.decode()}") from e
+    finally:
+        os.close(fd)
+    return parse(folder, record_raw, manifest_raw)
+
+
+def require_local(folder: bytes, action: str) -> Archive:
+    """Like ``read_local`` but a folder that was never archived is a clear error."""
+    arch = read_local(folder)
+    if arch is None:
+        raise NotFoundError(f"{display(folder)} was never archived (no "
+                            f"{ours.RECORD_NAME.decode()} in it); refusing to {action} it")
+    if os.path.normpath(os.fsencode(arch.record["source"])) != folder:
+        raise DataError(f"{display(folder)}: its record says it was archived from "
+                        f"{display(os.fsencode(arch.record['source']))} (moved or copied "
+                        "since?); refusing to act on it")
+    return arch

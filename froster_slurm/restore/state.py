@@ -1,0 +1,68 @@
+"""The restore state file: what a guarded restore job has done, so a requeue knows where it is.
+
+One restore = one run directory (``kind = "restore"``) holding ``restore.json``.  The job may
+run many times (each check while objects thaw is a new short job) and may be killed at any
+point, so every phase is idempotent and the file says which phases are finished::
+
+    phase       requested | waiting | downloading | placing | done | failed
+    folder      the archived folder (surrogateescape text)
+    target      where the data goes (the folder itself, or --to DEST)
+    destination the remote folder the data comes from
+    thaw        whether the objects need a restore request (Glacier / Deep Archive)
+    requested_at, checks, last_check, ready_at, downloaded_at, placed_at, finished_at
+    job_ids     every Slurm job of this restore, in order (the live one is the last)
+    error       one line, or null
+
+Written atomically (tmp + fsync + rename): a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ..errors import DataError, NotFoundError
+
+STATE_NAME = "restore.json"
+PHASES = ("requested", "waiting", "downloading", "placing", "done", "failed")
+ACTIVE = ("requested", "waiting", "downloading", "placing")
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def state_path(run_dir: Path) -> Path:
+    return Path(run_dir) / STATE_NAME
+
+
+def read_state(run_dir: Path) -> dict[str, Any]:
+    path = state_path(run_dir)
+    try:
+        return json.loads(path.read_bytes())
+    except FileNotFoundError as e:
+        raise NotFoundError(f"{path}: no restore state (not a restore run?)") from e
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}: not valid JSON ({e})") from e
+
+
+def write_state(run_dir: Path, state: dict[str, Any]) -> dict[str, Any]:
+    path = state_path(run_dir)
+    state["updated_at"] = now_iso()
+    data = json.dumps(state, indent=1, ensure_ascii=True, sort_keys=True).encode() + b"\n"
+    tmp = path.with_name(f".{STATE_NAME}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return state
+
+
+def update_state(run_dir: Path, **changes: Any) -> dict[str, Any]:
+    state = read_state(run_dir)
+    state.update(changes)
+    return write_state(run_dir, state)

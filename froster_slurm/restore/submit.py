@@ -1,0 +1,321 @@
+"""`restore` on the manager side: find the archive, estimate, request the thaw, submit ONE job.
+
+Steps, each safe to repeat:
+
+1. find the archive: the folder's own record, else the catalog's destination and the record
+   copy beside the data (STANDARD class, readable without a thaw);
+2. quick conflict check of the target (existence and size only; the job hashes);
+3. guard: a live job with this target's stable name means a restore is already under way:
+   print its state and submit nothing.  An earlier restore of the same target that stopped
+   (failed, or its job vanished) is resumed in its own run directory, keeping what it already
+   downloaded;
+4. for Glacier/Deep Archive on S3: show the time and cost estimate, then ask for the thaw with
+   one ``rclone backend restore`` on the folder;
+5. submit the guarded job: stable name, ``--dependency=singleton``, ``--requeue``, and for a
+   thaw ``--begin=now+check_interval`` (nothing can be read before that anyway).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import stat
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import catalog
+from ..archive import ours
+from ..backend import Backend, SlurmBackend
+from ..config import Config, save_snapshot
+from ..errors import FrosterError, NotFoundError, UserError
+from ..paths import display
+from ..pipeline import make_backend
+from ..runs import Run, archive_settings, catalog_path, create_run, list_runs
+from ..slurm import dependency
+from ..stages import render_stage, sbatch_options
+from . import guard
+from .estimate import Estimate, check_tier, estimate
+from .job import TRACE_DIR
+from .record import Archive, parse, read_local
+from .remote import fetch_small, needs_restore_request, rclone_from_config, request_restore
+from .state import ACTIVE, now_iso, read_state, write_state
+
+
+@dataclass
+class Started:
+    """What `restore` did, for the CLI to print and tests to check."""
+
+    folder: bytes
+    target: bytes
+    run: Run | None = None
+    job_id: str | None = None
+    already_queued: list[Any] = field(default_factory=list)
+    resumed: bool = False
+    estimate: Estimate | None = None
+    requested: int = 0
+    backend: str = ""
+    messages: list[str] = field(default_factory=list)
+
+
+def normalize(path: str | bytes) -> bytes:
+    return os.path.normpath(os.path.abspath(os.fsencode(path)))
+
+
+def find_archive(folder: bytes, config: Config, work: Path) -> Archive:
+    """The folder's archive from its record, else via the catalog and the remote copy."""
+    try:
+        arch = read_local(folder)
+    except NotFoundError:
+        arch = None  # the folder itself is gone: the catalog may know it
+    if arch is not None:
+        return arch
+    entry = catalog.lookup(catalog_path(config), folder)
+    if entry is None:
+        raise NotFoundError(f"{display(folder)} has no archive record and the catalog "
+                            f"({catalog_path(config)}) does not know it; nothing to restore")
+    work.mkdir(parents=True, exist_ok=True)
+    rclone = rclone_from_config(config, work / "logs")
+    into = work / TRACE_DIR
+    into.mkdir(parents=True, exist_ok=True)
+    names = [ours.RECORD_NAME.decode(), ours.MANIFEST_NAME.decode()]
+    fetch_small(rclone, entry.destination, names, into, work)
+    return parse(folder, (into / names[0]).read_bytes(), (into / names[1]).read_bytes())
+
+
+def quick_conflicts(arch: Archive, target: bytes) -> list[str]:
+    """Existing entries that certainly differ from the archive (by type or size).
+
+    Same-size files may be identical and are left to the job, which hashes them.
+    """
+    out: list[str] = []
+    if not os.path.lexists(target):
+        return out
+    for rel, f in sorted(arch.files.items()):
+        try:
+            st = os.lstat(os.path.join(target, rel))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        if not stat.S_ISREG(st.st_mode) or st.st_size != f.size:
+            out.append(f"{display(rel)} exists with other content")
+    for rel, lk in sorted(arch.links.items()):
+        p = os.path.join(target, rel)
+        if os.path.lexists(p) and (not os.path.islink(p) or os.readlink(p) != lk.target):
+            out.append(f"{display(rel)} exists and is not the archived symlink")
+    return out
+
+
+def already_present(arch: Archive, target: bytes) -> bool:
+    """Every archived file is in place with its size and mtime, every symlink too: a thaw
+    (billed) and a download would bring back nothing."""
+    for rel, f in arch.files.items():
+        try:
+            st = os.lstat(os.path.join(target, rel))
+        except OSError:
+            return False
+        if not stat.S_ISREG(st.st_mode) or (st.st_size, st.st_mtime_ns) != (f.size, f.mtime_ns):
+            return False
+    for rel, lk in arch.links.items():
+        p = os.path.join(target, rel)
+        if not os.path.islink(p) or os.readlink(p) != lk.target:
+            return False
+    return True
+
+
+def _restore_runs(config: Config, target: bytes) -> list[tuple[Run, dict[str, Any]]]:
+    """Earlier restores into ``target``, oldest first, with their state."""
+    out = []
+    for run in list_runs(config):
+        try:
+            if run.settings.get("kind") != "restore":
+                continue
+            state = read_state(run.run_dir)
+        except (OSError, ValueError, FrosterError):
+            continue
+        if os.fsencode(state.get("target", "")) == target:
+            out.append((run, state))
+    return out
+
+
+def _resumable(config: Config, target: bytes) -> tuple[Run, dict[str, Any]] | None:
+    """The latest restore into ``target`` if it did not finish (to resume, not restart)."""
+    runs = _restore_runs(config, target)
+    if runs and (runs[-1][1].get("phase") in ACTIVE or runs[-1][1].get("phase") == "failed"):
+        return runs[-1]
+    return None
+
+
+@contextmanager
+def _target_lock(config: Config, target: bytes) -> Iterator[None]:
+    """Two `restore` commands for one target at the same moment: the second waits, then sees
+    the first one's job in squeue."""
+    locks = config.path("state_dir") / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with open(locks / (guard.job_name("restore", target) + ".lock"), "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
+def start_restore(folder: str | bytes, config: Config, *, to: str | bytes | None = None,
+                  tier: str | None = None, days: int | None = None, force: bool = False,
+                  backend: str | None = None) -> Started:
+    """Steps 1-5 of the module docstring; returns what happened."""
+    folder = normalize(folder)
+    target = normalize(to) if to else folder
+    with _target_lock(config, target):
+        return _start(folder, target, config, tier, days, force, backend)
+
+
+def _start(folder: bytes, target: bytes, config: Config, tier: str | None, days: int | None,
+           force: bool, backend: str | None) -> Started:
+    tier = check_tier(tier or config.get("restore.tier"))
+    days = int(days or config.get("restore.days"))
+    if days < 1:
+        raise UserError("--days must be at least 1")
+    out = Started(folder, target)
+    be = make_backend(config, backend)
+    out.backend = be.name
+    name = guard.job_name("restore", target)
+    if be.name == "slurm":
+        out.already_queued = guard.queued(name)
+        if out.already_queued:
+            job = out.already_queued[0]
+            out.job_id = job.job_id
+            out.messages.append(f"a restore into {display(target)} is already queued as job "
+                                f"{job.job_id} ({job.state}, {job.reason}); nothing submitted")
+            prior = _resumable(config, target)
+            if prior:
+                out.run = prior[0]
+                out.messages.append(_state_line(prior[1]))
+            return out
+    prior = _resumable(config, target)
+    work = config.path("state_dir") / "restore-lookups" / guard.job_name("lookup", folder)
+    if prior and os.fsencode(prior[1].get("folder", "")) != folder:
+        raise UserError(f"an unfinished restore of "
+                        f"{display(os.fsencode(prior[1].get('folder', '')))} into "
+                        f"{display(target)} is in run {prior[0].run_dir}; finish it (run that "
+                        "restore again) or choose another --to")
+    if prior:
+        run, state = prior
+        arch = parse(folder, (run.run_dir / TRACE_DIR / ours.RECORD_NAME.decode()).read_bytes(),
+                     (run.run_dir / TRACE_DIR / ours.MANIFEST_NAME.decode()).read_bytes())
+        out.resumed = True
+    else:
+        arch = find_archive(folder, config, work)
+    if not prior and already_present(arch, target):
+        out.messages.append(f"{display(target)}: every archived file is already there (same "
+                            "sizes and mtimes) and every symlink too; nothing to restore. "
+                            "To fetch a verified copy anyway, restore into a new folder "
+                            "with --to")
+        return out
+    conflicts = quick_conflicts(arch, target)
+    if conflicts and not force:
+        shown = "; ".join(conflicts[:5])
+        raise UserError(f"{len(conflicts)} entries in {display(target)} would be overwritten "
+                        f"({shown}{' ...' if len(conflicts) > 5 else ''}); restore never "
+                        "overwrites without --force (or choose another place with --to)")
+    rclone = rclone_from_config(config, None)
+    thaw = needs_restore_request(rclone, arch.destination, arch.storage_class)
+    sizes = arch.object_sizes()
+    out.estimate = estimate(config, arch.storage_class, tier, days, sum(sizes.values()),
+                            len(sizes), thaw)
+    if prior:
+        state.update(force=force, tier=tier, days=days,
+                     failures=0, error=None)
+        if state["phase"] == "failed":
+            state["phase"] = state.get("failed_phase") or "waiting"
+            if state["phase"] == "failed":
+                state["phase"] = "waiting"
+        write_state(run.run_dir, state)
+    else:
+        run = _new_run(config, folder, target, arch, be, thaw, tier, days, force)
+        shutil.rmtree(work, ignore_errors=True)
+    out.run = run
+    rclone.log_dir = run.run_dir / "logs" / "rclone"
+    if thaw and read_state(run.run_dir)["phase"] in ("requested", "waiting", "downloading"):
+        got = request_restore(rclone, arch.destination, sorted(sizes), tier, days,
+                              run.run_dir / "work")
+        if got.failed:
+            what, why = got.failed[0]
+            raise UserError(f"the restore request failed for {len(got.failed)} object(s), "
+                            f"e.g. {what}: {why}")
+        out.requested = len(got.requested) + len(got.already)
+        state = read_state(run.run_dir)
+        state.update(requested_at=now_iso(), requested=out.requested)
+        write_state(run.run_dir, state)
+    out.job_id = _submit(run, config, be, name, delay=int(config.get("restore.check_interval"))
+                         if thaw else 0)
+    return out
+
+
+def _new_run(config: Config, folder: bytes, target: bytes, arch: Archive, be: Backend,
+             thaw: bool, tier: str, days: int, force: bool) -> Run:
+    options = {"target": os.fsdecode(target), "tier": tier, "days": days, "force": force,
+               "check_interval": int(config.get("restore.check_interval")),
+               "templates_dir": config.get("templates_dir"), "thaw": thaw}
+    # run.toml is TOML (UTF-8 only): paths that may hold any byte live in folders.nul and
+    # restore.json; [archive] carries the rclone settings, its remote is only a placeholder.
+    run = create_run(config, "restore", folders=[folder],
+                     archive=archive_settings(config, config.get("default_remote"),
+                                              storage_class=arch.storage_class),
+                     backend=be.name)
+    save_snapshot(config, run.run_dir / "config.toml")
+    tdir = run.run_dir / TRACE_DIR
+    tdir.mkdir()
+    (tdir / ours.RECORD_NAME.decode()).write_bytes(
+        json.dumps(arch.record, ensure_ascii=True).encode())
+    (tdir / ours.MANIFEST_NAME.decode()).write_bytes(arch.manifest_raw)
+    write_state(run.run_dir, {"phase": "requested", "folder": os.fsdecode(folder),
+                              "destination": arch.destination, "created_at": now_iso(),
+                              "checks": 0, "job_ids": [], **options})
+    return run
+
+
+def _submit(run: Run, config: Config, be: Backend, name: str, delay: int) -> str:
+    grace = int(config.get("archive.requeue_grace"))
+    opts = sbatch_options("restore", config, run, job_name=name,
+                          extra={"requeue": True, "signal": f"B:USR1@{grace}"})
+    n = len(run.jobs().get("restore", []))
+    script = render_stage("restore", config, run, options=opts,
+                          script_name=f"restore-{n:03d}.sbatch")
+    if isinstance(be, SlurmBackend):
+        args = [f"--begin=now+{delay}"] if delay > 0 else []
+        job = be.client.submit(script, dependency=dependency(singleton=True), args=args)
+    else:
+        job = be.submit(script)
+    run.record_jobs("restore", [job], begin_delay=delay)
+    return job
+
+
+def _state_line(state: dict[str, Any]) -> str:
+    parts = [f"phase {state.get('phase')}", f"checks {state.get('checks', 0)}"]
+    if state.get("last_check"):
+        parts.append(f"last check {state['last_check']}")
+    if state.get("error"):
+        parts.append(f"last error: {state['error']}")
+    return "restore state: " + ", ".join(parts)
+
+
+def wait_for(run: Run, target: bytes, poll: float = 2.0,
+             timeout: float | None = None) -> dict[str, Any]:
+    """Follow restore.json until the restore is done or failed, its job left the queue
+    without finishing (the state then says where it stopped), or ``timeout`` passes."""
+    start = time.monotonic()
+    name = guard.job_name("restore", target)
+    gone = 0
+    while True:
+        state = read_state(run.run_dir)
+        if state.get("phase") in ("done", "failed"):
+            return state
+        if timeout is not None and time.monotonic() - start > timeout:
+            return state
+        if run.settings.get("backend") == "slurm":
+            gone = 0 if guard.queued(name) else gone + 1
+            if gone >= 3:
+                return read_state(run.run_dir)
+        time.sleep(poll)
