@@ -27,7 +27,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS archives (
     folder        BLOB NOT NULL,     -- exact path bytes
     folder_text   VARCHAR NOT NULL,  -- for people: UTF-8, other bytes shown as \\xNN
-    destination   VARCHAR NOT NULL,
+    destination   BLOB NOT NULL,     -- exact bytes of the remote path (os.fsdecode for str)
     archived_at   VARCHAR,
     archived_by   VARCHAR,
     host          VARCHAR,
@@ -82,7 +82,8 @@ def entry_from_record(record: dict[str, Any]) -> tuple[Any, ...]:
     """A catalog row from an archive JSON record (the file beside each manifest)."""
     try:
         folder = os.fsencode(record["source"])
-        return (folder, display(folder), record["destination"], record.get("archived_at"),
+        return (folder, display(folder), os.fsencode(record["destination"]),
+                record.get("archived_at"),
                 record.get("user"), record.get("host"), record.get("storage_class"),
                 int(record.get("bytes", 0)), int(record.get("files", 0)),
                 record.get("run_id"), record.get("state", "archived"),
@@ -110,7 +111,7 @@ def entries(path: Path, prefix: bytes | None = None) -> list[Entry]:
         rows = con.execute(
             "SELECT folder, destination, archived_at, archived_by, host, storage_class, bytes, "
             "files, run_id, state FROM archives ORDER BY archived_at DESC, folder").fetchall()
-    out = [Entry(bytes(r[0]), *r[1:]) for r in rows]
+    out = [Entry(bytes(r[0]), os.fsdecode(bytes(r[1])), *r[2:]) for r in rows]
     if prefix:
         p = prefix.rstrip(b"/")
         out = [e for e in out if e.folder == p or e.folder.startswith(p + b"/")]

@@ -78,14 +78,17 @@ def finalize(run: Run) -> dict[str, Any]:
 
 def summary_html(summary: dict[str, Any]) -> str:
     """A self-contained page; every name is escaped."""
-    e = html.escape
+    def e(text: str) -> str:
+        """Escaped for HTML, with bytes that are not UTF-8 shown as \\xNN (never a crash)."""
+        return html.escape(display(os.fsencode(text)))
+
     t = summary["totals"]
     body = []
     for r in summary["folders"]:
         cls = "ok" if r["state"] == "done" else "bad"
         body.append(
             f"<tr class='{cls}'><td>{r['index']}</td>"
-            f"<td>{e(display(os.fsencode(r['folder'])))}</td><td>{e(r['state'])}</td>"
+            f"<td>{e(r['folder'])}</td><td>{e(r['state'])}</td>"
             f"<td>{e(format_size(r['bytes']))}</td><td>{r['files']}</td>"
             f"<td>{e(r['destination'] or '')}</td><td>{e(r['error'] or '')}</td></tr>")
     retry = (f"<p>Retry the folders that are not done with: "

@@ -30,6 +30,11 @@ class RunStatus:
         return (self.totals.get("jobs_active", 0) == 0
                 and self.totals.get("finalized", 0) == 1)
 
+    @property
+    def idle(self) -> bool:
+        """No job of the run is queued or running (finished, or stopped for good)."""
+        return self.totals.get("jobs_active", 0) == 0
+
     def to_json_obj(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "kind": self.kind, "jobs": self.jobs,
                 "folders": self.folders, "totals": self.totals, "finished": self.finished}

@@ -20,9 +20,11 @@ def record(folder: bytes, dest: str = "s3test:b/x", **kw) -> dict:
 def test_non_utf8_folder_round_trips(tmp_path: Path) -> None:
     db = tmp_path / "cat.duckdb"
     folder = b"/data/caf\xe9/new\nline"
-    assert catalog.add_records(db, [record(folder)]) == 1
+    dest = "s3test:b/froster" + os.fsdecode(folder)
+    assert catalog.add_records(db, [record(folder, dest)]) == 1
     [e] = catalog.entries(db)
     assert e.folder == folder
+    assert e.destination == dest
     assert os.fsencode(json.loads(json.dumps(e.to_json_obj()))["folder"]) == folder
     assert catalog.lookup(db, folder) is not None
     assert catalog.entries(db, b"/data/caf\xe9") == [e]

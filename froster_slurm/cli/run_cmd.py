@@ -91,13 +91,17 @@ def status(
         return
     r = open_run(cfg, run)
     be = backend_for_run(r, cfg)
+    idle_polls = 0
     while True:
         st = collect(r, be)
         if as_json:
             out(json.dumps(st.to_json_obj(), ensure_ascii=True))
         else:
             out(format_status(st))
-        if not watch or st.finished:
+        # Idle twice in a row: nothing will change any more (a job that submits the next
+        # stage is still listed while it does, so one idle poll can be a race).
+        idle_polls = idle_polls + 1 if st.idle else 0
+        if not watch or st.finished or idle_polls >= 2:
             break
         time.sleep(interval)
         if not as_json:
