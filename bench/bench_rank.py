@@ -6,7 +6,9 @@ baseline measured in the same run:
 - ``rank --by direct`` and ``rank --by total``: each in a child process (``python -m
   froster_slurm rank``), wall time -> rows/s, peak memory = the child's ru_maxrss (os.wait4).
   Thresholds are 0 so every folder is written: the worst case for the output side.  A third
-  run under a small rank.memory_limit shows that memory follows the limit, not the crawl.
+  run under a small rank.memory_limit shows that memory follows the limit, not the crawl; a
+  fourth uses the config thresholds (1 GiB, 10 MiB average): few folders listed, the usual
+  case (its lost/garbled columns are not checked: the odd folders are filtered out).
 - the baseline, Froster's way: ``grep -v ',-1,0$'`` keeps the directory rows, ``iconv -f
   ISO-8859-1 -t UTF-8`` makes the bytes "valid", DuckDB ``read_csv_auto(..., ignore_errors=1)``
   groups by folder on pw_dirsum.  Subprocess pipes with argument lists; timed in one child.
@@ -76,12 +78,13 @@ def run_child(argv: list[str], env: dict[str, str] | None = None) -> tuple[float
     return wall, usage.ru_maxrss * 1024, out.decode(errors="replace")
 
 
-def rank(src: Path, by: str, dest: Path, memory_limit: str) -> tuple[float, int, int]:
+def rank(src: Path, by: str, dest: Path, memory_limit: str, every_folder: bool = True
+         ) -> tuple[float, int, int]:
     env = dict(os.environ, FROSTER_SLURM_RANK__MEMORY_LIMIT=memory_limit,
                PYTHONPATH=str(REPO))
+    thresholds = ["--min-size", "0", "--min-avg-size", "0"] if every_folder else []
     wall, rss, out = run_child([sys.executable, "-m", "froster_slurm", "rank", str(src),
-                                "-o", str(dest), "--by", by, "--min-size", "0",
-                                "--min-avg-size", "0"], env)
+                                "-o", str(dest), "--by", by, *thresholds], env)
     rows = next(int(line.split()[-1].replace(",", "")) for line in out.splitlines()
                 if line.startswith("crawl rows read"))
     return wall, rss, rows
@@ -142,6 +145,11 @@ def main(argv: list[str] | None = None) -> int:
             truth = dict(folders)
         name = f"rank --by {by}" + (f" ({limit})" if limit != a.memory_limit else "")
         results.append((name, wall, rss, rows_read, check(folders, special, truth)))
+    wall, rss, rows_read = min((rank(src, "total", work / "hotspots-defaults.csv",
+                                     a.memory_limit, every_folder=False)
+                                for _ in range(a.repeat)), key=lambda r: r[0])
+    listed = sum(1 for _ in iter_hotspots(work / "hotspots-defaults.csv"))
+    results.append(("rank --by total, config min", wall, rss, rows_read, (listed, 0, 0, 0)))
     for use_iconv, name in ((True, "baseline grep|iconv|duckdb"),
                             (False, "  same without iconv")):
         wall, rss, out = min((baseline(src, work, use_iconv) for _ in range(a.repeat)),
@@ -164,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<28} {wall:7.2f} {nrows / wall / 1e6:8.2f} M {rss / 2**20:6.0f} MiB "
               f"{read:>11} {nf:>8,} {lost:>5} {garbled:>7} {wrong:>7}")
     both = results[0][1] + results[1][1]
-    print("(peak RSS is the rank process: Python + DuckDB; its feeder processes add ~15 MiB "
+    print("(peak RSS is the rank process: Python + DuckDB; its feeder processes add ~20 MiB "
           "each)")
     print(f"\nrank direct + total together: {2 * nrows / both / 1e6:.2f} M rows/s "
           f"({both:.1f} s for 2 x {nrows:,} rows); expected folders {facts['folders']:,}; "

@@ -69,42 +69,48 @@ def write_hotspots(dest: str | os.PathLike, rows: Iterable[Hotspot]) -> int:
         return write_hotspots_stream(f, rows)
 
 
+def _field(text: str) -> str:
+    """One text field, quoted when it holds a comma, a quote, LF or CR (quotes doubled).
+
+    Python's csv writer (QUOTE_MINIMAL, lineterminator "\\n") leaves a bare CR unquoted, and
+    its reader then splits the row there: a folder name with a CR could not be read back.
+    """
+    if "," in text or '"' in text or "\n" in text or "\r" in text:
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
 def write_hotspots_stream(f: TextIO, rows: Iterable[Hotspot]) -> int:
     """The same format to an open text stream made with ``encoding="latin-1", newline=""``
     (e.g. stdout re-wrapped), so ``rank`` can print hotspots to a pipe byte-exactly."""
-    w = csv.writer(f, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
-    w.writerow(COLUMNS)
+    f.write(",".join(COLUMNS) + "\n")
     n = 0
     for r in rows:
-        w.writerow([r.folder.decode("latin-1"), r.bytes, r.files, r.total_bytes,
-                    r.total_files, r.allocated_bytes, r.avg_file_bytes, r.newest_mtime,
-                    r.newest_atime, _to_latin1(r.owner), _to_latin1(r.group), r.depth])
+        f.write(f"{_field(r.folder.decode('latin-1'))},{r.bytes},{r.files},{r.total_bytes},"
+                f"{r.total_files},{r.allocated_bytes},{r.avg_file_bytes},{r.newest_mtime},"
+                f"{r.newest_atime},{_field(_to_latin1(r.owner))},{_field(_to_latin1(r.group))},"
+                f"{r.depth}\n")
         n += 1
     return n
 
 
-def write_hotspot_batches(f: TextIO, batches: Iterable[Sequence[Sequence[object]]]) -> int:
-    """Fast path for producers streaming ~10^6 folders (rank): the same bytes as
-    ``write_hotspots_stream``, without building a Hotspot per row.
-
-    Each row holds the COLUMNS in order as plain values, its text fields (folder, owner,
-    group) already in their Latin-1 view (``raw_bytes.decode("latin-1")``, one character per
-    byte); rows come in batches handed to the C-level ``writerows``.
-    """
-    w = csv.writer(f, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
-    w.writerow(COLUMNS)
+def write_hotspot_lines(f: TextIO, batches: Iterable[Sequence[str]]) -> int:
+    """Fast path for producers streaming ~10^6 folders (rank): header, then rows that arrive
+    already formatted -- each a complete line (newline included) in its Latin-1 view
+    (``raw_bytes.decode("latin-1")``), exactly as ``write_hotspots_stream`` would write it.
+    rank builds them in SQL; its tests compare both writers byte for byte."""
+    f.write(",".join(COLUMNS) + "\n")
     n = 0
     for batch in batches:
-        w.writerows(batch)
+        f.write("".join(batch))
         n += len(batch)
     return n
 
 
-def write_hotspot_batches_to(dest: str | os.PathLike,
-                             batches: Iterable[Sequence[Sequence[object]]]) -> int:
-    """``write_hotspot_batches`` into a file, atomically like ``write_hotspots``."""
+def write_hotspot_lines_to(dest: str | os.PathLike, batches: Iterable[Sequence[str]]) -> int:
+    """``write_hotspot_lines`` into a file, atomically like ``write_hotspots``."""
     with _atomic_text(dest) as f:
-        return write_hotspot_batches(f, batches)
+        return write_hotspot_lines(f, batches)
 
 
 def iter_hotspots(src: str | os.PathLike) -> Iterator[Hotspot]:

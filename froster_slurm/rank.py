@@ -41,7 +41,7 @@ from dataclasses import dataclass
 import duckdb
 
 from .errors import ConfigError, DataError, FrosterError, PermanentError, UserError
-from .hotspots import Hotspot, write_hotspot_batches_to
+from .hotspots import Hotspot, write_hotspot_lines_to
 from .paths import display
 from .rank_feed import Feed, FeedOutcome
 from .rank_input import PARQUET, CrawlFile, deal, duckdb_path, plan_groups, resolve_inputs
@@ -51,6 +51,7 @@ from .rank_sql import (
     CRAWL_COLUMNS,
     FOLDERS_SQL,
     LISTED_COUNT_SQL,
+    LISTED_LINES_SQL,
     LISTED_PREORDER_SQL,
     LISTED_ROWS_SQL,
     MACROS,
@@ -444,19 +445,22 @@ class RankedCrawl:
             names = [latin1_view(lookup(i)) for i in ids]
             self._con.execute(NAMES_SQL.format(table=table), [ids, names])
 
-    def hotspot_batches(self, batch: int = 20_000) -> Iterator[list[tuple]]:
-        """The selected folders, largest first, as lists of plain tuples in hotspots COLUMNS
-        order with folder/owner/group in their Latin-1 view (what
-        ``hotspots.write_hotspot_batches`` takes): no per-row Python work."""
+    def _fetch(self, sql: str, batch: int) -> Iterator[list[tuple]]:
         if self._selected is None:
             raise UserError("select() first")
-        cur = self._con.execute(LISTED_ROWS_SQL)  # temp tables live in this connection only
+        cur = self._con.execute(sql)  # temp tables live in this connection only
         while rows := cur.fetchmany(batch):
             yield rows
 
+    def hotspot_lines(self, batch: int = 50_000) -> Iterator[list[str]]:
+        """The selected folders, largest first, as finished hotspots CSV lines in their
+        Latin-1 view, in batches: what ``hotspots.write_hotspot_lines`` takes."""
+        for rows in self._fetch(LISTED_LINES_SQL, batch):
+            yield [line for (line,) in rows]
+
     def hotspots(self) -> Iterator[Hotspot]:
         """The selected folders, largest first, as exact-bytes Hotspot rows (streamed)."""
-        for rows in self.hotspot_batches():
+        for rows in self._fetch(LISTED_ROWS_SQL, 10_000):
             for (folder, b, f, tb, tf, alloc, avg, mt, at, owner, group, depth) in rows:
                 yield Hotspot(folder.encode("latin-1"), b, f, tb, tf, alloc, avg, mt, at,
                               from_latin1_view(owner), from_latin1_view(group), depth)
@@ -519,5 +523,5 @@ def rank_to_file(inputs: Sequence[str | bytes | os.PathLike], dest: str | os.Pat
     engine = Engine(memory_limit=memory_limit, temp_dir=temp_dir or "", threads=threads)
     with RankedCrawl(inputs, engine, now=now) as crawl:
         listing = crawl.select(params or RankParams())
-        write_hotspot_batches_to(dest, crawl.hotspot_batches())
+        write_hotspot_lines_to(dest, crawl.hotspot_lines())
         return crawl.totals, listing

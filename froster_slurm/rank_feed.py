@@ -4,7 +4,7 @@ Why this exists: pwalk writes names as raw bytes, so a crawl is not UTF-8.  Duck
 takes UTF-8, UTF-16 or "latin-1", and its latin-1 decoder (DuckDB 2.0) REFUSES the bytes
 0x80-0x9F ("File is not latin-1 encoded") -- bytes that every UTF-8 name outside Latin-1 holds
 (``€`` is E2 82 AC, most CJK names have them).  So each feeder reads the raw bytes and writes
-them re-encoded as if they were Latin-1: byte b becomes the character U+00b, in UTF-8.  That is
+them re-encoded as if they were Latin-1: byte 0xNN becomes the character U+00NN, in UTF-8.  That is
 lossless and reversible (``text.encode("latin-1")`` gives the bytes back), unlike converting
 the names for display.  ASCII chunks are passed through untouched.
 
@@ -34,6 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .paths import display
 from .rank_input import GZIP, Piece
 
 EXIT_UNSAFE_CUT = 3
@@ -89,20 +90,20 @@ def _feed_plain(out, piece: Piece) -> None:
         while left > 0:
             chunk = f.read(min(CHUNK, left))
             if not chunk:
-                raise BadData(f"{os.fsdecode(piece.path)}: file shrank while being read")
+                raise BadData(f"{display(piece.path)}: file shrank while being read")
             left -= len(chunk)
             quotes += chunk.count(b'"')
             out.write(reencode(chunk))
     if quotes % 2:
         if piece.split:
-            raise UnsafeCut(os.fsdecode(piece.path))
-        raise BadData(f"{os.fsdecode(piece.path)}: unbalanced quotes (a name is not closed)")
+            raise UnsafeCut(display(piece.path))
+        raise BadData(f"{display(piece.path)}: unbalanced quotes (a name is not closed)")
 
 
 def _feed_gzip(out, piece: Piece) -> None:
     quotes = 0
     last = b"\n"
-    name = os.fsdecode(piece.path)
+    name = display(piece.path)
     try:
         with gzip.open(piece.path, "rb") as f:
             first = f.readline(1 << 20)
@@ -151,6 +152,9 @@ def feeder_main(argv: Sequence[str]) -> int:
         return EXIT_DATA
     except BrokenPipeError:
         return 1  # the reader stopped (DuckDB failed); the caller reports why
+    except OSError as e:  # a crawl file vanished or became unreadable meanwhile
+        print(f"{display(os.fsencode(e.filename or ''))}: {e.strerror}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -45,11 +45,16 @@ PARQUET_VALUE = "latin-1"
 # fs_parent: the path up to its last '/' ('/' for '/name', NULL without any '/').  DuckDB's
 # parse_dirpath does exactly that except it gives '' for '/name'; tests compare the macro with
 # Python's rfind on random byte strings.  fs_ancestors: every prefix ending before a '/', the
-# path itself, and '/' for an absolute path -- each folder that can contain it.
+# path itself, and '/' for an absolute path -- each folder that can contain it.  csv_field:
+# one text field as Python's csv module writes it with QUOTE_MINIMAL (quoted when it holds a
+# comma, a quote, CR or LF; quotes doubled), for LISTED_LINES_SQL.
 MACROS = r"""
 CREATE OR REPLACE TEMP MACRO fs_parent(p) AS
   coalesce(nullif(parse_dirpath(p, 'forward_slash'), ''),
            CASE WHEN starts_with(p, '/') THEN '/' END);
+CREATE OR REPLACE TEMP MACRO csv_field(s) AS
+  CASE WHEN contains(s, ',') OR contains(s, '"') OR contains(s, chr(10)) OR contains(s, chr(13))
+       THEN '"' || replace(s, '"', '""') || '"' ELSE s END;
 CREATE OR REPLACE TEMP MACRO fs_ancestors(p) AS
   list_transform(list_filter(range(2, length(p) + 1), lambda i: p[i] = '/'),
                  lambda i: left(p, i - 1))
@@ -260,12 +265,24 @@ CREATE OR REPLACE TEMP TABLE {table} AS
 SELECT unnest($1::BIGINT[]) AS id, unnest($2::VARCHAR[]) AS name
 """
 
-LISTED_ROWS_SQL = """
-SELECT l.folder, l.bytes, l.files, l.tbytes, l.tfiles, l.alloc, l.avg, l.newest_mtime,
-  l.newest_atime, coalesce(u.name, l.uid::VARCHAR), coalesce(g.name, l.gid::VARCHAR), l.depth
+_LISTED_FROM = """
 FROM listed l LEFT JOIN user_names u ON u.id = l.uid LEFT JOIN group_names g ON g.id = l.gid
 ORDER BY l.size DESC, l.folder
 """
+
+LISTED_ROWS_SQL = """
+SELECT l.folder, l.bytes, l.files, l.tbytes, l.tfiles, l.alloc, l.avg, l.newest_mtime,
+  l.newest_atime, coalesce(u.name, l.uid::VARCHAR), coalesce(g.name, l.gid::VARCHAR), l.depth
+""" + _LISTED_FROM
+
+# The same rows as finished hotspots CSV lines (hotspots.COLUMNS order), built by DuckDB's
+# threads instead of Python's csv module: 3x faster for 10^6 folders.  Byte-identical to
+# hotspots.write_hotspots (tests compare them on random names).
+LISTED_LINES_SQL = """
+SELECT concat_ws(',', csv_field(l.folder), l.bytes, l.files, l.tbytes, l.tfiles, l.alloc,
+  l.avg, l.newest_mtime, l.newest_atime, csv_field(coalesce(u.name, l.uid::VARCHAR)),
+  csv_field(coalesce(g.name, l.gid::VARCHAR)), l.depth) || chr(10)
+""" + _LISTED_FROM
 
 LISTED_COUNT_SQL = "SELECT count(*), coalesce(sum(size), 0)::BIGINT FROM listed"
 

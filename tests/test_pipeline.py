@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
+from archive_helpers import md5sum_check, need, write_file
+from s3server import RCLONE_TEST_FLAGS, S3Server
 
 from froster_slurm import catalog
 from froster_slurm.cli import main
@@ -18,9 +20,6 @@ from froster_slurm.config import Config, load_config
 from froster_slurm.pipeline import archive_folders, backend_for_run, retry_run, submit_pipeline
 from froster_slurm.runs import Run, catalog_path
 from froster_slurm.status import collect
-
-from .archive_helpers import md5sum_check, need, write_file
-from .s3server import RCLONE_TEST_FLAGS, S3Server
 
 RULES = {"min_size": "0", "min_avg_size": "0", "older_than": None, "top": None,
          "owner": None, "by": None}

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import csv
+import io
 import os
 import random
 from pathlib import Path
 
 import duckdb
 import pytest
-from rank_testdata import DAY, EXPECTED, HEADER, NOW, row, tree_rows, write_csv, write_gz
+
+try:  # tests/ on sys.path (no tests/__init__.py) or tests as a package
+    from rank_testdata import DAY, EXPECTED, HEADER, NOW, row, tree_rows, write_csv, write_gz
+except ImportError:
+    from tests.rank_testdata import DAY, EXPECTED, HEADER, NOW, row, tree_rows, write_csv, write_gz
 
 from froster_slurm import rank as rank_module
 from froster_slurm.errors import DataError, NotFoundError
@@ -314,26 +319,51 @@ def test_rank_to_file_for_the_pipeline_lists_every_folder(tmp_path: Path) -> Non
     assert got[b"/r/caf\xe9"][:4] == EXPECTED[b"/r/caf\xe9"][:4]
 
 
-def test_fast_batch_writer_writes_the_same_bytes_as_write_hotspots(tmp_path: Path) -> None:
-    """rank writes through hotspots.write_hotspot_batches; the format must stay identical."""
-    from froster_slurm.hotspots import Hotspot, write_hotspot_batches_to
+def test_sql_built_lines_are_byte_identical_to_write_hotspots(tmp_path: Path) -> None:
+    """rank writes hotspots as lines built in SQL (hotspots.write_hotspot_lines); they must
+    be exactly what hotspots.write_hotspots writes, for any folder name."""
+    from froster_slurm.hotspots import write_hotspot_lines_to
 
-    names = [b"/plain", b'/q"uote,comma', b"/new\nline\rcr", b"/caf\xe9/\x85\x9f", b"/\xff,"]
-    owners = ["ada", "j\u00f6e", os.fsdecode(b"x\xe9")]
-    hs = [Hotspot(n, i, 1, 2, 3, 4, 5, 6, 7, owners[i % 3], owners[(i + 1) % 3], i - 1)
-          for i, n in enumerate(names)]
-    slow, fast = tmp_path / "slow.csv", tmp_path / "fast.csv"
-    write_hotspots(slow, hs)
+    rng = random.Random(11)
+    alphabet = [bytes([b]) for b in range(1, 256) if b != ord("/")] + [b",", b'"', b"\n", b"\r"]
+    rows = [row(b"/r", 1, mode=0o040755, parent=0, depth=-1, fcount=300)]
+    for i in range(300):
+        name = b"".join(rng.choice(alphabet) for _ in range(rng.randint(1, 12)))
+        folder = b"/r/%d" % i + name
+        rows.append(row(folder, 10 + 2 * i, mode=0o040755, fcount=1, uid=10**6 + i % 3))
+        rows.append(row(folder + b"/f", 11 + 2 * i, size=i, parent=10 + 2 * i, depth=1))
+    with RankedCrawl([write_csv(tmp_path / "c.csv", rows)], ENGINE, now=NOW) as crawl:
+        crawl.select(ALL)
+        write_hotspot_lines_to(tmp_path / "fast.csv", crawl.hotspot_lines(batch=7))
+        write_hotspots(tmp_path / "slow.csv", crawl.hotspots())
+    assert (tmp_path / "fast.csv").read_bytes() == (tmp_path / "slow.csv").read_bytes()
+    assert len(read_hotspots(tmp_path / "fast.csv")) == 301
 
-    def view(text: str) -> str:
-        return text.encode("utf-8", "surrogateescape").decode("latin-1")
 
-    rows = [(h.folder.decode("latin-1"), h.bytes, h.files, h.total_bytes, h.total_files,
-             h.allocated_bytes, h.avg_file_bytes, h.newest_mtime, h.newest_atime,
-             view(h.owner), view(h.group), h.depth) for h in hs]
-    assert write_hotspot_batches_to(fast, [rows[:2], rows[2:]]) == len(hs)
-    assert fast.read_bytes() == slow.read_bytes()
-    assert read_hotspots(fast) == hs
+def test_csv_field_macro_quotes_like_the_hotspots_writer() -> None:
+    from froster_slurm.hotspots import _field
+
+    rng = random.Random(3)
+    texts = ["".join(rng.choice(",\"\n\r a\xe9\x85\t;") for _ in range(rng.randint(0, 6)))
+             for _ in range(3000)]
+    con = duckdb.connect()
+    con.execute(MACROS)
+    got = con.execute("SELECT t, csv_field(t) FROM (SELECT unnest(?::VARCHAR[]) AS t)",
+                      [texts]).fetchall()
+    for text, field in got:
+        assert field == _field(text), repr(text)
+        assert next(csv.reader(io.StringIO(field + ",x\n", newline=""))) == [text, "x"]
+
+
+def test_folder_with_a_bare_carriage_return_round_trips(tmp_path: Path) -> None:
+    """Python's csv writer leaves a lone CR unquoted and its reader splits the row there;
+    the hotspots writer quotes it (fixed in hotspots._field)."""
+    folder = b"/r/a\rb"
+    rows = [row(b"/r", 1, mode=0o040755, parent=0, depth=-1, fcount=1),
+            row(folder, 2, mode=0o040755, fcount=1), row(folder + b"/f", 3, size=4, parent=2)]
+    _, hs = ranked([write_csv(tmp_path / "cr.csv", rows)])
+    write_hotspots(tmp_path / "h.csv", hs)
+    assert {h.folder for h in read_hotspots(tmp_path / "h.csv")} == {b"/r", folder}
 
 
 def test_first_row_with_a_newline_in_its_name_is_recognised(tmp_path: Path) -> None:

@@ -7,7 +7,11 @@ import os
 from pathlib import Path
 
 import pytest
-from rank_testdata import row, tree_rows, write_csv
+
+try:  # tests/ on sys.path (no tests/__init__.py) or tests as a package
+    from rank_testdata import row, tree_rows, write_csv
+except ImportError:
+    from tests.rank_testdata import row, tree_rows, write_csv
 
 from froster_slurm.cli import main
 from froster_slurm.hotspots import read_hotspots

@@ -18,7 +18,7 @@ from typing import Annotated, TextIO
 import typer
 
 from ..errors import UserError
-from ..hotspots import Hotspot, write_hotspot_batches, write_hotspot_batches_to
+from ..hotspots import Hotspot, write_hotspot_lines, write_hotspot_lines_to
 from ..rank import Engine, RankedCrawl, RankParams, resolve_owner, to_parquet
 from ..rank_summary import render_summary
 from ..units import parse_age, parse_size
@@ -96,14 +96,14 @@ def rank_command(
     with RankedCrawl(inputs, engine) as crawl:
         listing = crawl.select(params)
         if output:
-            write_hotspot_batches_to(output, crawl.hotspot_batches())
+            write_hotspot_lines_to(output, crawl.hotspot_lines())
         if as_json or not output:
             stream = _stdout_latin1()
             try:
                 if as_json:
                     write_json(stream, crawl.hotspots())
                 else:
-                    write_hotspot_batches(stream, crawl.hotspot_batches())
+                    write_hotspot_lines(stream, crawl.hotspot_lines())
             except BrokenPipeError:  # `rank ... | head`: the reader has what it wanted
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
                 raise typer.Exit(141) from None

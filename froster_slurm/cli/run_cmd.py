@@ -138,7 +138,8 @@ def catalog(
         return
     for e in rows:
         out(f"{e.archived_at}  {e.archived_by:<10} {format_size(e.bytes):>10} {e.files:>8} files"
-            f"  {e.storage_class:<12} {display(e.folder)}\n    -> {e.destination}")
+            f"  {e.storage_class:<12} {display(e.folder)}\n"
+            f"    -> {display(os.fsencode(e.destination))}")
 
 
 @catalog_app.command("rebuild")
