@@ -70,3 +70,18 @@ def test_rebuild_from_records_in_folders(tmp_path: Path) -> None:
     n = catalog.rebuild(db, [os.fsencode(tmp_path / "tree")], b"rec.json")
     assert n == 2
     assert sorted(os.path.basename(e.folder) for e in catalog.entries(db)) == [b"p1", b"p\xe92"]
+
+
+def test_cli_rebuild_reads_the_records_an_archive_left(tmp_path: Path,
+                                                       capsys) -> None:  # noqa: ANN001
+    """`catalog rebuild` finds the archive's own record files (their real name)."""
+    from froster_slurm.archive.ours import RECORD_NAME
+    from froster_slurm.cli import main
+
+    d = tmp_path / "tree" / "proj"
+    d.mkdir(parents=True)
+    (d / os.fsdecode(RECORD_NAME)).write_text(json.dumps(record(os.fsencode(d))))
+    assert main(["catalog", "rebuild", str(tmp_path / "tree")]) == 0
+    assert "1 archived folders" in capsys.readouterr().out
+    assert main(["catalog", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["folder"] == str(d)
