@@ -109,17 +109,19 @@ def count_objects(remote: str, config: str | None) -> int:
     return int(json.loads(out.stdout)["count"])
 
 
-SETTLE_S = 30.0
+SETTLE = {"seconds": 30.0}
 
 
-def settle() -> None:
-    """Flush and let the disk settle, so neither contender pays for the other's writes.
+def settle(folder: Path) -> None:
+    """Flush, let the disk settle and re-warm the source, so both contenders start equal.
 
-    Measured here: bundling 100,000 small files took 3.5 s alone but 12.7 s right after the
-    baseline had written its 100,000 copies (even after sync); 20-30 s later it is back.
+    rclone drops the files it reads from the page cache (fadvise DONTNEED), so whoever runs
+    after an ``rclone copy`` would otherwise read cold data: bundling 100,000 small files
+    took 3.5 s warm and 12.7 s right after the baseline's copy.
     """
     os.sync()
-    time.sleep(SETTLE_S)
+    time.sleep(SETTLE["seconds"])
+    warm(folder)
 
 
 def drop_trace(folder: Path) -> None:
@@ -131,7 +133,7 @@ def drop_trace(folder: Path) -> None:
 def baseline(folder: Path, dest: str, config: str | None, flags: list[str],
              transfers: int) -> dict[str, Any]:
     drop_trace(folder)
-    settle()
+    settle(folder)
     hash_s = md5sum_all(folder)
     cmd = ["rclone", "copy", "--checksum", "--transfers", str(transfers), str(folder), dest,
            *flags] + (["--config", config] if config else [])
@@ -143,7 +145,7 @@ def baseline(folder: Path, dest: str, config: str | None, flags: list[str],
 def engine(run_dir: Path, folder: Path, config: str | None) -> dict[str, Any]:
     """Every step of the archive task, timed (what ``python -m froster_slurm.task`` runs)."""
     drop_trace(folder)
-    settle()
+    settle(folder)
     settings = load_settings(run_dir)
     task = ArchiveTask(settings, 0, os.fsencode(folder), read_task_state(run_dir, 0))
     task.work.mkdir(parents=True, exist_ok=True)
@@ -185,11 +187,10 @@ def main() -> int:
     ap.add_argument("--small", type=int, default=100_000)
     ap.add_argument("--transfers", type=int, default=4)
     ap.add_argument("--no-s3", action="store_true")
-    ap.add_argument("--settle", type=float, default=SETTLE_S,
+    ap.add_argument("--settle", type=float, default=SETTLE["seconds"],
                     help="seconds to let the disk settle before each contender (default 30)")
     args = ap.parse_args()
-    global SETTLE_S
-    SETTLE_S = args.settle
+    SETTLE["seconds"] = args.settle
     out = Path(args.out)
     large_size = parse_size(args.large_size)
     big, tiny = build_data(out / "data", args.large, large_size, args.small)
