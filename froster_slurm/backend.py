@@ -76,6 +76,7 @@ class ScriptOptions:
     append: bool
 
 
+_OFFSET = re.compile(r"^export FROSTER_ARRAY_OFFSET=(\d+)$", re.M)
 _DIRECTIVE = re.compile(r"^#SBATCH\s+--?([\w-]+)(?:[=\s]\s*(.*))?$")
 
 
@@ -209,9 +210,14 @@ class LocalBackend:
 
     @staticmethod
     def _requeue_delay(script: Path, task: int | None) -> float:
-        """Honour the task's own retry_after (state.json), capped so tests stay quick."""
+        """Honour the task's own retry_after (state.json), capped at an hour.
+
+        The task's folder index is the script's array offset plus the array task id.
+        """
         run_dir = script.parent.parent
-        state = run_dir / "tasks" / str(task or 0) / "state.json"
+        m = _OFFSET.search(script.read_text())
+        index = (int(m.group(1)) if m else 0) + (task or 0)
+        state = run_dir / "tasks" / str(index) / "state.json"
         try:
             retry_after = float(json.loads(state.read_text()).get("retry_after") or 0)
         except (FileNotFoundError, json.JSONDecodeError, ValueError):

@@ -77,6 +77,7 @@ def collect(run: Run, backend: Backend) -> RunStatus:
         st.folders.append({
             "index": i, "folder": os.fsdecode(folder), "state": state,
             "step": s.get("step"), "attempts": s.get("attempts", 0),
+            "failures": s.get("failures", 0), "max_attempts": s.get("max_attempts"),
             "bytes_total": s.get("bytes_total") or 0, "bytes_done": s.get("bytes_done") or 0,
             "error": s.get("error"), "destination": s.get("destination"),
         })
@@ -110,7 +111,8 @@ def format_status(st: RunStatus) -> str:
         lines.append(f"  {f['index']:>4}  {f['state']:<8} {str(f['step'] or '-'):<9} "
                      f"{prog:>21}  {display(os.fsencode(f['folder']))}")
         if f["error"]:
-            lines.append(f"        error: {f['error']}")
+            lines.append(f"        error: {f['error']} (failures {f['failures']}/"
+                         f"{f['max_attempts'] or '?'})")
     if st.finished and t.get("failed"):
         lines.append(f"  retry the failed folders with: froster-slurm retry {st.run_id}")
     return "\n".join(lines)

@@ -22,7 +22,6 @@ from froster_slurm.config import load_config
 from froster_slurm.runs import archive_settings, create_run
 
 REPO = Path(__file__).resolve().parent.parent
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 # Folder names that must archive correctly without running anything (issue 6, item 2).
 ODD_FOLDERS = [b"$(touch PWNED)", b"a\"b'c", b"-rf", b"new\nline", b"with spaces",

@@ -10,9 +10,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from s3server import S3Server
 
 REPO = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -54,12 +56,17 @@ def slurm_cluster() -> None:
         pytest.skip(reason)
 
 
-def require_tool(name: str) -> str:
-    """Path of an external tool a test needs; missing fails in CI, skips elsewhere."""
-    path = shutil.which(name)
-    if path is None:
-        msg = f"{name} is not installed (make setup installs it)"
-        if IN_CI:
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return path
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """moto's S3 server on 127.0.0.1 with a bucket and an rclone remote, one per test module.
+
+    rclone is installed by `make setup`; without it these tests fail, they never skip.
+    """
+    if shutil.which("rclone") is None:
+        pytest.fail("rclone is not installed; the S3 tests need it (make setup)")
+    server = S3Server(tmp_path_factory.mktemp("s3"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,18 +27,6 @@ from s3server import RCLONE_TEST_FLAGS, S3Server
 pytestmark = pytest.mark.s3
 THRESHOLD = 64 * 1024
 MULTIPART = ["--s3-upload-cutoff=5M", "--s3-chunk-size=5M"]
-
-
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    """One moto S3 server for the module (the outage test starts its own)."""
-    need("rclone")
-    server = S3Server(tmp_path_factory.mktemp("s3"))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def s3_run(tmp_path: Path, server: S3Server, folders: list[bytes], flags: list[str],
@@ -140,3 +127,31 @@ def test_s3_outage_mid_upload_is_transient_and_the_rerun_finishes(tmp_path: Path
             "DEEP_ARCHIVE"
     finally:
         server.stop()
+
+
+def test_an_object_whose_md5_cannot_be_checked_fails_verification(tmp_path: Path,
+                                                                  s3: S3Server) -> None:
+    """A multipart object uploaded without rclone's md5 metadata (what --s3-disable-checksum
+    does, which froster-slurm refuses) has no md5 the remote can tell: that is a failure."""
+    from froster_slurm.archive.rclone import Rclone
+    from froster_slurm.archive.verify import check_remote
+
+    data = os.urandom(6 * 1024 * 1024)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "blind.bin").write_bytes(data)
+    (src / "seen.bin").write_bytes(data[:1000])
+    env = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
+    subprocess.run(["rclone", "copy", str(src), f"{s3.remote}/nomd5", "--config",
+                    str(s3.rclone_config), "--s3-disable-checksum", *MULTIPART,
+                    *RCLONE_TEST_FLAGS], env=env, check=True, capture_output=True)
+    rc = Rclone("rclone", str(s3.rclone_config), RCLONE_TEST_FLAGS, 1, tmp_path / "logs")
+    md5 = __import__("hashlib").md5
+    report = check_remote(rc, {"blind.bin": md5(data).hexdigest(),
+                               "seen.bin": md5(data[:1000]).hexdigest(),
+                               "gone.bin": "0" * 32}, f"{s3.remote}/nomd5", tmp_path / "w",
+                          "verify")
+    assert not report.ok
+    assert report.errors == ["blind.bin"] and report.missing == ["gone.bin"]
+    assert report.matched == {"seen.bin"}
+    assert "could not be checked" in report.summary()

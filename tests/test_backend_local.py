@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 from froster_slurm.backend import LocalBackend, parse_array, read_script_options
@@ -52,15 +53,18 @@ def test_afterok_on_a_failed_job_never_runs_but_afterany_does(tmp_path: Path) ->
 
 
 def test_exit_75_is_a_requeue_after_the_recorded_delay(tmp_path: Path) -> None:
-    """A task that asks for a retry (75) runs again; its state file says when."""
-    state = tmp_path / "tasks" / "0" / "state.json"
+    """A task that asks for a retry (75) runs again when its state file says (offset-aware)."""
+    state = tmp_path / "tasks" / "1000" / "state.json"
     state.parent.mkdir(parents=True)
-    state.write_text(json.dumps({"retry_after": 0}))
+    state.write_text(json.dumps({"retry_after": time.time() + 1.5}))
     body = (f'n=$(cat {tmp_path}/count 2>/dev/null || echo 0); echo $((n+1)) > {tmp_path}/count\n'
             f'[ "$n" -ge 2 ] || exit 75\n')
     be = LocalBackend(tmp_path / "state")
-    job = be.submit(script(tmp_path, "r.sbatch", body, "#SBATCH --array 0\n"))
+    started = time.time()
+    job = be.submit(script(tmp_path, "r.sbatch", "export FROSTER_ARRAY_OFFSET=1000\n" + body,
+                           "#SBATCH --array 0\n"))
     assert (tmp_path / "count").read_text() == "3\n"
+    assert time.time() - started >= 1.0  # waited for task 1000's retry_after
     assert be.queue([job])[job].state == "COMPLETED"
     log = (tmp_path / "logs" / f"r.sbatch-{job}_0.out")
     assert log.exists()

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from archive_helpers import md5sum_check, need, write_file
+from archive_helpers import md5sum_check, write_file
 from s3server import RCLONE_TEST_FLAGS, S3Server
 
 from froster_slurm import catalog
@@ -23,17 +23,6 @@ from froster_slurm.status import collect
 
 RULES = {"min_size": "0", "min_avg_size": "0", "older_than": None, "top": None,
          "owner": None, "by": None}
-
-
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201 - generator fixture
-    need("rclone")
-    server = S3Server(tmp_path_factory.mktemp("s3-pipeline"))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def s3_config(server: S3Server, **extra: object) -> Config:

@@ -8,27 +8,16 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from archive_helpers import need, rich_tree, write_file
+from archive_helpers import rich_tree, write_file
 from s3server import S3Server
 from test_restore_support import archive, cli, configure, data_files, snapshot, wait_gone
 
 pytestmark = pytest.mark.s3
 ODD = b"proj caf\xe9"  # a folder name that is not UTF-8
-
-
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    need("rclone")
-    server = S3Server(tmp_path_factory.mktemp("s3"))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

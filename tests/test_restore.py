@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from archive_helpers import md5sum_check, need, rich_tree, write_file
+from archive_helpers import md5sum_check, rich_tree, write_file
 from s3server import S3Server
 from test_restore_support import (
     archive,
@@ -36,17 +36,6 @@ from froster_slurm.restore.state import read_state
 
 pytestmark = pytest.mark.s3
 ODD = b"proj caf\xe9"
-
-
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    need("rclone")
-    server = S3Server(tmp_path_factory.mktemp("s3"))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -51,7 +51,6 @@ _PERMANENT = re.compile(
     r"AccessDenied|InvalidAccessKeyId|SignatureDoesNotMatch|NoSuchBucket|\b403\b|Forbidden|"
     r"didn't find section in config file|unknown flag|unknown command|unknown shorthand|"
     r"InvalidStorageClass|invalid storage class|permission denied|InvalidBucketName", re.I)
-_UNCHECKED = re.compile(r"(\d+) hashes could not be checked")
 TAIL_LINES = 40
 
 
@@ -61,8 +60,6 @@ class Result:
 
     returncode: int
     tail: list[str] = field(default_factory=list)
-    unchecked: int = 0
-    copied: list[str] = field(default_factory=list)
 
     @property
     def last_error(self) -> str:
@@ -70,13 +67,6 @@ class Result:
             if line.strip():
                 return line.strip()
         return "(no message)"
-
-
-def access_failed(result: Result) -> bool:
-    """True when rclone could not talk to the remote at all (network, auth, config): a
-    report it printed alongside (e.g. every file "missing") is then not to be trusted."""
-    text = "\n".join(result.tail)
-    return bool(_TRANSIENT.search(text) or _PERMANENT.search(text))
 
 
 def classify(result: Result, what: str) -> Exception:
@@ -126,8 +116,13 @@ class Rclone:
         return cmd
 
     def run(self, args: Sequence[str | bytes], log_name: str,
-            progress: Callable[[int, int], None] | None = None) -> Result:
-        """Run rclone; read its JSON log as it comes; stop it if we are interrupted."""
+            progress: Callable[[int, int], None] | None = None,
+            stdout_path: Path | None = None) -> Result:
+        """Run rclone; read its JSON log as it comes; stop it if we are interrupted.
+
+        Its standard output goes to ``stdout_path`` when given (a report to parse), else to
+        the log.
+        """
         cmd = self._cmd(args)
         result = Result(returncode=0)
         log = None
@@ -137,10 +132,11 @@ class Rclone:
             log.write(f"# {time.strftime('%Y-%m-%dT%H:%M:%S')} "
                       f"{redact(' '.join(display(os.fsencode(c)) for c in cmd))}\n")
             log.flush()
+        out = open(stdout_path, "wb") if stdout_path is not None else None
         try:
             try:
                 proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
-                                        stdout=log if log is not None else subprocess.DEVNULL,
+                                        stdout=out or log or subprocess.DEVNULL,
                                         stderr=subprocess.PIPE, env=rclone_env())
             except FileNotFoundError as e:
                 raise PermanentError(f"rclone executable not found: {self.exe}") from e
@@ -156,6 +152,8 @@ class Rclone:
                 _stop(proc)
                 raise
         finally:
+            if out is not None:
+                out.close()
             if log is not None:
                 log.write(f"# exit {result.returncode}\n")
                 log.close()
@@ -176,15 +174,10 @@ class Rclone:
                 return
             msg = str(obj.get("msg", "")).strip()
             if obj.get("object") is not None:
-                if msg.startswith("Copied"):
-                    result.copied.append(str(obj["object"]))
                 msg = f"{obj['object']}: {msg}"
             level = str(obj.get("level", ""))
         else:
             msg, level = line.strip(), "error"
-        m = _UNCHECKED.search(msg)
-        if m:
-            result.unchecked += int(m.group(1))
         if level in ("error", "warning", "notice", "critical") and msg:
             result.tail.append(msg)
             del result.tail[:-TAIL_LINES]
@@ -201,12 +194,14 @@ class Rclone:
             args += ["--s3-storage-class", storage_class]
         return self.run(args, log_name, progress)
 
-    def check(self, sumfile: Path, dst: str, combined: Path, log_name: str) -> Result:
-        """``rclone check --checkfile md5 SUMFILE DST --one-way``: hashes from the remote's
-        listing/metadata, nothing downloaded."""
-        args: list[str | bytes] = ["check", "--checkfile", "md5", str(sumfile),
-                                   os.fsencode(dst), "--one-way", "--combined", str(combined)]
-        return self.run(args, log_name)
+    def md5sum(self, dst: str, files_from: Path, out: Path, log_name: str) -> Result:
+        """``rclone md5sum DST --files-from-raw LIST`` into ``out``: the md5 the remote
+        reports for exactly those objects (S3: ETag, or the md5 rclone stored in a multipart
+        object's metadata; nothing is downloaded).  A listed object that does not exist is
+        left out of the report; one whose hash is unknown gets an empty hash."""
+        args: list[str | bytes] = ["md5sum", os.fsencode(dst), "--files-from-raw",
+                                   str(files_from)]
+        return self.run(args, log_name, stdout_path=out)
 
 
 def _stop(proc: subprocess.Popen) -> None:

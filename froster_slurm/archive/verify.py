@@ -1,11 +1,16 @@
 """Step 5, verify: the remote's own md5 of every object against the hashes we computed.
 
-Nothing is downloaded: ``rclone check --checkfile md5 SUMFILE DEST --one-way`` compares our
-sum file with the hashes the remote reports (S3: the ETag of a single-part object, and for a
-multipart object the md5 rclone stored in its metadata at upload; local: md5 of the file).
-Every expected object must come back as ``=`` in rclone's combined report.  Missing (``+``),
-different (``*``), unreadable (``!``) or absent from the report all fail, and so does rclone's
-"N hashes could not be checked" notice, which rclone 1.60 prints with exit code 0.
+Nothing is downloaded: ``rclone md5sum DEST --files-from-raw LIST`` asks the remote for the
+md5 of exactly the objects we uploaded (S3: the ETag of a single-part object, and for a
+multipart object the md5 rclone stored in its metadata at upload; a local remote hashes its
+file).  We compare each with our own: an object that is missing, has another md5, or has no md5
+the remote can tell ("could not be checked") fails the verification.  Any rclone error (the
+remote unreachable, access denied) raises instead: an unreadable remote is never mistaken for
+missing objects.
+
+Why not ``rclone check --checkfile``: it gives the same answers but hashed local-remote files
+one at a time here (rclone 1.60: 3.5 s against 1.7 s for ``md5sum`` on 2 GiB), and it prints
+"N hashes could not be checked" while exiting 0, which has to be parsed from its log.
 
 The same check, run before an upload that resumes, tells which objects are already there and
 intact, so they are not sent again.
@@ -13,10 +18,11 @@ intact, so they are not sent again.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .rclone import Rclone, access_failed, classify
+from .rclone import Rclone, classify
 
 
 @dataclass
@@ -28,12 +34,11 @@ class Report:
     missing: list[str] = field(default_factory=list)
     differ: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
-    unchecked: int = 0
 
     @property
     def ok(self) -> bool:
         return (len(self.matched) == self.expected and not self.missing and not self.differ
-                and not self.errors and self.unchecked == 0)
+                and not self.errors)
 
     def summary(self) -> str:
         parts = [f"{len(self.matched)}/{self.expected} objects match"]
@@ -42,63 +47,44 @@ class Report:
         if self.differ:
             parts.append(f"{len(self.differ)} with a different md5 (e.g. {self.differ[0]})")
         if self.errors:
-            parts.append(f"{len(self.errors)} not checkable (e.g. {self.errors[0]})")
-        if self.unchecked:
-            parts.append(f"{self.unchecked} hashes could not be checked")
+            parts.append(f"{len(self.errors)} hashes could not be checked "
+                         f"(e.g. {self.errors[0]})")
         return ", ".join(parts)
-
-
-def write_sumfile(path: Path, expected: dict[str, str]) -> None:
-    """md5sum-style lines rclone reads: ``<md5>  <path relative to the destination>``.
-
-    Only object-safe names reach this file (no newline, valid UTF-8), so no escaping is
-    needed; rclone's sum-file reader takes the rest of the line as the name.
-    """
-    with open(path, "w", encoding="utf-8") as f:
-        for rel, md5 in sorted(expected.items()):
-            f.write(f"{md5}  {rel}\n")
 
 
 def check_remote(rclone: Rclone, expected: dict[str, str], dst: str, work: Path,
                  log_name: str) -> Report:
-    """Compare ``expected`` (relative name -> md5) with what ``dst`` holds.
+    """Compare ``expected`` (name relative to ``dst`` -> md5) with what ``dst`` holds.
 
-    Raises (transient/permanent) only when the check itself could not run, e.g. the remote is
-    unreachable; a remote that answers with wrong or missing objects gives a Report.
+    Raises (transient/permanent) when rclone fails, e.g. the remote is unreachable; a remote
+    that answers with wrong or missing objects gives a Report.
     """
     report = Report(expected=len(expected))
     if not expected:
         return report
     work.mkdir(parents=True, exist_ok=True)
-    sumfile = work / f"{log_name}.md5"
-    combined = work / f"{log_name}.combined"
-    write_sumfile(sumfile, expected)
-    combined.unlink(missing_ok=True)
-    res = rclone.check(sumfile, dst, combined, log_name)
-    status: dict[str, str] = {}
-    try:
-        for line in combined.read_text(encoding="utf-8", errors="surrogateescape").splitlines():
-            if len(line) >= 2 and line[1] == " ":
-                status[line[2:]] = line[0]
-    except FileNotFoundError:
-        pass
-    if res.returncode == 3 and not status:
-        report.missing = sorted(expected)  # the destination folder does not exist yet
+    names_file = work / f"{log_name}.lst"
+    out = work / f"{log_name}.md5"
+    with open(names_file, "wb") as f:
+        f.write(b"".join(os.fsencode(rel) + b"\n" for rel in sorted(expected)))
+    res = rclone.md5sum(dst, names_file, out, log_name)
+    if res.returncode == 3:  # directory not found: nothing was uploaded there yet
+        report.missing = sorted(expected)
         return report
-    listed = any(s in "=+*" for s in status.values())
-    if res.returncode != 0 and (not listed or access_failed(res)):
-        # The remote could not be listed or read: rclone then calls everything "missing",
-        # which must not count as a failed verification.
-        raise classify(res, "check")
-    for rel in sorted(expected):
-        s = status.get(rel)
-        if s == "=":
-            report.matched.add(rel)
-        elif s == "+":
+    if res.returncode != 0:
+        raise classify(res, "md5sum")
+    got: dict[str, str] = {}
+    for line in out.read_bytes().decode("utf-8", "surrogateescape").splitlines():
+        if len(line) > 34 and line[32:34] == "  ":
+            got[line[34:]] = line[:32].strip().lower()
+    for rel, md5 in sorted(expected.items()):
+        remote = got.get(rel)
+        if remote is None:
             report.missing.append(rel)
-        elif s == "*":
+        elif not remote:
+            report.errors.append(rel)
+        elif remote != md5.lower():
             report.differ.append(rel)
         else:
-            report.errors.append(rel)
-    report.unchecked = res.unchecked
+            report.matched.add(rel)
     return report
