@@ -9,6 +9,7 @@ path, so no quoting scheme can go wrong.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -77,3 +78,16 @@ def folder_at(src: str | os.PathLike, index: int) -> bytes:
     if not 0 <= index < len(folders):
         raise DataError(f"{src}: no entry {index} (the list has {len(folders)})")
     return folders[index]
+
+
+def discard_tree(path: str | bytes | os.PathLike) -> None:
+    """Best-effort removal of one of OUR scratch directories (staging, DuckDB spill, work).
+
+    Never used on a user's folder: purge has its own checked deletion. A failure here only
+    leaves scratch space behind, which must not turn a finished job into a failed one.
+    """
+
+    def _leave(_func: object, _path: object, _exc: object) -> None:
+        return None
+
+    shutil.rmtree(path, onerror=_leave)

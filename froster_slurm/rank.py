@@ -31,7 +31,6 @@ import functools
 import grp
 import os
 import pwd
-import shutil
 import tempfile
 import threading
 import time
@@ -42,7 +41,7 @@ import duckdb
 
 from .errors import ConfigError, DataError, FrosterError, PermanentError, UserError
 from .hotspots import Hotspot, write_hotspot_lines_to
-from .paths import display
+from .paths import discard_tree, display
 from .rank_feed import Feed, FeedOutcome
 from .rank_input import PARQUET, CrawlFile, deal, duckdb_path, plan_groups, resolve_inputs
 from .rank_sql import (
@@ -471,7 +470,7 @@ class RankedCrawl:
             with contextlib.suppress(duckdb.Error):
                 con.close()
             self._con = None
-        shutil.rmtree(self._workdir, ignore_errors=True)
+        discard_tree(self._workdir)
 
     def __enter__(self) -> RankedCrawl:
         return self
@@ -511,7 +510,7 @@ def to_parquet(inputs: Sequence[str | bytes | os.PathLike], out: str | bytes | o
             con.close()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        shutil.rmtree(workdir, ignore_errors=True)
+        discard_tree(workdir)
 
 
 def rank_to_file(inputs: Sequence[str | bytes | os.PathLike], dest: str | os.PathLike, *,

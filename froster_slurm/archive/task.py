@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import sys
 import threading
 import time
@@ -30,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PermanentError, TransientError
-from ..paths import display
+from ..paths import discard_tree, display
 from ..taskstate import (
     clear_steps,
     mark_step_done,
@@ -157,7 +156,7 @@ class ArchiveTask:
         clear_steps(self.s.run_dir, self.index, (*STEPS, "record-meta"))
         self.state["steps_done"] = []
         for name in ("bundles", "trace"):
-            shutil.rmtree(self.work / name, ignore_errors=True)
+            discard_tree(self.work / name)
         for name in ("inventory.json", "plan.json", "bundles.json", "hashes.json"):
             (self.work / name).unlink(missing_ok=True)
         self.inv = self.plan = None
@@ -401,7 +400,7 @@ class ArchiveTask:
         files = {ours.RECORD_NAME: record_bytes(record), ours.MANIFEST_NAME: manifest,
                  index_name: page.encode("utf-8")}
         tdir = self.work / "trace"
-        shutil.rmtree(tdir, ignore_errors=True)
+        discard_tree(tdir)
         tdir.mkdir(parents=True)
         for name, data in files.items():
             _write_atomic(tdir / os.fsdecode(name), data)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import shutil
 import signal
 import sys
 import time
@@ -34,7 +33,7 @@ from ..archive import ours
 from ..archive.bundle import BUNDLE_DIR_REMOTE
 from ..archive.settings import load_settings
 from ..errors import DataError, FrosterError, PermanentError, TransientError, UserError
-from ..paths import display
+from ..paths import discard_tree, display
 from ..runs import Run
 from ..taskstate import update_task_state
 from . import tracefiles
@@ -171,7 +170,7 @@ class RestoreJob:
             self.save(extracted=extracted)
             tar.unlink()
             log(f"unpacked {b.name}: {n} members")
-        shutil.rmtree(stage / BUNDLE_DIR_REMOTE, ignore_errors=True)
+        discard_tree(stage / BUNDLE_DIR_REMOTE)
         n = verify_staged(self.arch, staged, self.settings.workers())
         log(f"verified {n} files against the manifest")
         self.save(phase="verified", verified_at=now_iso())
@@ -195,7 +194,7 @@ class RestoreJob:
 
     def _finish(self, root_fd: int) -> None:
         note = self._update_trace(root_fd)
-        shutil.rmtree(self._stage_path(), ignore_errors=True)
+        discard_tree(self._stage_path())
         self.save(phase="done", finished_at=now_iso(), error=None, trace=note)
         status("restore: done")
         log(f"done: {display(self.target)} ({note})")

@@ -20,7 +20,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import shutil
 import stat
 import time
 from collections.abc import Iterator
@@ -34,7 +33,7 @@ from ..archive import ours
 from ..backend import Backend, SlurmBackend
 from ..config import Config, save_snapshot
 from ..errors import FrosterError, NotFoundError, UserError
-from ..paths import display
+from ..paths import discard_tree, display
 from ..pipeline import make_backend
 from ..runs import Run, archive_settings, catalog_path, create_run, list_runs
 from ..slurm import dependency
@@ -234,7 +233,7 @@ def _start(folder: bytes, target: bytes, config: Config, tier: str | None, days:
         write_state(run.run_dir, state)
     else:
         run = _new_run(config, folder, target, arch, be, thaw, tier, days, force)
-        shutil.rmtree(work, ignore_errors=True)
+        discard_tree(work)
     out.run = run
     rclone.log_dir = run.run_dir / "logs" / "rclone"
     if thaw and read_state(run.run_dir)["phase"] in ("requested", "waiting", "downloading"):
