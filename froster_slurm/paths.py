@@ -8,6 +8,7 @@ path, so no quoting scheme can go wrong.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterable
@@ -91,3 +92,18 @@ def discard_tree(path: str | bytes | os.PathLike) -> None:
         return None
 
     shutil.rmtree(path, onerror=_leave)
+
+
+def write_json_atomic(path: str | os.PathLike, obj: object) -> None:
+    """Replace a JSON state file so a reader never sees half of it (tmp + fsync + rename).
+
+    ASCII-escaped, so a path held as a surrogateescape str survives the round trip.
+    """
+    path = Path(path)
+    data = json.dumps(obj, indent=1, ensure_ascii=True, sort_keys=True).encode() + b"\n"
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import DataError, FrosterError
-from .paths import read_folder_list
+from .paths import read_folder_list, write_json_atomic
 
 STATES = ("pending", "running", "retrying", "done", "failed")
 COMMENT_MAX = 1000  # Slurm's limit is 1024 bytes; keep a margin for multi-byte characters
@@ -122,13 +122,7 @@ def write_task_state(run_dir: str | os.PathLike, index: int, state: dict[str, An
     path = state_path(run_dir, index)
     path.parent.mkdir(parents=True, exist_ok=True)
     state["updated_at"] = now_iso()
-    data = json.dumps(state, indent=1, ensure_ascii=True, sort_keys=True).encode() + b"\n"
-    tmp = path.with_name(f".state.json.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_json_atomic(path, state)
 
 
 def update_task_state(run_dir: str | os.PathLike, index: int, **changes: Any) -> dict[str, Any]:

@@ -13,22 +13,9 @@ mkdir -p "$FROSTER_TASK_DIR"
 froster_log "archive task $FROSTER_INDEX of run ${FROSTER_RUN_DIR##*/} on ${HOSTNAME:-?}" \
     "(restart ${SLURM_RESTART_COUNT:-0})"
 
-froster_payload=""
-froster_stop=""
-froster_on_signal() {
-    froster_stop=$1
-    froster_log "got SIG$1: stopping the task cleanly"
-    if [[ -n $froster_payload ]]; then
-        kill -TERM "$froster_payload" 2>/dev/null || true
-    fi
-}
-trap 'froster_on_signal USR1' USR1
-trap 'froster_on_signal TERM' TERM
-
-"$FROSTER_PYTHON" -m froster_slurm.task archive "$FROSTER_RUN_DIR" "$FROSTER_INDEX" &
-froster_payload=$!
-rc=0
-froster_wait "$froster_payload" || rc=$?
+froster_run_payload "$FROSTER_PYTHON" -m froster_slurm.task archive "$FROSTER_RUN_DIR" \
+    "$FROSTER_INDEX"
+rc=$FROSTER_PAYLOAD_RC
 froster_log "task process ended with exit code $rc"
 
 if ((rc == 0)); then

@@ -64,6 +64,28 @@ froster_wait() {
     done
 }
 
+# froster_run_payload CMD...: run CMD in the background with USR1 (time limit near) and TERM
+# (requeue, cancel) trapped, and wait for it with froster_wait. Sets FROSTER_PAYLOAD_RC to its
+# exit status and froster_stop to the signal that stopped it (USR1, TERM, or empty). On a
+# signal the payload gets TERM, so it can stop cleanly at a step boundary.
+froster_payload=""
+froster_stop=""
+froster_on_signal() {
+    froster_stop=$1
+    froster_log "got SIG$1: stopping the payload cleanly"
+    if [[ -n $froster_payload ]]; then
+        kill -TERM "$froster_payload" 2>/dev/null || true
+    fi
+}
+froster_run_payload() {
+    trap 'froster_on_signal USR1' USR1
+    trap 'froster_on_signal TERM' TERM
+    "$@" &
+    froster_payload=$!
+    FROSTER_PAYLOAD_RC=0
+    froster_wait "$froster_payload" || FROSTER_PAYLOAD_RC=$?
+}
+
 # froster_requeue DELAY: put this job (this array task) back in the queue, to start again no
 # sooner than DELAY seconds from now. Never returns.
 # Slurm: `scontrol requeue ID` (which sends TERM to this script: ignored, so the delay can still

@@ -9,22 +9,8 @@ FROSTER_STATUS_FILE="$FROSTER_RUN_DIR/tasks/0/comment"
 mkdir -p "$FROSTER_RUN_DIR/tasks/0"
 froster_log "restore of run ${FROSTER_RUN_DIR##*/} on ${HOSTNAME:-?} (restart ${SLURM_RESTART_COUNT:-0})"
 
-froster_payload=""
-froster_stop=""
-froster_on_signal() {
-    froster_stop=$1
-    froster_log "got SIG$1: stopping cleanly"
-    if [[ -n $froster_payload ]]; then
-        kill -TERM "$froster_payload" 2>/dev/null || true
-    fi
-}
-trap 'froster_on_signal USR1' USR1
-trap 'froster_on_signal TERM' TERM
-
-"$FROSTER_PYTHON" -m froster_slurm.restore restore "$FROSTER_RUN_DIR" &
-froster_payload=$!
-rc=0
-froster_wait "$froster_payload" || rc=$?
+froster_run_payload "$FROSTER_PYTHON" -m froster_slurm.restore restore "$FROSTER_RUN_DIR"
+rc=$FROSTER_PAYLOAD_RC
 froster_log "restore pass ended with exit code $rc"
 
 if ((rc == 0 || rc == 70)); then

@@ -19,12 +19,12 @@ Written atomically (tmp + fsync + rename): a reader never sees half a file.
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ..errors import DataError, NotFoundError
+from ..paths import write_json_atomic
 
 STATE_NAME = "restore.json"
 PHASES = ("requested", "waiting", "downloading", "placing", "done", "failed")
@@ -52,13 +52,7 @@ def read_state(run_dir: Path) -> dict[str, Any]:
 def write_state(run_dir: Path, state: dict[str, Any]) -> dict[str, Any]:
     path = state_path(run_dir)
     state["updated_at"] = now_iso()
-    data = json.dumps(state, indent=1, ensure_ascii=True, sort_keys=True).encode() + b"\n"
-    tmp = path.with_name(f".{STATE_NAME}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_json_atomic(path, state)
     return state
 
 
