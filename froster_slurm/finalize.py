@@ -23,8 +23,7 @@ def task_record(run: Run, index: int, state: dict[str, Any]) -> dict[str, Any] |
     """The archive JSON record of a done task (the copy kept in the run, else the folder's)."""
     candidates = [run.run_dir / "tasks" / str(index) / "record.json"]
     if state.get("record_path"):
-        candidates.append(Path(os.fsencode(state["record_path"]).decode("utf-8",
-                                                                         "surrogateescape")))
+        candidates.append(Path(state["record_path"]))  # surrogateescape str: exact bytes
     for p in candidates:
         try:
             rec = json.loads(p.read_bytes())

@@ -17,15 +17,20 @@ from .paths import read_folder_list, write_folder_list
 from .pipeline import SubmitResult, backend_for_run, dispatch_archive, run_config
 from .runs import Run
 from .slurm import SlurmClient
+from .taskstate import clip_comment, slurm_task_id
 from .units import parse_age, parse_size
 
 
 def set_comment(text: str) -> None:
-    """The job's live status line in squeue (Slurm backend only; best effort)."""
-    job = os.environ.get("SLURM_JOB_ID")
+    """The job's live status line in squeue (Slurm backend only; best effort).
+
+    Addressed like the archive tasks (``taskstate.slurm_task_id``): a crawl shard is an array
+    task, and its bare SLURM_JOB_ID would make scontrol update every shard at once.
+    """
+    job = slurm_task_id()
     if job and os.environ.get("FROSTER_BACKEND") != "local" and SlurmClient.available():
         try:
-            SlurmClient().set_comment(job, text)
+            SlurmClient().set_comment(job, clip_comment(text))
         except FrosterError:
             pass
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from .backend import Backend, choose_backend
 from .config import Config, load_snapshot, save_snapshot
-from .errors import UserError
+from .errors import FrosterError, UserError
 from .paths import display, read_folder_list, write_folder_list
 from .runs import Run, archive_settings, create_run
 from .slurm import dependency
@@ -180,7 +180,7 @@ def dispatch_archive(run: Run, config: Config, be: Backend, result: SubmitResult
 def _dry_limit(be: Backend) -> int:
     try:
         return be.max_array_size()
-    except Exception:  # noqa: BLE001 - a dry run must work without a reachable cluster
+    except FrosterError:  # a dry run must work without a reachable cluster
         return 1001
 
 

@@ -18,6 +18,7 @@ shell's environment or on the folder names being in a script's text.
 
 from __future__ import annotations
 
+import functools
 import getpass
 import os
 import secrets
@@ -53,8 +54,9 @@ class Run:
     def run_id(self) -> str:
         return self.run_dir.name
 
-    @property
+    @functools.cached_property
     def settings(self) -> dict[str, Any]:
+        """run.toml, read once: it is written before anything is submitted, never after."""
         with open(self.run_dir / "run.toml", "rb") as f:
             return tomllib.load(f)
 

@@ -77,6 +77,7 @@ class SlurmClient:
     def __init__(self, runner: Runner = subprocess.run, env: dict[str, str] | None = None):
         self._run_fn = runner
         self.env = env
+        self._accounting = True  # until sacct says accounting is disabled
 
     @staticmethod
     def available() -> bool:
@@ -144,12 +145,18 @@ class SlurmClient:
     def accounting(self, job_ids: Iterable[str]) -> dict[str, JobInfo]:
         """sacct rows for jobs that left squeue; empty when accounting is not configured."""
         ids = sorted({str(i).split("_")[0] for i in job_ids})
-        if not ids or shutil.which("sacct") is None:
+        if not ids or not self._accounting:
+            return {}
+        if shutil.which("sacct") is None:
+            self._accounting = False
             return {}
         proc = self._run(["sacct", "-n", "-X", "-P", "-j", ",".join(ids),
                           "-o", "JobID,JobName,State,Elapsed,Comment,Reason,ExitCode"],
                          check=False)
         if proc.returncode != 0:
+            # "Slurm accounting storage is disabled" will not change while we poll: stop asking.
+            if "disabled" in proc.stderr:
+                self._accounting = False
             return {}
         out = {}
         for line in proc.stdout.splitlines():

@@ -202,3 +202,14 @@ def test_task_state_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     set_status(tmp_path, 1, "archive 4/6 upload\n41% " + "x" * 2000, env=env)
     text = (tmp_path / "tasks" / "1" / "comment").read_text()
     assert text.startswith("archive 4/6 upload 41%") and len(text.encode()) <= 1001
+
+
+def test_md5sum_name_escaping_round_trips() -> None:
+    """The manifest writer and the reader restore/purge use live together in archive.names."""
+    from froster_slurm.archive.names import md5sum_line, md5sum_unescape
+
+    for rel in (b"plain", b"back\\slash", b"new\nline", b"cr\rx", b"caf\xe9", b"\\n literal"):
+        line = md5sum_line("0" * 32, rel)
+        name = line[1:] if line.startswith(b"\\") else line
+        name = name.rstrip(b"\n").split(b"  ", 1)[1]
+        assert (md5sum_unescape(name) if line.startswith(b"\\") else name) == rel

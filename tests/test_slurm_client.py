@@ -85,3 +85,19 @@ def test_squeue_with_only_finished_jobs_is_empty(tmp_path: Path) -> None:
                                   "exit 1\n")
     client = SlurmClient(env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"})
     assert client.queue(["12"]) == {}
+
+
+def test_job_comments_address_the_array_task_not_the_array(monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    """A crawl shard's Comment goes to ARRAY_TASK: the bare job id would hit every shard."""
+    import froster_slurm.jobs as jobs
+
+    seen: list[str] = []
+    monkeypatch.setattr(jobs.SlurmClient, "available", staticmethod(lambda: True))
+    monkeypatch.setattr(jobs.SlurmClient, "set_comment", lambda self, job, text: seen.append(job))
+    monkeypatch.setenv("SLURM_JOB_ID", "41")
+    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "40")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "1")
+    monkeypatch.delenv("FROSTER_BACKEND", raising=False)
+    jobs.set_comment("crawl shard 1")
+    assert seen == ["40_1"]

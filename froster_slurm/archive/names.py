@@ -132,6 +132,22 @@ def md5sum_line(md5: str, rel: bytes) -> bytes:
     return md5.encode() + b"  " + rel + b"\n"
 
 
+def md5sum_unescape(name: bytes) -> bytes:
+    """Undo ``md5sum_line``'s escaping of a name (the line's leading backslash already gone)."""
+    out = bytearray()
+    i = 0
+    while i < len(name):
+        c = name[i:i + 1]
+        if c == b"\\" and i + 1 < len(name):
+            nxt = name[i + 1:i + 2]
+            out += {b"\\": b"\\", b"n": b"\n", b"r": b"\r"}.get(nxt, b"\\" + nxt)
+            i += 2
+        else:
+            out += c
+            i += 1
+    return bytes(out)
+
+
 def shell_quote(path: bytes | str) -> str:
     """A bash word that expands to exactly ``path`` (any bytes).
 

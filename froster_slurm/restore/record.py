@@ -16,6 +16,7 @@ from typing import Any
 
 from ..archive import ours
 from ..archive.bundle import BUNDLE_DIR_REMOTE
+from ..archive.names import md5sum_unescape
 from ..errors import DataError, NotFoundError
 from ..paths import display
 from .safefs import check_rel, open_root, read_small_at
@@ -133,24 +134,9 @@ def parse_manifest(data: bytes) -> dict[bytes, str]:
         if not sep or len(md5) != 32:
             raise DataError(f"manifest line {n} is not '<md5>  <name>'")
         if escaped:
-            name = _unescape(name)
+            name = md5sum_unescape(name)
         out[name] = md5.decode("ascii").lower()
     return out
-
-
-def _unescape(name: bytes) -> bytes:
-    out = bytearray()
-    i = 0
-    while i < len(name):
-        c = name[i:i + 1]
-        if c == b"\\" and i + 1 < len(name):
-            nxt = name[i + 1:i + 2]
-            out += {b"\\": b"\\", b"n": b"\n", b"r": b"\r"}.get(nxt, b"\\" + nxt)
-            i += 2
-        else:
-            out += c
-            i += 1
-    return bytes(out)
 
 
 def parse(folder: bytes, record_raw: bytes, manifest_raw: bytes) -> Archive:
