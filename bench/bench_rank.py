@@ -85,8 +85,11 @@ def rank(src: Path, by: str, dest: Path, memory_limit: str, every_folder: bool =
     thresholds = ["--min-size", "0", "--min-avg-size", "0"] if every_folder else []
     wall, rss, out = run_child([sys.executable, "-m", "froster_slurm", "rank", str(src),
                                 "-o", str(dest), "--by", by, *thresholds], env)
-    rows = next(int(line.split()[-1].replace(",", "")) for line in out.splitlines()
-                if line.startswith("crawl rows read"))
+    line = next(line for line in out.splitlines() if line.startswith("crawl rows read"))
+    rows = int(line.split()[3].replace(",", ""))
+    reader = line.partition("(")[2].rstrip(")") or "?"
+    if not reader.startswith("fast"):
+        print(f"note: {by} read with the {reader}", file=sys.stderr)
     return wall, rss, rows
 
 

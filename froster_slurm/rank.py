@@ -32,74 +32,38 @@ import grp
 import os
 import pwd
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import duckdb
 
-from .errors import ConfigError, DataError, FrosterError, PermanentError, UserError
+from .errors import ConfigError, DataError, UserError
 from .hotspots import Hotspot, write_hotspot_lines_to
 from .paths import discard_tree, display
-from .rank_feed import Feed, FeedOutcome
-from .rank_input import PARQUET, CrawlFile, deal, duckdb_path, plan_groups, resolve_inputs
+from .rank_input import duckdb_path, resolve_inputs
+from .rank_load import Engine, Loader, duckdb_error, first_line
 from .rank_sql import (
     AGE_DAYS,
     CHECKS_SQL,
-    CRAWL_COLUMNS,
     FOLDERS_SQL,
     LISTED_COUNT_SQL,
     LISTED_LINES_SQL,
-    LISTED_PREORDER_SQL,
+    LISTED_OUTER_SIZE_SQL,
     LISTED_ROWS_SQL,
     MACROS,
     NAMES_SQL,
     PARQUET_KEY,
     PARQUET_VALUE,
-    crawl_relation,
     listed_sql,
-    lvl1_select,
     sql_str,
     summary_sql,
 )
-from .units import parse_size
+
+__all__ = ["BY_CHOICES", "CrawlTotals", "Engine", "Listing", "RankParams", "RankedCrawl",
+           "rank_to_file", "to_parquet"]
 
 BY_CHOICES = ("direct", "total")
-
-
-@dataclass(frozen=True)
-class Engine:
-    """How DuckDB may use the machine (config keys rank.memory_limit, rank.temp_dir,
-    rank.threads).  ``feeders``: processes re-encoding CSV for DuckDB, each read by one
-    DuckDB statement (0: one per thread); ``piece_bytes``: the unit in which big CSVs are cut
-    and shared among feeders (tests lower it to force cuts)."""
-
-    memory_limit: str = "1GB"
-    temp_dir: str = ""
-    threads: int = 0
-    feeders: int = 0
-    piece_bytes: int = 128 << 20
-
-    @property
-    def thread_count(self) -> int:
-        """rank.threads, or the CPUs this process may run on: inside a Slurm job that is the
-        job's allocation, not the node's core count."""
-        if self.threads > 0:
-            return self.threads
-        try:
-            return len(os.sched_getaffinity(0)) or 1
-        except AttributeError:  # not Linux
-            return os.cpu_count() or 1
-
-    def buffer_size(self, streams: int) -> int:
-        """DuckDB's CSV read buffer per stream: 16 MiB, less when the memory limit is small
-        (a few buffers per stream must fit beside the aggregates)."""
-        try:
-            limit = parse_size(self.memory_limit.replace(" ", ""))
-        except UserError:
-            limit = 1 << 30  # a spelling DuckDB accepts and we do not: DuckDB judges it
-        return max(2 << 20, min(16 << 20, limit // (16 * max(1, streams))))
 
 
 @dataclass(frozen=True)
@@ -137,6 +101,7 @@ class CrawlTotals:
     orphan_files: int  # files whose folder has no directory row (a shard missing?)
     orphan_folders: int
     now: int
+    reader: str = ""  # which reader loaded the crawl, and why not the fast one (rank_load)
 
 
 @dataclass(frozen=True)
@@ -193,169 +158,10 @@ def _connect(engine: Engine, workdir: str) -> duckdb.DuckDBPyConnection:
     try:
         con = duckdb.connect(":memory:", config=config)
     except duckdb.Error as e:
-        raise ConfigError(f"rank.memory_limit / rank.threads: {_first_line(e)}") from e
+        raise ConfigError(f"rank.memory_limit / rank.threads: {first_line(e)}") from e
     con.execute("SET enable_progress_bar = false")  # it would write into our output
     con.execute(MACROS)
     return con
-
-
-def _first_line(e: BaseException) -> str:
-    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-    return lines[0] if lines else type(e).__name__
-
-
-def _duckdb_error(e: duckdb.Error, engine: Engine) -> FrosterError:
-    """One clear sentence for what DuckDB refused."""
-    if isinstance(e, duckdb.OutOfMemoryException):
-        return ConfigError(f"DuckDB ran out of memory (rank.memory_limit={engine.memory_limit},"
-                           f" {engine.thread_count} threads): raise rank.memory_limit or lower "
-                           "rank.threads")
-    text = str(e)
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    if "CSV Error" in text or isinstance(e, duckdb.ConversionException):
-        original = next((ln[len("Original Line:"):].strip() for ln in lines
-                         if ln.startswith("Original Line:")), "")
-        reason = next((ln for ln in lines[1:] if not ln.startswith(("Original Line", "Possible",
-                                                                     "file", "delimiter"))), "")
-        shown = display(original.encode("latin-1", "replace"))[:200] if original else ""
-        return DataError(f"not a valid pwalk row ({reason or lines[0]})"
-                         + (f": {shown}" if shown else ""))
-    if isinstance(e, duckdb.IOException):
-        return PermanentError(f"DuckDB: {lines[0] if lines else text}")
-    return DataError(f"DuckDB: {lines[0] if lines else text}")
-
-
-def _check_parquet(con: duckdb.DuckDBPyConnection, f: CrawlFile) -> str:
-    """A Parquet input must be ours: its filename column holds the Latin-1 view of the bytes."""
-    path = duckdb_path(f.path)
-    rows = con.execute("SELECT key, value FROM parquet_kv_metadata(?)", [path]).fetchall()
-    meta = {bytes(k): bytes(v) for k, v in rows}
-    if meta.get(PARQUET_KEY.encode()) != PARQUET_VALUE.encode():
-        raise DataError(f"{display(f.path)}: not a crawl Parquet file written by "
-                        "'froster-slurm rank --to-parquet' (its names would not be exact bytes)")
-    return path
-
-
-class _RetryUncut(Exception):
-    """A cut fell inside a quoted name: read everything again with files whole."""
-
-
-class _Loader:
-    """Gets the crawl rows into DuckDB through feeders (see ``rank_feed``).
-
-    DuckDB reads a FIFO with one thread, even several FIFOs in one statement.  So
-    ``aggregate()`` runs one statement per FIFO, each on its own cursor in its own Python
-    thread (DuckDB releases the GIL), writing table ``lvl1_p<i>``; ``lvl1`` is their union.
-    The parts need no merging: every later step sums, or groups hard links again (see
-    ``FOLDERS_SQL``).  ``stream()`` runs a single statement over all FIFOs: enough for
-    ``--to-parquet``, which DuckDB writes as it reads.
-    """
-
-    def __init__(self, files: list[CrawlFile], engine: Engine, con: duckdb.DuckDBPyConnection,
-                 workdir: str):
-        self.files, self.engine, self.con, self.workdir = files, engine, con, workdir
-        self.parquets = [_check_parquet(con, f) for f in files if f.kind == PARQUET]
-        self.feeders = engine.feeders or engine.thread_count
-
-    def _relation_for(self, paths: list[str]) -> str:
-        return crawl_relation(paths, [], self.engine.buffer_size(len(paths)))
-
-    def _plan(self, cut: bool) -> list[list]:
-        return deal(plan_groups(self.files, self.engine.piece_bytes, cut=cut), self.feeders)
-
-    def _check(self, plan: list[list], outcome: FeedOutcome,
-               failure: duckdb.Error | None) -> None:
-        """Raise what went wrong, or _RetryUncut.
-
-        A cut inside a quoted name shows as an odd quote count, but only if its feeder got
-        to the end: DuckDB often trips first on the half-row after the cut, and then the
-        feeders are stopped.  So any failure of a plan with cuts is retried with whole files;
-        a real error then shows again and is reported from that reading.
-        """
-        had_cuts = any(p.split for pieces in plan for p in pieces)
-        if outcome.unsafe_cut or (had_cuts and not outcome.error
-                                  and (failure is not None or not outcome.ok)):
-            raise _RetryUncut
-        if outcome.error:
-            raise DataError(outcome.error)
-        if failure is not None:
-            raise _duckdb_error(failure, self.engine) from failure
-        if not outcome.ok:
-            raise DataError("reading the crawl failed (a feeder stopped early)")
-
-    def stream(self, make_sql: Callable[[str], str]) -> None:
-        for cut in (True, False):
-            plan = self._plan(cut)
-            with Feed(plan, self.workdir) as feed:
-                failure = self._parallel([make_sql(self._relation(feed.paths))], feed)
-                outcome = feed.outcome(reader_ok=failure is None)
-            try:
-                self._check(plan, outcome, failure)
-                return
-            except _RetryUncut:
-                continue
-
-    def aggregate(self) -> None:
-        for cut in (True, False):
-            plan = self._plan(cut)
-            with Feed(plan, self.workdir) as feed:
-                sources = [self._relation_for([path]) for path in feed.paths]
-                if self.parquets or not sources:
-                    sources.append(self._relation([]))
-                failure = self._parallel(
-                    [f"CREATE OR REPLACE TABLE lvl1_p{i} AS {lvl1_select(rel)}"
-                     for i, rel in enumerate(sources)], feed)
-                outcome = feed.outcome(reader_ok=failure is None)
-            try:
-                self._check(plan, outcome, failure)
-                break
-            except _RetryUncut:
-                for i in range(len(sources)):
-                    self.con.execute(f"DROP TABLE IF EXISTS lvl1_p{i}")
-        self.con.execute("CREATE OR REPLACE TEMP VIEW lvl1 AS "
-                         + " UNION ALL ".join(f"SELECT * FROM lvl1_p{i}"
-                                              for i in range(len(sources))))
-        self.parts = len(sources)
-
-    def _parallel(self, statements: list[str], feed: Feed) -> duckdb.Error | None:
-        """Run each statement on its own cursor and thread; the first failure stops the rest
-        (their FIFOs then close and their feeders end).  Meanwhile, watch for feeders that
-        died and would leave DuckDB waiting on their FIFO (``Feed.unblock_dead``)."""
-        cursors = [self.con.cursor() for _ in statements]
-        failures: list[duckdb.Error] = []
-
-        def run(cur: duckdb.DuckDBPyConnection, sql: str) -> None:
-            try:
-                cur.execute(sql)
-            except duckdb.Error as e:
-                failures.append(e)
-                for other in cursors:
-                    with contextlib.suppress(duckdb.Error):
-                        other.interrupt()
-
-        threads = [threading.Thread(target=run, args=(c, q), daemon=True)
-                   for c, q in zip(cursors, statements, strict=True)]
-        try:
-            for t in threads:
-                t.start()
-            while alive := [t for t in threads if t.is_alive()]:
-                alive[0].join(0.1)
-                feed.unblock_dead()
-        except BaseException:  # Ctrl-C, a Slurm signal: stop DuckDB before the feeders go
-            for c in cursors:
-                with contextlib.suppress(duckdb.Error):
-                    c.interrupt()
-            raise
-        for c in cursors:
-            c.close()
-        real = [f for f in failures if not isinstance(f, duckdb.InterruptException)]
-        return (real or failures or [None])[0]
-
-    def _relation(self, paths: list[str]) -> str:
-        if not paths and not self.parquets:
-            nulls = ", ".join(f"CAST(NULL AS {t}) AS {n}" for _, n, t in CRAWL_COLUMNS)
-            return f"SELECT {nulls} WHERE false"
-        return crawl_relation(paths, self.parquets, self.engine.buffer_size(len(paths)))
 
 
 class RankedCrawl:
@@ -372,22 +178,22 @@ class RankedCrawl:
         self._workdir = tempfile.mkdtemp(prefix="froster-rank-", dir=engine.temp_dir or None)
         try:
             self._con = _connect(engine, self._workdir)
-            loader = _Loader(files, engine, self._con, self._workdir)
+            loader = Loader(files, engine, self._con, self._workdir)
             loader.aggregate()
             self._con.execute(FOLDERS_SQL)
-            self.totals = self._totals()
+            self.totals = self._totals(loader.reader)
             self._con.execute("DROP VIEW lvl1; DROP TABLE fdirect; DROP TABLE ftotal")
             for i in range(loader.parts):
                 self._con.execute(f"DROP TABLE lvl1_p{i}")
         except duckdb.Error as e:
             self.close()
-            raise _duckdb_error(e, engine) from e
+            raise duckdb_error(e, engine) from e
         except BaseException:
             self.close()
             raise
         self._selected: RankParams | None = None
 
-    def _totals(self) -> CrawlTotals:
+    def _totals(self, reader: str) -> CrawlTotals:
         dup, example, orphan_files, orphan_folders = self._con.execute(CHECKS_SQL).fetchone()
         if dup:
             raise DataError(f"{dup} folder(s) appear more than once in the input, e.g. "
@@ -399,7 +205,8 @@ class RankedCrawl:
             rows=nrows, folders=ndir, files=files1 + files2, bytes=bytes1 + bytes2,
             allocated_bytes=(blk1 + blk2) * 512,
             not_accessed=tuple(zip(AGE_DAYS, old, strict=True)), folder_bytes=folder_bytes,
-            orphan_files=int(orphan_files), orphan_folders=int(orphan_folders), now=self.now)
+            orphan_files=int(orphan_files), orphan_folders=int(orphan_folders), now=self.now,
+            reader=reader)
 
     def select(self, params: RankParams) -> Listing:
         """Filter and order the folders; ``hotspots()`` then streams them."""
@@ -412,28 +219,13 @@ class RankedCrawl:
             if params.by == "total":
                 size = self._outer_size()
         except duckdb.Error as e:
-            raise _duckdb_error(e, self.engine) from e
+            raise duckdb_error(e, self.engine) from e
         self._selected = params
         return Listing(params, int(folders), int(size))
 
     def _outer_size(self) -> int:
-        """Total size of the listed subtrees, a listed folder inside another listed one not
-        counted again (direct sizes never overlap, so only ``by="total"`` needs this).
-
-        One pass in pre-order: a folder is nested when its key starts with the key of the
-        last folder that was not nested, plus the separator.
-        """
-        cur = self._con.execute(LISTED_PREORDER_SQL)
-        outer: str | None = None
-        total = 0
-        while rows := cur.fetchmany(50_000):
-            for key, size in rows:
-                if outer is not None and (key.startswith(outer + "\0")
-                                          or outer == "\0" and key.startswith("\0")):
-                    continue
-                outer = key
-                total += size
-        return total
+        """Total size of the listed subtrees, nested ones once (``LISTED_OUTER_SIZE_SQL``)."""
+        return int(self._con.execute(LISTED_OUTER_SIZE_SQL).fetchone()[0])
 
     def _name_tables(self) -> None:
         """user_names/group_names for the ids of the listed folders, as Latin-1 views."""
@@ -497,14 +289,14 @@ def to_parquet(inputs: Sequence[str | bytes | os.PathLike], out: str | bytes | o
     try:
         con = _connect(engine, workdir)
         meta = f"{{{sql_str(PARQUET_KEY)}: {sql_str(PARQUET_VALUE)}}}"
-        _Loader(files, engine, con, workdir).stream(
+        Loader(files, engine, con, workdir).stream(
             lambda rel: f"COPY ({rel}) TO {sql_str(tmp)} "
                         f"(FORMAT parquet, COMPRESSION zstd, KV_METADATA {meta})")
         rows = con.execute("SELECT count(*) FROM read_parquet(?)", [tmp]).fetchone()[0]
         os.replace(tmp, out_s)
         return int(rows)
     except duckdb.Error as e:
-        raise _duckdb_error(e, engine) from e
+        raise duckdb_error(e, engine) from e
     finally:
         if con is not None:
             con.close()

@@ -15,9 +15,14 @@ the ``"`` in its range, and since quotes inside a field come in pairs (``""``) a
 two true row boundaries always holds an even number.  An odd count makes the feeder exit with
 ``EXIT_UNSAFE_CUT`` and the caller reads again without cutting.
 
+A ``dirs`` piece (the fast path, ``rank_inode``) streams only the rows ``grep`` keeps of a whole
+file -- those not ending in ``,-1,0``, i.e. directory rows -- and tallies two counts the caller
+checks: the lines of the raw file (``wc -l``) and the lines fed.
+
 Feeder protocol: ``python -m froster_slurm.rank_feed SPEC OUT``; SPEC holds NUL-separated
-records ``kind, start, end, split, path``.  Exit 0: all written; ``EXIT_UNSAFE_CUT``; 65: the data
-is malformed (one line on stderr); anything else: failure (e.g. DuckDB stopped reading).
+records ``kind, start, end, split, path``.  Exit 0: all written (and, for ``dirs`` pieces, the
+tally ``raw_lines fed_lines`` written to ``OUT.tally``); ``EXIT_UNSAFE_CUT``; 65: the data is
+malformed (one line on stderr); anything else: failure (e.g. DuckDB stopped reading).
 """
 
 from __future__ import annotations
@@ -35,11 +40,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .paths import display
-from .rank_input import GZIP, Piece
+from .rank_input import DIRS, GZIP, Piece
 
 EXIT_UNSAFE_CUT = 3
 EXIT_DATA = 65
 CHUNK = 1 << 20
+# Directory rows are those NOT ending in ",-1,0" (pwalk: files have pw_fcount -1, pw_dirsum 0).
+# grep finds them at ~1.5 GB/s, 3x faster than Python reading every line; whatever else it keeps
+# (a file row with another ending, a line of a multi-line name) is caught by rank_inode's checks.
+GREP_DIRS = ["grep", "-a", "-v", "-e", ",-1,0$", "--"]
 
 
 # --- the feeder process -------------------------------------------------------------------------
@@ -123,6 +132,30 @@ def _feed_gzip(out, piece: Piece) -> None:
         raise BadData(f"{name}: unbalanced quotes (a name is not closed)")
 
 
+def _feed_dirs(out, piece: Piece) -> tuple[int, int]:
+    """Stream the rows grep keeps of a whole file (its header line dropped); return (lines of
+    the file, lines fed).  ``wc -l`` counts the file's lines meanwhile, in its own process."""
+    env = {"LC_ALL": "C", "PATH": os.environ.get("PATH", os.defpath)}  # bytes, not characters
+    with open(piece.path, "rb") as src:
+        wc = subprocess.Popen(["wc", "-l"], stdin=src, stdout=subprocess.PIPE, env=env)
+    grep = subprocess.Popen([*GREP_DIRS, piece.path], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, env=env)
+    fed = 0
+    try:
+        if piece.start > 0:
+            grep.stdout.readline()  # the header (grep keeps it: it does not end in ,-1,0)
+        while chunk := grep.stdout.read(CHUNK):
+            fed += chunk.count(b"\n")
+            out.write(reencode(chunk))
+    finally:
+        grep.stdout.close()
+        code = grep.wait()
+        raw = wc.communicate()[0]
+    if code > 1:
+        raise OSError(errno.EIO, f"grep exited {code}", piece.path)
+    return int(raw.split()[0]), fed
+
+
 def read_spec(path: str | os.PathLike) -> list[Piece]:
     data = Path(path).read_bytes().split(b"\0")
     return [Piece(data[i + 4], data[i].decode(), int(data[i + 1]), int(data[i + 2]),
@@ -139,11 +172,18 @@ def feeder_main(argv: Sequence[str]) -> int:
     """Stream every piece of SPEC into OUT (see module docstring for the exit codes)."""
     spec, dest = argv
     pieces = read_spec(spec)
+    raw = fed = 0
     try:
         fd = _open_fifo(dest)
         with open(fd, "wb", buffering=CHUNK) as out:
             for piece in pieces:
-                (_feed_gzip if piece.kind == GZIP else _feed_plain)(out, piece)
+                if piece.kind == DIRS:
+                    r, f = _feed_dirs(out, piece)
+                    raw, fed = raw + r, fed + f
+                else:
+                    (_feed_gzip if piece.kind == GZIP else _feed_plain)(out, piece)
+        if any(p.kind == DIRS for p in pieces):
+            Path(dest + ".tally").write_text(f"{raw} {fed}\n")
     except UnsafeCut as e:
         print(f"cut inside a quoted name in {e}", file=sys.stderr)
         return EXIT_UNSAFE_CUT
@@ -239,6 +279,14 @@ class Feed:
                                             f"{msg[-1] if msg else 'no message'}")
         return FeedOutcome(not bad)
 
+    def tallies(self) -> list[tuple[int, int]]:
+        """(raw lines, fed lines) of each feeder of ``dirs`` pieces, once it has finished."""
+        out = []
+        for path in self.paths:
+            raw, fed = Path(path + ".tally").read_text().split()
+            out.append((int(raw), int(fed)))
+        return out
+
     def __enter__(self) -> Feed:
         return self
 
@@ -253,7 +301,7 @@ class Feed:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(timeout=10)
         for path in self.paths:
-            for name in (path, path[:-4] + ".spec", path[:-4] + ".err"):
+            for name in (path, path + ".tally", path[:-4] + ".spec", path[:-4] + ".err"):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(name)
 

@@ -35,6 +35,7 @@ PWALK_FIELDS = ("inode", "parent-inode", "directory-depth", "filename", "fileExt
                 "GID", "st_size", "st_dev", "st_blocks", "st_nlink", "st_mode", "st_atime",
                 "st_mtime", "st_ctime", "pw_fcount", "pw_dirsum")
 CSV, GZIP, PARQUET = "csv", "gzip", "parquet"
+DIRS = "dirs"  # a feed piece: a whole plain CSV, only the rows grep keeps (see rank_inode)
 SHARD_SUFFIXES = (b".csv", b".csv.gz", b".parquet")
 _GLOB_CHARS = re.compile(rb"[*?\[]")
 _INT = re.compile(r"^-?[0-9]+$")

@@ -75,12 +75,8 @@ def _columns_struct() -> str:
                            CRAWL_COLUMNS) + "}"
 
 
-def crawl_relation(fifos: Sequence[str], parquets: Sequence[str],
-                   buffer_size: int = 16 << 20) -> str:
-    """SELECT of every crawl row: the fed CSV streams (UTF-8, no header) and Parquet files.
-
-    One ``read_csv`` per stream, joined by UNION ALL: DuckDB then scans the streams in parallel
-    (a list of files in one ``read_csv`` is read one FIFO at a time).
+def read_csv_sql(source: str, header: bool, buffer_size: int) -> str:
+    """One strict ``read_csv`` of pwalk rows; ``source`` is a SQL string or list literal.
 
     Nothing is sniffed: columns and types are given, quotes are pwalk's (``"`` doubled), a
     newline ends a row only outside quotes, and strict mode makes a malformed row an error
@@ -88,20 +84,42 @@ def crawl_relation(fifos: Sequence[str], parquets: Sequence[str],
     number or path can be), so an empty number is an error too.  ``buffer_size`` is DuckDB's
     read buffer per stream (16 MiB parses ~15% faster than 4 MiB; less under small limits).
     """
-    parts = [
-        f"SELECT {', '.join(NAMES)} FROM read_csv({sql_str(f)}, encoding = 'utf-8', "
-        f"header = false, columns = {_columns_struct()}, auto_detect = false, "
+    return (
+        f"read_csv({source}, encoding = 'utf-8', "
+        f"header = {'true' if header else 'false'}, columns = {_columns_struct()}, "
+        "auto_detect = false, "
         "delim = ',', quote = '\"', escape = '\"', new_line = '\\n', strict_mode = true, "
         # an empty field is an error, not a NULL: pwalk never writes one
         "nullstr = '\x01', allow_quoted_nulls = false, "
         f"buffer_size = {int(buffer_size)}, "
-        "null_padding = false, ignore_errors = false)"
-        for f in fifos]
+        "null_padding = false, ignore_errors = false)")
+
+
+def crawl_relation(fifos: Sequence[str], parquets: Sequence[str],
+                   buffer_size: int = 16 << 20) -> str:
+    """SELECT of every crawl row: the fed CSV streams (UTF-8, no header) and Parquet files.
+
+    One ``read_csv`` per stream, joined by UNION ALL: DuckDB then scans the streams in parallel
+    (a list of files in one ``read_csv`` is read one FIFO at a time).
+    """
+    parts = [f"SELECT {', '.join(NAMES)} FROM {read_csv_sql(sql_str(f), False, buffer_size)}"
+             for f in fifos]
     if parquets:
         files = "[" + ", ".join(sql_str(f) for f in parquets) + "]"
         casts = ", ".join(f"CAST({n} AS {t}) AS {n}" for _, n, t in CRAWL_COLUMNS)
         parts.append(f"SELECT {casts} FROM read_parquet({files})")
     return " UNION ALL ".join(parts)
+
+
+# The group kinds of a crawl row, as (mdev, mino) -- see lvl1_select.  Shared by both readers.
+IS_COUNTED = "left(st_mode, 3) IN ('010', '012')"  # regular files and symlinks
+MDEV_SQL = f"CASE WHEN pw_fcount < 0 AND st_nlink > 1 AND {IS_COUNTED} THEN st_dev END"
+MINO_SQL = (f"CASE WHEN pw_fcount >= 0 THEN 0 WHEN NOT {IS_COUNTED} THEN 1 "
+            "WHEN st_nlink > 1 THEN inode END")
+# What lvl1 keeps per group (plus the owner and depth, only ever used from a directory row's
+# group); the readers differ in how they name a group's folder.
+GROUP_SUMS = """count(*) AS n, sum(st_size) AS s, sum(st_blocks) AS blk,
+  max(st_mtime) AS mtim, max(st_atime) AS atim"""
 
 
 def lvl1_select(relation: str) -> str:
@@ -116,20 +134,14 @@ def lvl1_select(relation: str) -> str:
     sockets.  Inode numbers 0/1 cannot clash: a hard-linked group always has st_dev set.
     """
     return f"""
-SELECT folder, mdev, mino,
-  count(*) AS n, sum(st_size) AS s, sum(st_blocks) AS blk,
-  max(st_mtime) AS mtim, max(st_atime) AS atim,
+SELECT folder, mdev, mino, {GROUP_SUMS},
   any_value(uid) AS uid, any_value(gid) AS gid, any_value(depth) AS depth
 FROM (
   SELECT
     -- fs_parent inlined: parse_dirpath once per row, '/' only for the rare '/name'
     CASE WHEN pw_fcount >= 0 THEN filename WHEN pd <> '' THEN pd
          WHEN starts_with(filename, '/') THEN '/' END AS folder,
-    CASE WHEN pw_fcount < 0 AND st_nlink > 1 AND left(st_mode, 3) IN ('010', '012')
-         THEN st_dev END AS mdev,
-    CASE WHEN pw_fcount >= 0 THEN 0
-         WHEN left(st_mode, 3) NOT IN ('010', '012') THEN 1
-         WHEN st_nlink > 1 THEN inode END AS mino,
+    {MDEV_SQL} AS mdev, {MINO_SQL} AS mino,
     uid, gid, depth, st_size, st_blocks, st_mtime, st_atime
   FROM (SELECT *, parse_dirpath(filename, 'forward_slash') AS pd FROM ({relation})))
 GROUP BY folder, mdev, mino
@@ -286,8 +298,16 @@ SELECT concat_ws(',', csv_field(l.folder), l.bytes, l.files, l.tbytes, l.tfiles,
 
 LISTED_COUNT_SQL = "SELECT count(*), coalesce(sum(size), 0)::BIGINT FROM listed"
 
-# Listed folders in pre-order (each folder right before its descendants): with '/' mapped to
-# chr(0), the smallest character, a folder's descendants sort directly after it.
-LISTED_PREORDER_SQL = """
-SELECT replace(folder, '/', chr(0)) AS k, size::BIGINT FROM listed ORDER BY k
+# Size of the listed folders, a listed folder inside another listed one not counted again
+# (for --by total; direct sizes never overlap).  With '/' mapped to chr(0), the smallest
+# character, a folder's descendants are exactly the keys between its key and key || chr(1)
+# (the root '/' -- key chr(0) -- holds every key starting with chr(0)): a folder is nested
+# when an earlier key's reach passes it.  One sort and a running max, in DuckDB's threads.
+LISTED_OUTER_SIZE_SQL = """
+SELECT coalesce(sum(size), 0)::BIGINT FROM (
+  SELECT k, size,
+    max(CASE WHEN k = chr(0) THEN chr(1) ELSE k || chr(1) END)
+      OVER (ORDER BY k ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS reach
+  FROM (SELECT replace(folder, '/', chr(0)) AS k, size FROM listed))
+WHERE reach IS NULL OR reach <= k
 """

@@ -27,7 +27,8 @@ def _rule(listing: Listing) -> str:
 def render_summary(totals: CrawlTotals, listing: Listing | None = None) -> str:
     """The summary table (lines end with a newline)."""
     rows: list[tuple[str, str]] = [
-        ("crawl rows read", f"{totals.rows:,}"),
+        ("crawl rows read", f"{totals.rows:,}" + (f"  ({totals.reader})" if totals.reader
+                                                   else "")),
         ("folders found", f"{totals.folders:,}"),
         ("files (hard links once)", f"{totals.files:,}"),
         ("total size", format_size(totals.bytes)),

@@ -30,6 +30,21 @@ def test_version_and_help() -> None:
         assert command in p.stdout
 
 
+def test_command_table_names_every_command_and_a_run_loads_only_its_own() -> None:
+    """cli.COMMANDS maps each command to the module registering it (runs import only that)."""
+    probe = ("import sys, typer; from froster_slurm import cli; cli.load_commands(sys.argv[1:]);"
+             " c = typer.main.get_command(cli.app); print(' '.join(sorted(c.commands)));"
+             " print(' '.join(sorted(m for m in sys.modules if m.startswith('froster_slurm.'))))")
+    every = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                           check=True).stdout.split("\n")[0].split()
+    from froster_slurm import cli
+    assert sorted(cli.COMMANDS) == every
+    out = subprocess.run([sys.executable, "-c", probe, "rank", "x.csv"], capture_output=True,
+                         text=True, check=True).stdout.split("\n")
+    assert out[0].split() == ["rank"]
+    assert "froster_slurm.restore.purge" not in out[1].split()
+
+
 def test_shell_completion_is_offered() -> None:
     p = run_cli("--show-completion", env={**os.environ, "SHELL": "/bin/bash"})
     assert p.returncode == 0 and "complete" in p.stdout

@@ -16,7 +16,7 @@ try:  # tests/ on sys.path (no tests/__init__.py) or tests as a package
 except ImportError:
     from tests.rank_testdata import DAY, EXPECTED, HEADER, NOW, row, tree_rows, write_csv, write_gz
 
-from froster_slurm import rank as rank_module
+from froster_slurm import rank_load
 from froster_slurm.errors import DataError, NotFoundError
 from froster_slurm.hotspots import read_hotspots, write_hotspots
 from froster_slurm.rank import (
@@ -151,6 +151,39 @@ def test_listing_size_does_not_count_nested_subtrees_twice(tmp_path: Path) -> No
         assert crawl.select(RankParams(by="direct", min_size=1)).bytes == 105 + 4000 + 1007 + 20
 
 
+def test_listing_size_counts_each_listed_subtree_once_on_random_trees(tmp_path: Path) -> None:
+    """The SQL behind Listing.bytes against a brute force over the listed folders: sibling
+    names that share a prefix (/a, /ab, /a b, /a-) and sort around '/', bytes above 0x7f, and
+    the root '/' itself holding everything."""
+    rnd = random.Random(7)
+    parts = [b"a", b"ab", b"a b", b"a-", b"a.", b"\xe9", b"a\xff", b"!"]
+    folders = {b"/"}
+    for _ in range(120):
+        depth = rnd.randint(1, 4)
+        folders.add(b"/" + b"/".join(rnd.choice(parts) for _ in range(depth)))
+    folders |= {f[:i] for f in list(folders) for i in range(1, len(f)) if f[i:i + 1] == b"/"}
+    ino = {f: 10 + i for i, f in enumerate(sorted(folders))}
+    rows = []
+    for f in sorted(folders):
+        parent = f.rpartition(b"/")[0] or b"/"
+        rows.append(row(f, ino[f], mode=0o040755, parent=ino.get(parent, 0) if f != b"/" else 0,
+                        fcount=1))
+        name = (f.rstrip(b"/") + b"/file")
+        rows.append(row(name, 100_000 + ino[f], size=rnd.randint(1, 1000), parent=ino[f]))
+    src = write_csv(tmp_path / "t.csv", rows)
+
+    def inside(outer: bytes, inner: bytes) -> bool:
+        return outer != inner and (outer == b"/" or inner.startswith(outer + b"/"))
+
+    with RankedCrawl([src], ENGINE, now=NOW) as crawl:
+        for min_size in (0, 300, 2000, 10_000):
+            listing = crawl.select(RankParams(by="total", min_size=min_size))
+            listed = list(crawl.hotspots())
+            expected = sum(h.total_bytes for h in listed
+                           if not any(inside(o.folder, h.folder) for o in listed))
+            assert (listing.folders, listing.bytes) == (len(listed), expected), min_size
+
+
 # --- input forms --------------------------------------------------------------------------------
 
 def test_shards_glob_gzip_and_parquet_equal_one_file(tmp_path: Path) -> None:
@@ -207,10 +240,11 @@ def test_names_with_newlines_survive_a_cut_inside_a_quoted_name(
     else:
         pytest.fail("could not place a cut inside a quoted name")
     attempts = []
-    real_plan = rank_module._Loader._plan
-    monkeypatch.setattr(rank_module._Loader, "_plan",
+    real_plan = rank_load.Loader._plan
+    monkeypatch.setattr(rank_load.Loader, "_plan",
                         lambda self, cut: attempts.append(cut) or real_plan(self, cut))
     totals, hs = ranked([src], engine=engine)
+    assert totals.reader.startswith("path reader")  # the fast reader stood aside
     assert attempts == [True, False]  # the cut was caught and the file read again whole
     assert totals.rows == len(rows)
     assert by_folder(hs)[b"/r"].bytes == sum(range(200)) + pad
