@@ -7,6 +7,7 @@ character and back, and never through a lossy decoder.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import csv
 import os
@@ -111,6 +112,22 @@ def write_hotspot_lines_to(dest: str | os.PathLike, batches: Iterable[Sequence[s
     """``write_hotspot_lines`` into a file, atomically like ``write_hotspots``."""
     with _atomic_text(dest) as f:
         return write_hotspot_lines(f, batches)
+
+
+def write_hotspots_from_view(dest: str | os.PathLike, view: str | os.PathLike) -> None:
+    """Header plus the lines of ``view`` -- hotspots lines in their Latin-1 view, stored as
+    UTF-8 (what DuckDB writes; see ``rank_sql.listed_copy_sql``) -- turned back into their exact
+    bytes in 8 MiB blocks; atomic like ``write_hotspots``.  rank's tests compare the result
+    with ``write_hotspots`` byte for byte."""
+    dest = Path(dest)
+    tmp = dest.with_name(dest.name + ".tmp")
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    with open(view, "rb") as src, open(tmp, "wb") as out:
+        out.write((",".join(COLUMNS) + "\n").encode("latin-1"))
+        while block := src.read(8 << 20):
+            out.write(decoder.decode(block).encode("latin-1"))
+        out.write(decoder.decode(b"", final=True).encode("latin-1"))
+    os.replace(tmp, dest)
 
 
 def iter_hotspots(src: str | os.PathLike) -> Iterator[Hotspot]:

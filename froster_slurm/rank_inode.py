@@ -105,20 +105,26 @@ nm AS (SELECT st_dev, inode, parent_inode, pw_fcount FROM names WHERE pw_fcount 
 files_in AS (SELECT fdev, fino, sum(n) AS n FROM lvl1i
              WHERE NOT (mdev IS NULL AND mino IS NOT DISTINCT FROM 0)
              GROUP BY fdev, fino),
-dirs_in AS (SELECT st_dev, parent_inode, count(*) AS n FROM nm GROUP BY st_dev, parent_inode)
-SELECT
-  (SELECT coalesce(sum(n), 0) FROM lvl1i) AS rows_read,
-  (SELECT count(*) FROM names) AS names_read,
-  (SELECT count(*) FROM d) AS dirs,
-  (SELECT count(*) FROM d WHERE n > 1) AS dirs_repeated,
-  (SELECT count(*) FROM nm) AS named,
-  (SELECT count(*) FROM (SELECT DISTINCT st_dev, inode FROM nm)) AS named_distinct,
-  (SELECT count(*) FROM nm SEMI JOIN d ON d.fdev = nm.st_dev AND d.fino = nm.inode) AS matched,
-  (SELECT count(*) FROM lvl1i l ANTI JOIN d ON d.fdev = l.fdev AND d.fino = l.fino) AS orphans,
-  (SELECT count(*) FROM nm
-     LEFT JOIN files_in f ON f.fdev = nm.st_dev AND f.fino = nm.inode
-     LEFT JOIN dirs_in s ON s.st_dev = nm.st_dev AND s.parent_inode = nm.inode
-   WHERE coalesce(f.n, 0) + coalesce(s.n, 0) > nm.pw_fcount) AS overfull
+dirs_in AS (SELECT st_dev, parent_inode, count(*) AS n FROM nm GROUP BY st_dev, parent_inode),
+-- one row per named directory and per group of files (matched when they meet); the
+-- orphans are files with no named directory, which equals "no directory" once the named
+-- directories are exactly the scanned ones (checked beside it)
+per AS (
+  SELECT nm.inode IS NULL AS orphan,
+    coalesce(f.n, 0) + coalesce(s.n, 0) > coalesce(nm.pw_fcount, 0) AS overfull
+  FROM files_in f FULL JOIN nm ON f.fdev = nm.st_dev AND f.fino = nm.inode
+  LEFT JOIN dirs_in s ON s.st_dev = nm.st_dev AND s.parent_inode = nm.inode
+)
+SELECT rows_read, names_read, dirs, dirs_repeated, named, named_distinct, matched, orphans,
+  overfull
+FROM (SELECT coalesce(sum(n), 0) AS rows_read,
+        count(*) FILTER (mdev IS NULL AND mino = 0) AS dirs,
+        count(*) FILTER (mdev IS NULL AND mino = 0 AND n > 1) AS dirs_repeated FROM lvl1i),
+     (SELECT count(*) AS names_read FROM names),
+     (SELECT count(*) AS named, count(DISTINCT (st_dev, inode)) AS named_distinct FROM nm),
+     (SELECT count(*) AS matched FROM nm SEMI JOIN d ON d.fdev = nm.st_dev AND d.fino = nm.inode),
+     (SELECT count(*) FILTER (orphan) AS orphans,
+        count(*) FILTER (overfull AND NOT orphan) AS overfull FROM per)
 """
 
 # Step 3: lvl1's shape (rank_sql.lvl1_select), each group named by its folder's path.

@@ -121,7 +121,7 @@ class Loader:
     ``aggregate()`` runs one statement per FIFO, each on its own cursor in its own Python
     thread (DuckDB releases the GIL), writing table ``lvl1_p<i>``; ``lvl1`` is their union.
     The parts need no merging: every later step sums, or groups hard links again (see
-    ``FOLDERS_SQL``).  ``stream()`` runs a single statement over all FIFOs: enough for
+    ``rank_sql.folders_sql``).  ``stream()`` runs a single statement over all FIFOs: enough for
     ``--to-parquet``, which DuckDB writes as it reads.
     """
 

@@ -45,7 +45,10 @@ PARQUET_VALUE = "latin-1"
 # fs_parent: the path up to its last '/' ('/' for '/name', NULL without any '/').  DuckDB's
 # parse_dirpath does exactly that except it gives '' for '/name'; tests compare the macro with
 # Python's rfind on random byte strings.  fs_ancestors: every prefix ending before a '/', the
-# path itself, and '/' for an absolute path -- each folder that can contain it.  csv_field:
+# path itself, and '/' for an absolute path -- each folder that can contain it -- of at least
+# ``minlen`` characters (the path itself always): a crawl's folders are no shorter than its
+# root, so ranking passes the shortest folder's length and skips the prefixes above the root
+# (40% fewer ancestors on a crawl of /bench/lab, and fewer characters tested).  csv_field:
 # one text field as Python's csv module writes it with QUOTE_MINIMAL (quoted when it holds a
 # comma, a quote, CR or LF; quotes doubled), for LISTED_LINES_SQL.
 MACROS = r"""
@@ -55,13 +58,14 @@ CREATE OR REPLACE TEMP MACRO fs_parent(p) AS
 CREATE OR REPLACE TEMP MACRO csv_field(s) AS
   CASE WHEN contains(s, ',') OR contains(s, '"') OR contains(s, chr(10)) OR contains(s, chr(13))
        THEN '"' || replace(s, '"', '""') || '"' ELSE s END;
-CREATE OR REPLACE TEMP MACRO fs_ancestors(p) AS
-  list_transform(list_filter(range(2, length(p) + 1), lambda i: p[i] = '/'),
+CREATE OR REPLACE TEMP MACRO fs_ancestors(p, minlen) AS
+  list_transform(list_filter(range(greatest(2, minlen + 1), length(p) + 1),
+                             lambda i: p[i] = '/'),
                  lambda i: left(p, i - 1))
   || [p]
-  -- '/' unless the prefixes above already hold it ('//x') or p is '/' itself
-  || CASE WHEN starts_with(p, '/') AND p <> '/' AND NOT starts_with(p, '//') THEN ['/']
-          ELSE [] END;
+  -- '/' unless too short, the prefixes above already hold it ('//x') or p is '/' itself
+  || CASE WHEN minlen <= 1 AND starts_with(p, '/') AND p <> '/' AND NOT starts_with(p, '//')
+          THEN ['/'] ELSE [] END;
 """
 
 
@@ -154,7 +158,7 @@ SINGLE_G = "(mdev IS NULL AND mino IS NULL)"
 MULTI_G = "(mdev IS NOT NULL)"
 FILES_G = f"({SINGLE_G} OR {MULTI_G})"
 
-FOLDERS_SQL = f"""
+_FOLDERS_SQL = f"""
 CREATE OR REPLACE TEMP TABLE fdirect AS
 WITH g AS (
   -- a hard-linked inode's group can sit in several lvl1 parts: one row per inode first
@@ -178,12 +182,12 @@ GROUP BY folder;
 
 CREATE OR REPLACE TEMP TABLE ftotal AS
 WITH single AS (
-  SELECT unnest(fs_ancestors(folder)) AS anc, s AS b, n AS f, blk, mtim, atim
+  SELECT unnest(fs_ancestors(folder, @@MINLEN@@)) AS anc, s AS b, n AS f, blk, mtim, atim
   FROM lvl1 WHERE {SINGLE_G} AND folder IS NOT NULL
 ), multi AS (
   SELECT anc, max(b) AS b, 1 AS f, max(blk) AS blk, max(mtim) AS mtim, max(atim) AS atim
-  FROM (SELECT unnest(fs_ancestors(folder)) AS anc, mdev, mino, s // n AS b, blk // n AS blk,
-               mtim, atim
+  FROM (SELECT unnest(fs_ancestors(folder, @@MINLEN@@)) AS anc, mdev, mino, s // n AS b,
+               blk // n AS blk, mtim, atim
         FROM lvl1 WHERE {MULTI_G} AND folder IS NOT NULL)
   GROUP BY anc, mdev, mino
 )
@@ -203,6 +207,16 @@ SELECT d.folder, d.bytes::BIGINT AS bytes, d.files::BIGINT AS files,
 FROM fdirect d LEFT JOIN ftotal t ON t.folder = d.folder
 WHERE d.ndir > 0;
 """
+
+# The shortest directory row's path: no folder of the crawl is shorter (see fs_ancestors).
+MIN_FOLDER_LENGTH_SQL = f"SELECT coalesce(min(length(folder)), 1) FROM lvl1 WHERE {DIR_G}"
+
+
+def folders_sql(min_length: int) -> str:
+    """The statements building ``fdirect``, ``ftotal`` and ``folders`` (see the module
+    docstring); ``min_length`` is the result of MIN_FOLDER_LENGTH_SQL."""
+    return _FOLDERS_SQL.replace("@@MINLEN@@", str(max(1, int(min_length))))
+
 
 CHECKS_SQL = """
 SELECT
@@ -258,14 +272,14 @@ def listed_sql(by: str, min_size: int, min_avg: int, newest_before: int | None,
         where.append(f"greatest({c['mt']}, {c['at']}) <= {int(newest_before)}")
     if owner_uid is not None:
         where.append(f"uid = {int(owner_uid)}")
-    limit = f"LIMIT {int(top)}" if top is not None else ""
+    # the order matters only to cut at --top; readers of ``listed`` sort again
+    limit = (f"ORDER BY {c['size']} DESC, folder LIMIT {int(top)}" if top is not None else "")
     return f"""
 CREATE OR REPLACE TEMP TABLE listed AS
 SELECT folder, bytes, files, tbytes, tfiles, {c['alloc']} AS alloc, {c['avg']}::BIGINT AS avg,
   {c['mt']} AS newest_mtime, {c['at']} AS newest_atime, uid, gid, depth, {c['size']} AS size
 FROM folders
 WHERE {' AND '.join(where)}
-ORDER BY {c['size']} DESC, folder
 {limit}
 """
 
@@ -290,11 +304,22 @@ SELECT l.folder, l.bytes, l.files, l.tbytes, l.tfiles, l.alloc, l.avg, l.newest_
 # The same rows as finished hotspots CSV lines (hotspots.COLUMNS order), built by DuckDB's
 # threads instead of Python's csv module: 3x faster for 10^6 folders.  Byte-identical to
 # hotspots.write_hotspots (tests compare them on random names).
-LISTED_LINES_SQL = """
-SELECT concat_ws(',', csv_field(l.folder), l.bytes, l.files, l.tbytes, l.tfiles, l.alloc,
+_LISTED_LINE = """
+concat_ws(',', csv_field(l.folder), l.bytes, l.files, l.tbytes, l.tfiles, l.alloc,
   l.avg, l.newest_mtime, l.newest_atime, csv_field(coalesce(u.name, l.uid::VARCHAR)),
-  csv_field(coalesce(g.name, l.gid::VARCHAR)), l.depth) || chr(10)
-""" + _LISTED_FROM
+  csv_field(coalesce(g.name, l.gid::VARCHAR)), l.depth)"""
+LISTED_LINES_SQL = f"SELECT {_LISTED_LINE} || chr(10)" + _LISTED_FROM
+
+
+def listed_copy_sql(dest: str) -> str:
+    """The same lines (without their newline) written by DuckDB itself into ``dest``, one per
+    row, as they are: no quoting or escaping (one column; NUL as the unused delimiter, since no
+    path holds one).  DuckDB writes text as UTF-8, so the file holds each line's Latin-1 view
+    in UTF-8, which ``hotspots.write_hotspots_from_view`` turns back into the exact bytes.
+    Needs ``preserve_insertion_order`` on, or the ORDER BY is not kept."""
+    return (f"COPY (SELECT {_LISTED_LINE} AS line {_LISTED_FROM}) TO {sql_str(dest)} "
+            "(FORMAT csv, HEADER false, QUOTE '', ESCAPE '', DELIMITER chr(0))")
+
 
 LISTED_COUNT_SQL = "SELECT count(*), coalesce(sum(size), 0)::BIGINT FROM listed"
 

@@ -315,7 +315,7 @@ def test_parent_and_ancestors_macros_match_python() -> None:
              for _ in range(5000)} | {"/", "//x", "/x", "x", "/data//x", "rel/x"}
     con = duckdb.connect()
     con.execute(MACROS)
-    got = con.execute("SELECT p, fs_parent(p), fs_ancestors(p) FROM (SELECT unnest(?) AS p)",
+    got = con.execute("SELECT p, fs_parent(p), fs_ancestors(p, 1) FROM (SELECT unnest(?) AS p)",
                       [sorted(paths)]).fetchall()
 
     def parent(p: str) -> str | None:
@@ -329,6 +329,12 @@ def test_parent_and_ancestors_macros_match_python() -> None:
     for p, par, anc in got:
         assert par == parent(p), repr(p)
         assert set(anc) == ancestors(p) and len(anc) == len(set(anc)), repr(p)
+    # with a minimum length: exactly the ancestors that long, and the path itself
+    for minlen in (2, 3, 5):
+        got = con.execute("SELECT p, fs_ancestors(p, ?) FROM (SELECT unnest(?) AS p)",
+                          [minlen, sorted(paths)]).fetchall()
+        for p, anc in got:
+            assert set(anc) == {a for a in ancestors(p) if len(a) >= minlen} | {p}, repr(p)
 
 
 def test_input_paths_stay_bytes(tmp_path: Path) -> None:
@@ -354,8 +360,9 @@ def test_rank_to_file_for_the_pipeline_lists_every_folder(tmp_path: Path) -> Non
 
 
 def test_sql_built_lines_are_byte_identical_to_write_hotspots(tmp_path: Path) -> None:
-    """rank writes hotspots as lines built in SQL (hotspots.write_hotspot_lines); they must
-    be exactly what hotspots.write_hotspots writes, for any folder name."""
+    """rank writes hotspots as lines built in SQL -- streamed (hotspots.write_hotspot_lines,
+    for stdout) or written by DuckDB (RankedCrawl.write_hotspots, for -o) -- and both must be
+    exactly what hotspots.write_hotspots writes, for any folder name."""
     from froster_slurm.hotspots import write_hotspot_lines_to
 
     rng = random.Random(11)
@@ -369,8 +376,10 @@ def test_sql_built_lines_are_byte_identical_to_write_hotspots(tmp_path: Path) ->
     with RankedCrawl([write_csv(tmp_path / "c.csv", rows)], ENGINE, now=NOW) as crawl:
         crawl.select(ALL)
         write_hotspot_lines_to(tmp_path / "fast.csv", crawl.hotspot_lines(batch=7))
+        crawl.write_hotspots(tmp_path / "copy.csv")  # DuckDB's COPY, bytes restored after
         write_hotspots(tmp_path / "slow.csv", crawl.hotspots())
     assert (tmp_path / "fast.csv").read_bytes() == (tmp_path / "slow.csv").read_bytes()
+    assert (tmp_path / "copy.csv").read_bytes() == (tmp_path / "slow.csv").read_bytes()
     assert len(read_hotspots(tmp_path / "fast.csv")) == 301
 
 

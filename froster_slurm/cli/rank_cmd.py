@@ -18,7 +18,7 @@ from typing import Annotated, TextIO
 import typer
 
 from ..errors import UserError
-from ..hotspots import Hotspot, write_hotspot_lines, write_hotspot_lines_to
+from ..hotspots import Hotspot, write_hotspot_lines
 from ..rank import Engine, RankedCrawl, RankParams, resolve_owner, to_parquet
 from ..rank_summary import render_summary
 from ..units import parse_age, parse_size
@@ -96,7 +96,7 @@ def rank_command(
     with RankedCrawl(inputs, engine) as crawl:
         listing = crawl.select(params)
         if output:
-            write_hotspot_lines_to(output, crawl.hotspot_lines())
+            crawl.write_hotspots(output)
         if as_json or not output:
             stream = _stdout_latin1()
             try:
