@@ -7,13 +7,14 @@ DuckDB only checks the UTF-8 of the text columns a query uses.  So:
 
 1. ``lvl1i`` -- DuckDB reads the raw files directly (parallel within a file) using only the
    number columns it needs and ``st_mode``, and groups file rows by their folder's identity
-   ``(st_dev, parent-inode)``, directory rows by their own ``(st_dev, inode)``: integer keys,
-   no path is parsed or hashed.
+   ``(st_dev, parent-inode)``: integer keys, no path is parsed or hashed.  Directory rows are
+   only counted here.
 2. ``names_p<i>`` -- meanwhile ``grep`` keeps the lines not ending in ``,-1,0`` (the
    directory rows; files end ``pw_fcount -1, pw_dirsum 0``) and a feeder re-encodes them
    (``rank_feed``, kind ``dirs``): only the directories' names travel, about 5% of the bytes.
-3. The two are joined on ``(st_dev, inode)``: the result has lvl1's shape (``rank_sql``),
-   so everything after it is shared with the path reader.
+3. File groups join their directory on ``(st_dev, inode)``, and the directory rows of the
+   names pass become their own groups: the result has lvl1's shape (``rank_sql``), so
+   everything after it is shared with the path reader.
 
 A file belongs to the folder whose inode is its parent-inode on the same device -- pwalk's
 own model (and the builtin crawler's: both take the parent-inode from the directory's lstat).
@@ -23,8 +24,10 @@ the fast reader only ever makes a correct answer faster:
 
 - rows read == lines in the files (minus headers): no name holds a newline, so every line is
   one row -- grep's lines are whole rows, and DuckDB's parallel split found every row once;
-- rows the names pass parsed == lines grep kept;
-- every directory ``(st_dev, inode)`` appears once, and the names pass found exactly those;
+- rows the names pass parsed == lines grep kept, so the names pass holds every directory row
+  (none ends in ``,-1,0``) and nothing else made up from parts of lines; its count of them
+  equals the scan's;
+- every directory ``(st_dev, inode)`` appears once;
 - every file's ``(st_dev, parent-inode)`` is a directory of the crawl (no orphans: the path
   reader keeps orphans under their path-derived folder, which only it knows);
 - no directory gets more rows by parent-inode than its ``pw_fcount`` entries (pwalk counts
@@ -73,12 +76,15 @@ def raw_relation(files: Sequence[CrawlFile], buffer_size: int) -> str:
 
 
 def lvl1i_sql(relation: str) -> str:
-    """Step 1: the one parallel scan, groups keyed by (fdev, fino, mdev, mino)."""
+    """Step 1: the one parallel scan, file groups keyed by (fdev, fino, mdev, mino): the
+    folder's (st_dev, inode), then the kind as in lvl1.  Every directory row falls in ONE
+    group, (NULL, NULL, NULL, 0), which only counts them: the names pass has their figures."""
     return f"""
 CREATE OR REPLACE TABLE lvl1i AS
 SELECT fdev, fino, mdev, mino, {GROUP_SUMS}
 FROM (
-  SELECT st_dev AS fdev, CASE WHEN pw_fcount >= 0 THEN inode ELSE parent_inode END AS fino,
+  SELECT CASE WHEN pw_fcount < 0 THEN st_dev END AS fdev,
+    CASE WHEN pw_fcount < 0 THEN parent_inode END AS fino,
     {MDEV_SQL} AS mdev, {MINO_SQL} AS mino, st_size, st_blocks, st_mtime, st_atime
   FROM ({relation}))
 GROUP BY fdev, fino, mdev, mino
@@ -99,40 +105,37 @@ def names_view_sql(parts: int) -> str:
 
 
 CHECK_SQL = """
-WITH d AS (SELECT fdev, fino, n FROM lvl1i WHERE mdev IS NULL AND mino = 0),
-nm AS (SELECT st_dev, inode, parent_inode, pw_fcount FROM names WHERE pw_fcount >= 0),
+WITH nm AS (SELECT st_dev, inode, parent_inode, pw_fcount FROM names WHERE pw_fcount >= 0),
 -- rows naming each directory as their parent: files by parent-inode, subdirectories too
-files_in AS (SELECT fdev, fino, sum(n) AS n FROM lvl1i
-             WHERE NOT (mdev IS NULL AND mino IS NOT DISTINCT FROM 0)
+files_in AS (SELECT fdev, fino, sum(n) AS n FROM lvl1i WHERE fdev IS NOT NULL
              GROUP BY fdev, fino),
 dirs_in AS (SELECT st_dev, parent_inode, count(*) AS n FROM nm GROUP BY st_dev, parent_inode),
--- one row per named directory and per group of files (matched when they meet); the
--- orphans are files with no named directory, which equals "no directory" once the named
--- directories are exactly the scanned ones (checked beside it)
+-- one row per directory and per group of files, matched where they meet
 per AS (
   SELECT nm.inode IS NULL AS orphan,
     coalesce(f.n, 0) + coalesce(s.n, 0) > coalesce(nm.pw_fcount, 0) AS overfull
   FROM files_in f FULL JOIN nm ON f.fdev = nm.st_dev AND f.fino = nm.inode
   LEFT JOIN dirs_in s ON s.st_dev = nm.st_dev AND s.parent_inode = nm.inode
 )
-SELECT rows_read, names_read, dirs, dirs_repeated, named, named_distinct, matched, orphans,
-  overfull
+SELECT rows_read, names_read, dirs, named, named_distinct, orphans, overfull
 FROM (SELECT coalesce(sum(n), 0) AS rows_read,
-        count(*) FILTER (mdev IS NULL AND mino = 0) AS dirs,
-        count(*) FILTER (mdev IS NULL AND mino = 0 AND n > 1) AS dirs_repeated FROM lvl1i),
+        coalesce(sum(n) FILTER (fdev IS NULL), 0) AS dirs FROM lvl1i),
      (SELECT count(*) AS names_read FROM names),
      (SELECT count(*) AS named, count(DISTINCT (st_dev, inode)) AS named_distinct FROM nm),
-     (SELECT count(*) AS matched FROM nm SEMI JOIN d ON d.fdev = nm.st_dev AND d.fino = nm.inode),
      (SELECT count(*) FILTER (orphan) AS orphans,
         count(*) FILTER (overfull AND NOT orphan) AS overfull FROM per)
 """
 
-# Step 3: lvl1's shape (rank_sql.lvl1_select), each group named by its folder's path.
+# Step 3: lvl1's shape (rank_sql.lvl1_select), each group named by its folder's path; the
+# directory rows' groups come from the names pass.
 JOIN_SQL = """
 CREATE OR REPLACE TABLE lvl1_p0 AS
-SELECT nm.filename AS folder, l.mdev, l.mino, l.n, l.s, l.blk, l.mtim, l.atim, nm.uid, nm.gid,
-  nm.depth
-FROM lvl1i l JOIN names nm ON nm.pw_fcount >= 0 AND nm.st_dev = l.fdev AND nm.inode = l.fino
+WITH dirs AS (SELECT * FROM names WHERE pw_fcount >= 0)
+SELECT d.filename AS folder, l.mdev, l.mino, l.n, l.s, l.blk, l.mtim, l.atim, d.uid, d.gid,
+  d.depth
+FROM lvl1i l JOIN dirs d ON d.st_dev = l.fdev AND d.inode = l.fino
+UNION ALL
+SELECT filename, NULL, 0, 1, 0, 0, NULL, NULL, uid, gid, depth FROM dirs
 """
 
 CLEANUP_SQL = "DROP VIEW IF EXISTS names; DROP TABLE IF EXISTS lvl1i"
@@ -147,10 +150,8 @@ class Tally:
     rows_read: int
     names_read: int
     dirs: int
-    dirs_repeated: int
     named: int
     named_distinct: int
-    matched: int
     orphans: int
     overfull: int
 
@@ -160,10 +161,11 @@ class Tally:
             return (f"{self.lines - self.rows_read:,} more lines than rows: names hold newlines")
         if self.names_read != self.fed:
             return "the directory rows grep kept did not parse one row per line"
-        if self.dirs_repeated:
-            return f"{self.dirs_repeated:,} directories share a (st_dev, inode) with another"
-        if not self.named == self.named_distinct == self.matched == self.dirs:
-            return "the directory names found do not match the directory rows"
+        if self.named != self.dirs:
+            return "the directory rows grep kept are not all the directory rows"
+        if self.named_distinct != self.named:
+            return (f"{self.named - self.named_distinct:,} directories share a (st_dev, inode) "
+                    "with another")
         if self.orphans:
             return (f"{self.orphans:,} groups of files whose parent-inode is not a directory "
                     "of the crawl")
