@@ -16,8 +16,8 @@ two true row boundaries always holds an even number.  An odd count makes the fee
 ``EXIT_UNSAFE_CUT`` and the caller reads again without cutting.
 
 A ``dirs`` piece (the fast path, ``rank_inode``) streams only the rows ``grep`` keeps of a whole
-file -- those not ending in ``,-1,0``, i.e. directory rows -- and tallies two counts the caller
-checks: the lines of the raw file (``wc -l``) and the lines fed.
+file -- those not ending in ``,-1,0``, i.e. directory rows, headers left out -- and tallies
+two counts the caller checks: the lines of the raw files (``wc -l``) and the lines fed.
 
 Feeder protocol: ``python -m froster_slurm.rank_feed SPEC OUT``; SPEC holds NUL-separated
 records ``kind, start, end, split, path``.  Exit 0: all written (and, for ``dirs`` pieces, the
@@ -48,7 +48,9 @@ CHUNK = 1 << 20
 # Directory rows are those NOT ending in ",-1,0" (pwalk: files have pw_fcount -1, pw_dirsum 0).
 # grep finds them at ~1.5 GB/s, 3x faster than Python reading every line; whatever else it keeps
 # (a file row with another ending, a line of a multi-line name) is caught by rank_inode's checks.
-GREP_DIRS = ["grep", "-a", "-v", "-e", ",-1,0$", "--"]
+# The header (``pwalk --header``) is dropped by the second pattern; -h: no file name prefixes.
+GREP_DIRS = ["grep", "-a", "-h", "-v", "-e", ",-1,0$", "-e", "^inode,parent-inode,", "--"]
+DIRS_BATCH = 200  # files per grep/wc call (the argument list stays far below ARG_MAX)
 
 
 # --- the feeder process -------------------------------------------------------------------------
@@ -132,28 +134,40 @@ def _feed_gzip(out, piece: Piece) -> None:
         raise BadData(f"{name}: unbalanced quotes (a name is not closed)")
 
 
-def _feed_dirs(out, piece: Piece) -> tuple[int, int]:
-    """Stream the rows grep keeps of a whole file (its header line dropped); return (lines of
-    the file, lines fed).  ``wc -l`` counts the file's lines meanwhile, in its own process."""
+def _count_lines(paths: Sequence[bytes], env: dict[str, str]) -> subprocess.Popen:
+    """``wc -l`` over the files, in its own process (read its count with ``_wc_total``)."""
+    return subprocess.Popen(["wc", "-l", "--", *paths], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, env=env)
+
+
+def _wc_total(output: bytes, files: int) -> int:
+    """The line count from wc's output: its only line for one file, else its last ("N total")
+    -- the lines before it may hold file names with newlines."""
+    lines = output.rstrip(b"\n").split(b"\n")
+    return int((lines[0] if files == 1 else lines[-1]).split()[0])
+
+
+def _feed_dirs(out, paths: Sequence[bytes]) -> tuple[int, int]:
+    """Stream the rows grep keeps of whole files (header lines dropped by a second pattern);
+    return (lines of the files, lines fed).  ``wc -l`` counts meanwhile, in its own process.
+    One grep and one wc per batch of files, so a thousand small shards cost a few processes,
+    not two thousand."""
     env = {"LC_ALL": "C", "PATH": os.environ.get("PATH", os.defpath)}  # bytes, not characters
-    with open(piece.path, "rb") as src:
-        wc = subprocess.Popen(["wc", "-l"], stdin=src, stdout=subprocess.PIPE, env=env)
-    grep = subprocess.Popen([*GREP_DIRS, piece.path], stdin=subprocess.DEVNULL,
+    wc = _count_lines(paths, env)
+    grep = subprocess.Popen([*GREP_DIRS, *paths], stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, env=env)
     fed = 0
     try:
-        if piece.start > 0:
-            grep.stdout.readline()  # the header (grep keeps it: it does not end in ,-1,0)
         while chunk := grep.stdout.read(CHUNK):
             fed += chunk.count(b"\n")
             out.write(reencode(chunk))
     finally:
         grep.stdout.close()
         code = grep.wait()
-        raw = wc.communicate()[0]
-    if code > 1:
-        raise OSError(errno.EIO, f"grep exited {code}", piece.path)
-    return int(raw.split()[0]), fed
+        raw, _ = wc.communicate()
+    if code > 1 or wc.returncode:
+        raise OSError(errno.EIO, f"grep exited {code}, wc {wc.returncode}", paths[0])
+    return _wc_total(raw, len(paths)), fed
 
 
 def read_spec(path: str | os.PathLike) -> list[Piece]:
@@ -176,11 +190,12 @@ def feeder_main(argv: Sequence[str]) -> int:
     try:
         fd = _open_fifo(dest)
         with open(fd, "wb", buffering=CHUNK) as out:
+            dirs = [p.path for p in pieces if p.kind == DIRS]
+            for i in range(0, len(dirs), DIRS_BATCH):
+                r, f = _feed_dirs(out, dirs[i:i + DIRS_BATCH])
+                raw, fed = raw + r, fed + f
             for piece in pieces:
-                if piece.kind == DIRS:
-                    r, f = _feed_dirs(out, piece)
-                    raw, fed = raw + r, fed + f
-                else:
+                if piece.kind != DIRS:
                     (_feed_gzip if piece.kind == GZIP else _feed_plain)(out, piece)
         if any(p.kind == DIRS for p in pieces):
             Path(dest + ".tally").write_text(f"{raw} {fed}\n")

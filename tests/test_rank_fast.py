@@ -191,3 +191,22 @@ def test_a_file_that_lists_more_lines_than_rows_is_not_trusted(tmp_path: Path) -
     (how, fast_totals, fast_rows), (_, path_totals, path_rows) = read_both([src])
     assert "more lines than rows" in how
     assert (fast_totals, fast_rows) == (path_totals, path_rows)
+
+
+def test_hundreds_of_shards_are_read_in_batches(tmp_path: Path) -> None:
+    """More shards than one grep/wc call takes (rank_feed.DIRS_BATCH), half of them with a
+    header, one with a newline in its own file name (wc prints such names oddly)."""
+    from froster_slurm.rank_feed import DIRS_BATCH
+
+    rows = random_crawl(21, dirs=40)
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    count = DIRS_BATCH + 50
+    for i in range(count):
+        name = b"s%04d%s.csv" % (i, b"\nodd" if i == 7 else b"")
+        part = rows[i::count]
+        (shards / os.fsdecode(name)).write_bytes((HEADER if i % 2 else b"") + b"".join(part))
+    (fast_how, fast_totals, fast_rows), (_, path_totals, path_rows) = read_both([shards])
+    assert fast_how == "fast reader"
+    assert (fast_totals, fast_rows) == (path_totals, path_rows)
+    assert fast_totals.rows == len(rows)
