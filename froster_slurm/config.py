@@ -52,7 +52,8 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "rank.min_avg_size": ("10MiB", "smallest average file size worth listing"),
     "rank.older_than": ("0d", "only folders whose newest file is older than this"),
     "rank.by": ("direct", "direct (files in the folder) or total (whole subtree)"),
-    "rank.memory_limit": ("1GB", "DuckDB memory limit"),
+    "rank.memory_limit": ("1GB", "memory for the whole rank process (DuckDB gets 70%; "
+                                 "it spills the rest to rank.temp_dir)"),
     "rank.temp_dir": ("", "DuckDB spill directory (empty: system temp)"),
     "rank.threads": (0, "DuckDB threads (0: one per core)"),
     "archive.storage_class": ("DEEP_ARCHIVE", "S3 storage class for the data"),

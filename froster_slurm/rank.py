@@ -154,7 +154,7 @@ def resolve_owner(owner: str) -> int:
 
 
 def _connect(engine: Engine, workdir: str) -> duckdb.DuckDBPyConnection:
-    config = {"memory_limit": engine.memory_limit, "threads": engine.thread_count,
+    config = {"memory_limit": engine.duckdb_memory_limit, "threads": engine.thread_count,
               "temp_directory": os.path.join(workdir, "duckdb"),
               "preserve_insertion_order": False}
     try:

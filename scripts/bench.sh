@@ -12,7 +12,7 @@ run() {
     PYTHONPATH=$PWD "$PY" "$@"
 }
 run bench/bench_crawl.py bench/out
-run bench/bench_rank.py
+run bench/bench_rank.py --repeat 3
 run bench/bench_pick.py
 run bench/bench_archive.py
 run bench/bench_submit.py
