@@ -8,14 +8,15 @@ and ordering are therefore byte comparisons.
 The plan, chosen so only aggregates are ever held (DuckDB spills them to its temp directory
 when they outgrow the memory limit; no statement keeps file rows):
 
-1. ``lvl1`` -- ONE pass over the crawl (one statement per feed stream, run in parallel; lvl1
-   is the union of their tables), grouped by (folder, hard-link key).  A file's folder is its
-   path up to the last ``/``; a directory row is its own folder.  Files with st_nlink > 1 keep
-   their (st_dev, inode) in the key, so each inode is counted once per folder; every other
-   file of a folder lands in one group.
+1. ``lvl1`` -- ONE pass over the crawl, grouped by (folder, hard-link key); ``rank_load``
+   has two readers that produce it (the fast one names a file's folder by its parent-inode,
+   the path reader by its path up to the last ``/``; a directory row is its own folder).
+   Files with st_nlink > 1 keep their (st_dev, inode) in the key, so each inode is counted
+   once per folder; every other file of a folder lands in one group.
 2. ``fdirect`` -- per folder: the directory row's uid/gid/depth and the direct figures.
 3. ``ftotal`` -- subtree figures: each folder's own sums are added to every ancestor found from
-   the path (prefixes ending before a ``/``), hard-linked inodes once per (ancestor, inode).
+   the path (prefixes ending before a ``/``; summed per parent first), hard-linked inodes once
+   per (ancestor, inode).
 4. ``folders`` -- one row per directory row, direct and subtree figures side by side.
 
 Which files count: regular files and symlinks (st_mode 010xxxx / 012xxxx), not directories,
@@ -182,8 +183,17 @@ GROUP BY folder;
 
 CREATE OR REPLACE TEMP TABLE ftotal AS
 WITH single AS (
-  SELECT unnest(fs_ancestors(folder, @@MINLEN@@)) AS anc, s AS b, n AS f, blk, mtim, atim
+  -- a group counts in its folder and in every ancestor of it, i.e. in the ancestors-or-self
+  -- of its folder's parent: summed per parent first, most folders being leaves, so the
+  -- ancestors are listed once per parent instead of once per folder (2x faster)
+  SELECT folder AS anc, s AS b, n AS f, blk, mtim, atim
   FROM lvl1 WHERE {SINGLE_G} AND folder IS NOT NULL
+  UNION ALL
+  SELECT unnest(fs_ancestors(p, @@MINLEN@@)) AS anc, b, f, blk, mtim, atim
+  FROM (SELECT fs_parent(folder) AS p, sum(s) AS b, sum(n) AS f, sum(blk) AS blk,
+          max(mtim) AS mtim, max(atim) AS atim
+        FROM lvl1 WHERE {SINGLE_G} AND folder IS NOT NULL GROUP BY p)
+  WHERE p IS NOT NULL
 ), multi AS (
   SELECT anc, max(b) AS b, 1 AS f, max(blk) AS blk, max(mtim) AS mtim, max(atim) AS atim
   FROM (SELECT unnest(fs_ancestors(folder, @@MINLEN@@)) AS anc, mdev, mino, s // n AS b,

@@ -210,3 +210,37 @@ def test_hundreds_of_shards_are_read_in_batches(tmp_path: Path) -> None:
     assert fast_how == "fast reader"
     assert (fast_totals, fast_rows) == (path_totals, path_rows)
     assert fast_totals.rows == len(rows)
+
+
+def test_subtree_figures_match_a_brute_force_over_the_rows(tmp_path: Path) -> None:
+    """Totals (bytes, files, allocation, newest times) of every folder, computed here from
+    the rows by path prefix -- hard links once per (st_dev, inode) in each subtree -- against
+    rank --by total, read both ways."""
+    import csv
+    import io
+
+    rows = random_crawl(8, dirs=80)
+    src = write_shards(tmp_path / "shards", rows)
+    parsed = list(csv.reader(io.StringIO(b"".join(rows).decode("latin-1"), newline="")))
+    folders = [r[3].encode("latin-1") for r in parsed if int(r[15]) >= 0]
+    files = [r for r in parsed if int(r[15]) < 0 and r[11][:3] in ("010", "012")]
+    expected = {}
+    for folder in folders:
+        inside = {}
+        for r in files:
+            path = r[3].encode("latin-1")
+            if path.startswith(folder + b"/"):
+                inside[(r[8], r[0]) if int(r[10]) > 1 else id(r)] = r
+        got = list(inside.values())
+        expected[folder] = (sum(int(r[7]) for r in got), len(got),
+                            sum(int(r[9]) for r in got) * 512,
+                            max((int(r[13]) for r in got), default=0),
+                            max((int(r[12]) for r in got), default=0))
+    for fast in (True, False):
+        engine = Engine(memory_limit="256MB", threads=2, fast=fast)
+        with RankedCrawl([src], engine, now=NOW) as crawl:
+            crawl.select(RankParams(by="total"))
+            got = {h.folder: (h.total_bytes, h.total_files, h.allocated_bytes, h.newest_mtime,
+                              h.newest_atime) for h in crawl.hotspots()}
+            assert crawl.totals.reader.startswith("fast" if fast else "path")
+        assert got == expected
