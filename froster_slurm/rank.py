@@ -32,9 +32,10 @@ import grp
 import os
 import pwd
 import tempfile
+import threading
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 
 import duckdb
 
@@ -112,7 +113,40 @@ class Listing:
 
     params: RankParams
     folders: int
-    bytes: int
+    size: Callable[[], int] = field(repr=False, compare=False)
+
+    @property
+    def bytes(self) -> int:
+        """The size; with ``by="total"`` DuckDB works it out in the background while the
+        hotspots are written (0.2 s of 10^6 folders), so the first read may wait for it."""
+        return self.size()
+
+
+class _Pending:
+    """One number DuckDB computes on its own cursor, in a thread; ``result()`` waits for it.
+    The cursor sees the crawl's tables (not TEMP ones: those belong to one connection)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, sql: str, engine: Engine):
+        self._cur = con.cursor()
+        self._engine = engine
+        self._value = 0
+        self._error: duckdb.Error | None = None
+        self._thread = threading.Thread(target=self._run, args=(sql,), daemon=True)
+        self._thread.start()
+
+    def _run(self, sql: str) -> None:
+        try:
+            self._value = int(self._cur.execute(sql).fetchone()[0])
+        except duckdb.Error as e:
+            self._error = e
+        finally:
+            self._cur.close()
+
+    def result(self) -> int:
+        self._thread.join()
+        if self._error is not None:
+            raise duckdb_error(self._error, self._engine) from self._error
+        return self._value
 
 
 @functools.cache
@@ -195,6 +229,7 @@ class RankedCrawl:
             self.close()
             raise
         self._selected: RankParams | None = None
+        self._pending: _Pending | None = None
 
     def _totals(self, reader: str) -> CrawlTotals:
         dup, example, orphan_files, orphan_folders = self._con.execute(CHECKS_SQL).fetchone()
@@ -215,20 +250,23 @@ class RankedCrawl:
         """Filter and order the folders; ``hotspots()`` then streams them."""
         newest_before = self.now - params.older_than if params.older_than > 0 else None
         try:
+            self._settle()
             self._con.execute(listed_sql(params.by, params.min_size, params.min_avg_size,
                                          newest_before, params.owner_uid, params.top))
             folders, size = self._con.execute(LISTED_COUNT_SQL).fetchone()
             self._name_tables()
-            if params.by == "total":
-                size = self._outer_size()
         except duckdb.Error as e:
             raise duckdb_error(e, self.engine) from e
         self._selected = params
-        return Listing(params, int(folders), int(size))
+        if params.by == "total":  # subtrees nest: their sizes overlap (LISTED_OUTER_SIZE_SQL)
+            self._pending = _Pending(self._con, LISTED_OUTER_SIZE_SQL, self.engine)
+            return Listing(params, int(folders), self._pending.result)
+        return Listing(params, int(folders), functools.partial(int, size))
 
-    def _outer_size(self) -> int:
-        """Total size of the listed subtrees, nested ones once (``LISTED_OUTER_SIZE_SQL``)."""
-        return int(self._con.execute(LISTED_OUTER_SIZE_SQL).fetchone()[0])
+    def _settle(self) -> None:
+        """Let a background computation on ``listed`` finish before it changes or goes."""
+        if self._pending is not None:
+            self._pending._thread.join()
 
     def _name_tables(self) -> None:
         """user_names/group_names for the ids of the listed folders, as Latin-1 views."""
@@ -279,6 +317,8 @@ class RankedCrawl:
                               from_latin1_view(owner), from_latin1_view(group), depth)
 
     def close(self) -> None:
+        if getattr(self, "_pending", None) is not None:
+            self._settle()
         con = getattr(self, "_con", None)
         if con is not None:
             with contextlib.suppress(duckdb.Error):

@@ -285,7 +285,7 @@ def listed_sql(by: str, min_size: int, min_avg: int, newest_before: int | None,
     # the order matters only to cut at --top; readers of ``listed`` sort again
     limit = (f"ORDER BY {c['size']} DESC, folder LIMIT {int(top)}" if top is not None else "")
     return f"""
-CREATE OR REPLACE TEMP TABLE listed AS
+CREATE OR REPLACE TABLE listed AS
 SELECT folder, bytes, files, tbytes, tfiles, {c['alloc']} AS alloc, {c['avg']}::BIGINT AS avg,
   {c['mt']} AS newest_mtime, {c['at']} AS newest_atime, uid, gid, depth, {c['size']} AS size
 FROM folders
