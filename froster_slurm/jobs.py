@@ -83,9 +83,12 @@ def rank(run: Run) -> int:
     sel = run.settings.get("select", {})
     set_comment("rank")
     hotspots = run.run_dir / "hotspots.csv"
-    rank_to_file([crawl_dir(run)], hotspots,
-                 memory_limit=cfg.get("rank.memory_limit"),
-                 temp_dir=cfg.get("rank.temp_dir") or None, threads=cfg.get("rank.threads"))
+    totals, _ = rank_to_file([crawl_dir(run)], hotspots,
+                             memory_limit=cfg.get("rank.memory_limit"),
+                             temp_dir=cfg.get("rank.temp_dir") or None,
+                             threads=cfg.get("rank.threads"))
+    print(f"rank: {totals.rows:,} crawl rows, {totals.folders:,} folders ({totals.reader})",
+          flush=True)
     rules = Rules(min_size=parse_size(sel.get("min_size") or cfg.get("rank.min_size")),
                   older_than=parse_age(sel.get("older_than") or cfg.get("rank.older_than")),
                   owners=frozenset([sel["owner"]]) if sel.get("owner") else frozenset(),

@@ -82,6 +82,9 @@ def test_submit_end_to_end_to_s3_deep_archive(slurm_cluster: None, s3: S3Server,
     st = wait_finished(result.run, cfg)
     assert_archived(result.run, folders, st)
     assert sorted(st["jobs"]) == ["archive", "crawl", "finalize", "rank"]
+    # two shards of the builtin crawler: consistent parent-inodes, so the fast reader ranks
+    [rank_log] = (result.run.run_dir / "logs").glob("rank-*")
+    assert "(fast reader)" in rank_log.read_text()
     # Every data object is in DEEP_ARCHIVE; the trace copies are readable without a restore.
     client = s3.client()
     keys = s3.list_keys("froster" + os.fsdecode(tmp_path))
