@@ -108,12 +108,6 @@ def write_hotspot_lines(f: TextIO, batches: Iterable[Sequence[str]]) -> int:
     return n
 
 
-def write_hotspot_lines_to(dest: str | os.PathLike, batches: Iterable[Sequence[str]]) -> int:
-    """``write_hotspot_lines`` into a file, atomically like ``write_hotspots``."""
-    with _atomic_text(dest) as f:
-        return write_hotspot_lines(f, batches)
-
-
 def write_hotspots_from_view(dest: str | os.PathLike, view: str | os.PathLike) -> None:
     """Header plus the lines of ``view`` -- hotspots lines in their Latin-1 view, stored as
     UTF-8 (what DuckDB writes; see ``rank_sql.listed_copy_sql``) -- turned back into their exact

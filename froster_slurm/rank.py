@@ -142,8 +142,11 @@ class _Pending:
         finally:
             self._cur.close()
 
-    def result(self) -> int:
+    def wait(self) -> None:
         self._thread.join()
+
+    def result(self) -> int:
+        self.wait()
         if self._error is not None:
             raise duckdb_error(self._error, self._engine) from self._error
         return self._value
@@ -266,7 +269,7 @@ class RankedCrawl:
     def _settle(self) -> None:
         """Let a background computation on ``listed`` finish before it changes or goes."""
         if self._pending is not None:
-            self._pending._thread.join()
+            self._pending.wait()
 
     def _name_tables(self) -> None:
         """user_names/group_names for the ids of the listed folders, as Latin-1 views."""

@@ -138,12 +138,6 @@ def _feed_gzip(out, piece: Piece) -> None:
         raise BadData(f"{name}: unbalanced quotes (a name is not closed)")
 
 
-def _count_lines(paths: Sequence[bytes], env: dict[str, str]) -> subprocess.Popen:
-    """``wc -l`` over the files, in its own process (read its count with ``_wc_total``)."""
-    return subprocess.Popen(["wc", "-l", "--", *paths], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, env=env)
-
-
 def _wc_total(output: bytes, files: int) -> int:
     """The line count from wc's output: its only line for one file, else its last ("N total")
     -- the lines before it may hold file names with newlines."""
@@ -157,23 +151,23 @@ def _feed_dirs(out, paths: Sequence[bytes]) -> tuple[int, int]:
     One grep and one wc per batch of files, so a thousand small shards cost a few processes,
     not two thousand."""
     env = {"LC_ALL": "C", "PATH": os.environ.get("PATH", os.defpath)}  # bytes, not characters
-    wc = _count_lines(paths, env)
+    wc = subprocess.Popen(["wc", "-l", "--", *paths], stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, env=env)
     grep = subprocess.Popen([*GREP_DIRS, *paths], stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, env=env)
     fed = 0
-    carry = b"\n"  # the bytes after the last newline seen, after a newline
+    partial = b""  # the start of a line whose end is in the next block
     try:
-        while chunk := grep.stdout.read(CHUNK):
-            data = carry + chunk
+        while block := grep.stdout.read(CHUNK):
+            data = partial + block
             cut = data.rfind(b"\n") + 1
-            lines, carry = data[1:cut], data[cut - 1:]  # whole lines; carry keeps their "\n"
-            # the files' headers (pwalk --header): their bytes cannot occur inside a row (its
-            # quoted fields double every '"', its other fields are numbers), so a plain
-            # replace removes exactly the header lines, also several in a row
-            lines = lines.replace(HEADER_LINE, b"")
+            # whole lines only, so no header is split; a header's bytes cannot occur inside a
+            # row (quoted fields double every '"', the others are numbers), so a plain replace
+            # removes exactly the header lines, several in a row too
+            lines, partial = data[:cut].replace(HEADER_LINE, b""), data[cut:]
             fed += lines.count(b"\n")
             out.write(reencode(lines))
-        if carry != b"\n":  # grep ends every line it prints with a newline
+        if partial:  # grep ends every line it prints with a newline
             raise OSError(errno.EIO, "grep output ended inside a line", paths[0])
     finally:
         grep.stdout.close()

@@ -203,7 +203,7 @@ class Loader:
         """The fast reader (``rank_inode``): '' once ``lvl1_p0`` holds the crawl, else why
         it could not be used (its tables are gone again; the path reader starts afresh)."""
         files = [f for f in self.files if not f.empty]
-        plan = deal([(f.size, [Piece(f.path, DIRS, f.data_start, -1, False)]) for f in files],
+        plan = deal([(f.size, [Piece(f.path, DIRS, 0, -1, False)]) for f in files],
                     self.feeders)
         scan = lvl1i_sql(raw_relation(files, self.engine.buffer_size(self.engine.thread_count)))
         try:

@@ -58,6 +58,13 @@ def dependency(*, afterok: Iterable[str] = (), afterany: Iterable[str] = (),
     return ",".join(parts)
 
 
+# Job states in which a job is still queued or alive (it may yet run, or is running): every
+# place that asks "is it still there?" -- status, the restore guard, the tests -- uses this.
+ACTIVE_STATES = frozenset({
+    "PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED",
+    "RESIZING", "SUSPENDED", "STOPPED", "SIGNALING", "STAGE_OUT"})
+
+
 @dataclass(frozen=True)
 class JobInfo:
     """One row of squeue/sacct: enough for status to join with the per-task state files."""
@@ -69,6 +76,11 @@ class JobInfo:
     comment: str = ""
     reason: str = ""
     exit_code: str = ""
+
+    @property
+    def active(self) -> bool:
+        """Still queued or alive (``ACTIVE_STATES``)."""
+        return self.state in ACTIVE_STATES
 
 
 class SlurmClient:

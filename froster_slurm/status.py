@@ -40,11 +40,6 @@ class RunStatus:
                 "folders": self.folders, "totals": self.totals, "finished": self.finished}
 
 
-ACTIVE_JOB_STATES = {"PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING",
-                     "SUSPENDED", "RESIZING", "REQUEUE_HOLD", "REQUEUE_FED", "SIGNALING",
-                     "STAGE_OUT"}
-
-
 def collect(run: Run, backend: Backend) -> RunStatus:
     """One queue query for every job of the run, joined with every task's state file."""
     from .taskstate import iter_task_states
@@ -59,7 +54,7 @@ def collect(run: Run, backend: Backend) -> RunStatus:
             for job in e["job_ids"]:
                 rows = _rows_for(job, queue)
                 states = sorted({r.state for r in rows}) or ["ENDED"]
-                active += sum(1 for r in rows if r.state in ACTIVE_JOB_STATES)
+                active += sum(1 for r in rows if r.active)
                 st.jobs.setdefault(stage, []).append(
                     {"job_id": job, "states": states,
                      "comments": {r.job_id: r.comment for r in rows if r.comment}})

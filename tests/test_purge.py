@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from archive_helpers import rich_tree, write_file
 from s3server import S3Server
-from test_restore_support import archive, cli, configure, data_files, snapshot, wait_gone
+from slurm_helpers import wait_gone
+from test_restore_support import archive, cli, configure, data_files, snapshot
 
 pytestmark = pytest.mark.s3
 ODD = b"proj caf\xe9"  # a folder name that is not UTF-8

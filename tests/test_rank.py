@@ -363,7 +363,7 @@ def test_sql_built_lines_are_byte_identical_to_write_hotspots(tmp_path: Path) ->
     """rank writes hotspots as lines built in SQL -- streamed (hotspots.write_hotspot_lines,
     for stdout) or written by DuckDB (RankedCrawl.write_hotspots, for -o) -- and both must be
     exactly what hotspots.write_hotspots writes, for any folder name."""
-    from froster_slurm.hotspots import write_hotspot_lines_to
+    from froster_slurm.hotspots import write_hotspot_lines
 
     rng = random.Random(11)
     alphabet = [bytes([b]) for b in range(1, 256) if b != ord("/")] + [b",", b'"', b"\n", b"\r"]
@@ -375,7 +375,8 @@ def test_sql_built_lines_are_byte_identical_to_write_hotspots(tmp_path: Path) ->
         rows.append(row(folder + b"/f", 11 + 2 * i, size=i, parent=10 + 2 * i, depth=1))
     with RankedCrawl([write_csv(tmp_path / "c.csv", rows)], ENGINE, now=NOW) as crawl:
         crawl.select(ALL)
-        write_hotspot_lines_to(tmp_path / "fast.csv", crawl.hotspot_lines(batch=7))
+        with open(tmp_path / "fast.csv", "w", encoding="latin-1", newline="") as f:
+            write_hotspot_lines(f, crawl.hotspot_lines(batch=7))
         crawl.write_hotspots(tmp_path / "copy.csv")  # DuckDB's COPY, bytes restored after
         write_hotspots(tmp_path / "slow.csv", crawl.hotspots())
     assert (tmp_path / "fast.csv").read_bytes() == (tmp_path / "slow.csv").read_bytes()

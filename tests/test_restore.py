@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from archive_helpers import md5sum_check, rich_tree, write_file
 from s3server import S3Server
+from slurm_helpers import wait_gone
 from test_restore_support import (
     archive,
     cancel,
@@ -25,7 +26,6 @@ from test_restore_support import (
     jobs_named,
     set_restore_transition,
     snapshot,
-    wait_gone,
 )
 
 from froster_slurm.config import load_config

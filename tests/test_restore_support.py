@@ -14,7 +14,6 @@ import json
 import os
 import stat
 import subprocess
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,6 @@ from archive_helpers import make_run, run_task, state
 from s3server import RCLONE_TEST_FLAGS, S3Server
 
 from froster_slurm.cli import main
-from froster_slurm.slurm import SlurmClient
 
 TRACE = {b"Froster.archive.json", b"Froster.manifest.md5", b"index.html"}
 THRESHOLD = 4 * 1024  # small enough that a test tree has both objects and a bundle
@@ -120,15 +118,6 @@ def jobs_named(name: str) -> list[tuple[str, str]]:
     return [tuple(line.split()) for line in p.stdout.splitlines() if line.strip()]
 
 
-def wait_gone(job: str, timeout: float = 120) -> None:
-    client = SlurmClient()
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if not any(i.state in ("PENDING", "RUNNING", "COMPLETING", "CONFIGURING")
-                   for i in client.queue([job]).values()):
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"job {job} still queued after {timeout}s")
 
 
 def cancel(job: str | None) -> None:

@@ -6,20 +6,13 @@ import time
 from pathlib import Path
 
 import pytest
+from slurm_helpers import wait_gone
 
 from froster_slurm.slurm import SlurmClient, dependency
 
 pytestmark = pytest.mark.slurm
 
 
-def wait_gone(client: SlurmClient, job: str, timeout: float = 60) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if not any(i.state in ("PENDING", "RUNNING", "COMPLETING", "CONFIGURING")
-                   for i in client.queue([job]).values()):
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"job {job} still queued after {timeout}s")
 
 
 def test_submit_wait_and_read_back_the_comment(slurm_cluster: None, tmp_path: Path) -> None:
@@ -45,7 +38,7 @@ sleep 20
     client.set_comment(job, "set from the manager")
     assert client.queue([job])[job].comment == "set from the manager"
     client.cancel([job])
-    wait_gone(client, job)
+    wait_gone(job, 60)
     assert out.read_text() == "ran\n"
 
 
@@ -63,7 +56,7 @@ echo "task $SLURM_ARRAY_TASK_ID" >> {log}
     client = SlurmClient()
     a = client.submit(first)
     b = client.submit(second, dependency=dependency(afterok=[a]))
-    wait_gone(client, b, 90)
+    wait_gone(b, 90)
     lines = log.read_text().splitlines()
     assert sorted(lines[:3]) == ["task 0", "task 1", "task 2"]
     assert lines[3:] == ["done"]

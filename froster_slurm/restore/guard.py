@@ -17,10 +17,7 @@ import shutil
 import subprocess
 
 from ..errors import SlurmError
-from ..slurm import JobInfo, scrubbed_env
-
-LIVE_STATES = ("PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD",
-               "REQUEUE_FED", "RESIZING", "SUSPENDED", "STOPPED", "SIGNALING", "STAGE_OUT")
+from ..slurm import ACTIVE_STATES, JobInfo, scrubbed_env
 
 
 def job_name(kind: str, path: bytes) -> str:
@@ -41,6 +38,6 @@ def queued(name: str, user: str | None = None) -> list[JobInfo]:
     out = []
     for line in proc.stdout.splitlines():
         f = line.split("\x1f")
-        if len(f) == 5 and f[1] == name and f[2] in LIVE_STATES:
+        if len(f) == 5 and f[1] == name and f[2] in ACTIVE_STATES:
             out.append(JobInfo(f[0], f[1], f[2], reason=f[3], comment=f"start {f[4]}"))
     return out
