@@ -61,6 +61,7 @@ from typing import Any
 from .. import __version__
 from ..paths import display
 from ..render import load_template, render
+from ..storage_classes import GLACIER_CLASSES
 from ..units import format_size
 from . import names, ours
 from .bundle import BUNDLE_DIR_REMOTE, BundleResult, Plan
@@ -70,7 +71,6 @@ RECORD_FORMAT = ours.RECORD_FORMAT
 FORMAT_VERSION = 1
 TRACE_STORAGE_CLASS = "STANDARD"
 LISTING_LIMIT = 500
-GLACIER_CLASSES = ("GLACIER", "DEEP_ARCHIVE", "GLACIER_IR")
 
 
 def iso(ns: int) -> str:

@@ -14,10 +14,9 @@ from typing import Any
 
 from ..config import DEFAULTS, Config
 from ..errors import UserError
+from ..storage_classes import THAW_CLASSES
 from ..units import format_size
 
-# Storage classes whose objects must be restored (thawed) before a GET succeeds.
-THAW_CLASSES = ("GLACIER", "DEEP_ARCHIVE")
 TIERS = ("Bulk", "Standard")
 # (fastest, slowest) hours (0 = "up to") until restored objects are readable, by class and tier.
 HOURS: dict[str, dict[str, tuple[float, float]]] = {
