@@ -3,8 +3,9 @@
 How it gets near pwalk's speed (figures: bench/bench_crawl.py, docs/crawl.md):
 - One ``lstat`` per entry, which pwalk needs anyway (size, blocks, times), done as
   ``fstatat(dirfd, name)`` on a descriptor of the directory: the kernel resolves one name
-  instead of the whole path again (10-15% on deep trees).  Names come from ``os.scandir`` of
-  the path as bytes, so they are never decoded.
+  instead of the whole path again (10-15% on deep trees).  Each directory is opened once and
+  listed from that descriptor (``os.scandir(fd)``); a path of PATH_MAX or more is opened piece
+  by piece (``open_dir``), so depth has no limit.
 - Rows are formatted with one ``bytes %`` per entry from a per-directory prefix (parent inode,
   depth and the quoted directory path are formatted once per directory), collected in a list
   and written in ~1 MB blocks.  Formatting is about half of the CPU time, lstat the other half.
@@ -35,6 +36,7 @@ import fnmatch
 import multiprocessing
 import os
 import re
+import stat
 import threading
 import time
 import traceback
@@ -45,7 +47,7 @@ from typing import Any, BinaryIO
 
 from ..errors import PermanentError
 from . import errorlog
-from .pwalkcsv import ROW, basename, extension, quote
+from .pwalkcsv import ROW, quote
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 _SUBDIR_FLAGS = _DIR_FLAGS | os.O_NOFOLLOW
@@ -53,13 +55,21 @@ S_IFMT = 0o170000
 S_IFDIR = 0o040000
 SNAPSHOT_NAMES = frozenset({b".snapshot", b".zfs"})
 FLUSH_ROWS = 8192  # rows per block sent/written (~1.2 MB)
+# A path at least this long is opened piece by piece (openat from the descriptor of a prefix):
+# the kernel refuses a path of PATH_MAX (4096) bytes or more, the crawl must not.
+LONG_PATH = 4000
 
 # pwalk's row with the per-directory constant part pre-formatted: (ino, head, qname, qext,
 # uid, gid, size, dev, blocks, nlink, mode, atime, mtime, ctime) where head is
 # ',<parent-inode>,<depth>,"<quoted dir path>/'; files end in ",-1,0".
 _FILE_ROW = b'%d%s%s","%s",%d,%d,%d,%d,%d,%d,"%07o",%d,%d,%d,-1,0\n'
 
-Scandir = Callable[[bytes], Any]
+Scandir = Callable[[int, bytes], Any]  # (descriptor of the directory, its path) -> listing
+
+
+def scandir_fd(fd: int, path: bytes) -> Any:
+    """The listing of an open directory; ``path`` is only for seams that want to know it."""
+    return os.scandir(fd)
 Progress = Callable[[int, int, int], None]  # (entries, directories, errors)
 
 
@@ -131,26 +141,66 @@ class ScanItem:
 
 @dataclass
 class Counts:
+    """Rows written, and records of the errors file: ``errors`` are problems (the crawl is
+    incomplete), ``skipped`` are mount points left out on request (``--one-file-system``):
+    reported, but the crawl is what was asked for."""
+
     entries: int = 0
     directories: int = 0
     errors: int = 0
+    skipped: int = 0
 
     def add(self, other: Counts) -> None:
         self.entries += other.entries
         self.directories += other.directories
         self.errors += other.errors
+        self.skipped += other.skipped
+
+    def record(self, line: bytes) -> None:
+        """Count one errors-file record under the right heading."""
+        if errorlog.is_skip(line):
+            self.skipped += 1
+        else:
+            self.errors += 1
+
+
+def open_dir(path: bytes, flags: int) -> int:
+    """``os.open(path, flags)`` for a path of any length.
+
+    A path of PATH_MAX bytes or more is opened piece by piece: each prefix of under
+    ``LONG_PATH`` bytes (cut at a ``/``) relative to the descriptor of the one before, so
+    depth has no limit.  ``flags`` apply to the last component, as with one ``open``.
+    """
+    if len(path) < LONG_PATH:
+        return os.open(path, flags)
+    fd: int | None = None
+    start = 0
+    try:
+        while len(path) - start >= LONG_PATH:
+            cut = path.rfind(b"/", start + 1, start + LONG_PATH)
+            if cut < 0:
+                raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG), path)
+            nfd = os.open(path[start:cut], _DIR_FLAGS, dir_fd=fd)
+            if fd is not None:
+                os.close(fd)
+            fd = nfd
+            start = cut + 1
+        return os.open(path[start:], flags, dir_fd=fd)
+    finally:
+        if fd is not None:
+            os.close(fd)
 
 
 class Walker:
     """Reads one directory at a time: writes its rows, returns its subdirectories to read.
 
     ``emit_rows(block, n_entries, n_dirs)`` and ``emit_error(line)`` are where output goes
-    (a file, or the pipe to the parent).  ``scandir`` is the seam tests use to make a file
-    vanish between listing and lstat, deterministically.
+    (a file, or the pipe to the parent).  ``scandir(fd, path)`` is the seam tests use to make
+    a file vanish between listing and lstat, deterministically.
     """
 
     def __init__(self, options: CrawlOptions, emit_rows: Callable[[bytes, int, int], None],
-                 emit_error: Callable[[bytes], None], scandir: Scandir = os.scandir):
+                 emit_error: Callable[[bytes], None], scandir: Scandir = scandir_fd):
         self.options = options
         self.emit_rows = emit_rows
         self.emit_error = emit_error
@@ -176,28 +226,29 @@ class Walker:
     def _dir_row(self, item: ScanItem, fcount: int, dirsum: int) -> None:
         st = item.st
         mode, ino, dev, nlink, uid, gid, size, atime, mtime, ctime = st
+        # pwalk never gives a directory (or a root) an extension: "v1.2/" has "".
         self.buf.append(ROW % (
-            ino, item.parent_inode, item.depth - 1, quote(item.path),
-            quote(extension(basename(item.path))), uid, gid, size, dev, st.st_blocks, nlink,
-            mode, atime, mtime, ctime, fcount, dirsum))
+            ino, item.parent_inode, item.depth - 1, quote(item.path), b"", uid, gid, size,
+            dev, st.st_blocks, nlink, mode, atime, mtime, ctime, fcount, dirsum))
         self.buf_dirs += 1
 
     def scan(self, item: ScanItem) -> list[ScanItem]:
         """Read ``item``: one row per entry, then its own row with pw_fcount/pw_dirsum."""
         path = item.path
-        # Each entry is lstat'ed relative to a descriptor of its directory (fstatat): the
-        # kernel resolves one name instead of the whole path again, 10-15% faster on deep
-        # trees.  Below the root, O_NOFOLLOW: a directory swapped for a symlink since its
-        # parent was read is reported, never followed.
+        # The directory is opened once and listed from that descriptor (``scandir(fd)``);
+        # each entry is lstat'ed relative to it (fstatat): the kernel resolves one name instead
+        # of the whole path again, and no path length limit applies below the open.  Below the
+        # root, O_NOFOLLOW: a directory swapped for a symlink since its parent was read is
+        # reported, never followed.
         try:
-            fd = os.open(path, _DIR_FLAGS if item.depth == 0 else _SUBDIR_FLAGS)
+            fd = open_dir(path, _DIR_FLAGS if item.depth == 0 else _SUBDIR_FLAGS)
             try:
-                it = self.scandir(path)
+                it = self.scandir(fd, path)
             except BaseException:
                 os.close(fd)
                 raise
         except OSError as e:
-            if item.depth and e.errno in (errno.ELOOP, errno.ENOTDIR) and os.path.islink(path):
+            if item.depth and e.errno in (errno.ELOOP, errno.ENOTDIR) and _is_link(path):
                 self.error(errorlog.VANISHED, "replaced by a symlink, not followed", path)
                 return []
             if isinstance(e, (FileNotFoundError, NotADirectoryError)):
@@ -207,13 +258,13 @@ class Walker:
             self._dir_row(item, 0, 0)  # pwalk writes no row at all; we keep it visible
             return []
         try:
-            return self._read(item, it, fd)
+            return self._read(item, it)
         finally:
             os.close(fd)
 
-    def _read(self, item: ScanItem, it: Any, fd: int) -> list[ScanItem]:
+    def _read(self, item: ScanItem, it: Any) -> list[ScanItem]:
         path = item.path
-        lstat = os.lstat
+        fsencode = os.fsencode
         buf = self.buf
         append = buf.append
         ino = item.st.st_ino
@@ -234,9 +285,10 @@ class Walker:
             try:
                 for entry in it:
                     count += 1
-                    name = entry.name
+                    # scandir(fd) names are str (surrogate-escaped): back to the exact bytes.
+                    name = fsencode(entry.name)
                     try:
-                        st = lstat(name, dir_fd=fd)
+                        st = entry.stat(follow_symlinks=False)  # fstatat(fd, name), cached
                     except (FileNotFoundError, NotADirectoryError) as e:
                         self.error(errorlog.VANISHED, e, pre + name)
                         continue
@@ -282,12 +334,19 @@ class Walker:
         return subdirs
 
 
+def _is_link(path: bytes) -> bool:
+    try:
+        return stat.S_ISLNK(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
 # ---------------------------------------------------------------------------------------------
 # One walker in this process (workers=1, threads=1): no pipes, no pickling.
 
 
 def walk_inline(items: Iterable[ScanItem], out: BinaryIO, err: BinaryIO, options: CrawlOptions,
-                progress: Progress | None = None, scandir: Scandir = os.scandir,
+                progress: Progress | None = None, scandir: Scandir = scandir_fd,
                 progress_every: float = 0.5) -> Counts:
     counts = Counts()
 
@@ -304,7 +363,7 @@ def walk_inline(items: Iterable[ScanItem], out: BinaryIO, err: BinaryIO, options
             err.write(line)
         except OSError as e:
             raise _output_failed(e) from e
-        counts.errors += 1
+        counts.record(line)
 
     walker = Walker(options, emit_rows, emit_error, scandir)
     stack = list(items)
@@ -442,7 +501,7 @@ def _context() -> multiprocessing.context.BaseContext:
 
 def walk_parallel(items: Iterable[ScanItem], out: BinaryIO, err: BinaryIO,
                   options: CrawlOptions, processes: int, threads: int = 1,
-                  progress: Progress | None = None, scandir: Scandir = os.scandir,
+                  progress: Progress | None = None, scandir: Scandir = scandir_fd,
                   progress_every: float = 0.5) -> Counts:
     """Crawl ``items`` with ``processes`` x ``threads`` walkers; this process writes."""
     items = list(items)
@@ -493,7 +552,7 @@ def walk_parallel(items: Iterable[ScanItem], out: BinaryIO, err: BinaryIO,
                         err.write(memoryview(msg)[1:])
                     except OSError as e:
                         raise _output_failed(e) from e
-                    counts.errors += 1
+                    counts.record(msg[1:])
                 elif tag == _DONE:
                     done.add(conn)
                 elif tag == _CRASH:
@@ -520,7 +579,7 @@ def walk_parallel(items: Iterable[ScanItem], out: BinaryIO, err: BinaryIO,
 
 def walk(items: Iterable[ScanItem], out: BinaryIO, err: BinaryIO, options: CrawlOptions,
          processes: int = 1, threads: int = 1, progress: Progress | None = None,
-         scandir: Scandir = os.scandir) -> Counts:
+         scandir: Scandir = scandir_fd) -> Counts:
     """Crawl with one walker inline, or with worker processes when more are asked for."""
     if processes <= 1 and threads <= 1:
         return walk_inline(items, out, err, options, progress, scandir)

@@ -30,6 +30,7 @@ from .builtin import (
     Scandir,
     ScanItem,
     default_workers,
+    scandir_fd,
     walk,
 )
 from .pwalkcsv import HEADER
@@ -49,6 +50,7 @@ class CrawlSummary:
     directories: int
     errors: int
     seconds: float
+    skipped: int = 0  # mount points not crossed on request: in the errors file, not problems
 
     @property
     def complete(self) -> bool:
@@ -59,8 +61,12 @@ class CrawlSummary:
         text = (f"crawled {self.entries:,} entries ({self.directories:,} directories) in "
                 f"{self.seconds:.1f} s, {rate:,.0f} entries/s, {self.errors:,} errors "
                 f"[{self.engine}] -> {self.output}")
+        if self.skipped:
+            text += f", {self.skipped:,} mount point(s) not crossed"
         if self.errors:
             text += f"; problems listed in {self.errors_path}"
+        elif self.skipped:
+            text += f"; listed in {self.errors_path}"
         return text
 
     def __str__(self) -> str:
@@ -75,7 +81,7 @@ class CrawlSummary:
         return {"output": str(self.output), "errors_path": str(self.errors_path),
                 "engine": self.engine, "entries": self.entries,
                 "directories": self.directories, "errors": self.errors,
-                "seconds": round(self.seconds, 3)}
+                "skipped": self.skipped, "seconds": round(self.seconds, 3)}
 
 
 def root_item(root: bytes) -> ScanItem:
@@ -155,7 +161,7 @@ def resolve_workers(workers: int) -> int:
 def crawl(roots: Sequence[str | bytes | os.PathLike], out: str | os.PathLike, *,
           engine: str = "auto", workers: int = 0, threads: int = 1,
           options: CrawlOptions | None = None, errors_path: str | os.PathLike | None = None,
-          progress: Progress | None = None, scandir: Scandir = os.scandir) -> CrawlSummary:
+          progress: Progress | None = None, scandir: Scandir = scandir_fd) -> CrawlSummary:
     """Crawl ``roots`` into one pwalk CSV ``out`` (header first) and ``out + ".errors"``.
 
     ``workers`` processes (0: one per CPU we may use) x ``threads`` walker threads each;
@@ -186,4 +192,4 @@ def crawl(roots: Sequence[str | bytes | os.PathLike], out: str | os.PathLike, *,
             counts = walk(items, fo, fe, options, resolve_workers(workers), threads, progress,
                           scandir)
     return CrawlSummary(out, errors_path, chosen, counts.entries, counts.directories,
-                        counts.errors, time.monotonic() - start)
+                        counts.errors, time.monotonic() - start, counts.skipped)

@@ -26,6 +26,14 @@ LOOP = "directory-loop"  # same directory as one of its ancestors (bind mount): 
 NAME_MANGLED = "name-mangled"  # pwalk engine: control bytes deleted, the row's path is wrong
 PWALK = "pwalk-stderr"  # pwalk engine: a stderr line we do not recognise, kept verbatim
 KINDS = (UNREADABLE, VANISHED, LSTAT, READDIR, OTHER_FS, LOOP, NAME_MANGLED, PWALK)
+# Kinds that record something left out on request: reported, but the crawl is still complete.
+SKIP_KINDS = (OTHER_FS,)
+_SKIP_PREFIXES = tuple(k.encode() + b":" for k in SKIP_KINDS)
+
+
+def is_skip(line: bytes) -> bool:
+    """Whether a record says "left out on request" rather than "something went wrong"."""
+    return line.startswith(_SKIP_PREFIXES)
 
 
 def escape_path(path: bytes) -> bytes:
@@ -56,6 +64,11 @@ def error_line(kind: str, detail: str, path: bytes) -> bytes:
 
 def os_error_line(kind: str, err: OSError, path: bytes) -> bytes:
     return error_line(kind, err.strerror or str(err), path)
+
+
+def record_path(line: bytes) -> bytes:
+    """The exact path bytes of one record."""
+    return unescape_path(line.rstrip(b"\n").partition(b"\t")[2])
 
 
 @dataclass(frozen=True)

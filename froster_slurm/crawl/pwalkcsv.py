@@ -37,7 +37,8 @@ def extension(name: bytes) -> bytes:
     """pwalk's extension of one path component: the bytes after its last ``.``.
 
     A leading dot is not an extension (``.bashrc`` -> ``b""``) and a trailing dot gives an
-    empty one.  pwalk applies this to directories too (``v1.2`` -> ``b"2"``), so we do.
+    empty one.  Only for names of non-directories: pwalk writes ``""`` as the extension of
+    every directory row and of the root (``v1.2/`` -> ``b""``), and so do we (``format_row``).
     """
     dot = name.rfind(b".")
     return name[dot + 1:] if dot > 0 else b""
@@ -59,10 +60,12 @@ def format_row(st: os.stat_result, path: bytes, parent_inode: int, depth: int,
 
     ``depth`` is pwalk's directory-depth of the row (-1 for a crawl root).  Times are whole
     seconds taken from the stat tuple's integer fields, which are ``tv_sec`` exactly as pwalk
-    prints them (``int(st.st_mtime)`` would round pre-1970 times the wrong way).
+    prints them (``int(st.st_mtime)`` would round pre-1970 times the wrong way).  A directory
+    row (``fcount >= 0``) has no extension, as in pwalk.
     """
     mode, ino, dev, nlink, uid, gid, size, atime, mtime, ctime = st
-    return ROW % (ino, parent_inode, depth, quote(path), quote(extension(basename(path))),
+    ext = b"" if fcount >= 0 else quote(extension(basename(path)))
+    return ROW % (ino, parent_inode, depth, quote(path), ext,
                   uid, gid, size, dev, st.st_blocks, nlink, mode, atime, mtime, ctime,
                   fcount, dirsum)
 

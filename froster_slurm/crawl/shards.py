@@ -38,7 +38,7 @@ from typing import Any
 from ..errors import DataError, NotFoundError, UserError
 from ..paths import display
 from . import errorlog
-from .builtin import SNAPSHOT_NAMES, CrawlOptions, Progress, Scandir, ScanItem, walk
+from .builtin import SNAPSHOT_NAMES, CrawlOptions, Progress, Scandir, ScanItem, scandir_fd, walk
 from .driver import CrawlSummary, output_files, resolve_workers, root_item
 
 PLAN_NAME = "plan.json"
@@ -365,7 +365,7 @@ def shard_items(plan: dict[str, Any], index: int, options: CrawlOptions
 def crawl_shard(plan: str | os.PathLike, index: int, *, workers: int = 0, threads: int = 1,
                 one_file_system: bool | None = None, exclude: Sequence[str] | None = None,
                 no_snapshots: bool | None = None, progress: Progress | None = None,
-                scandir: Scandir = os.scandir) -> CrawlSummary:
+                scandir: Scandir = scandir_fd) -> CrawlSummary:
     """Crawl share ``index`` of ``plan`` (the plan file or its directory) into
     ``shard-IIII.csv`` beside it, with the builtin engine.  What array task ``index`` runs.
 
@@ -394,7 +394,7 @@ def crawl_shard(plan: str | os.PathLike, index: int, *, workers: int = 0, thread
         counts = walk(items, fo, fe, options, resolve_workers(workers), threads, progress,
                       scandir)
     summary = CrawlSummary(out, err, "builtin", counts.entries, counts.directories,
-                           counts.errors + len(gone), time.monotonic() - start)
+                           counts.errors + len(gone), time.monotonic() - start, counts.skipped)
     tmp = shard_summary(out_dir, index).with_suffix(".json.part")
     tmp.write_text(json.dumps(summary.to_json(), indent=1) + "\n")
     os.replace(tmp, shard_summary(out_dir, index))
