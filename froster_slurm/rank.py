@@ -175,6 +175,12 @@ def latin1_view(text: str) -> str:
     return text.encode("utf-8", "surrogateescape").decode("latin-1")
 
 
+def display_cut(latin1_view: str, keep: int = 120) -> str:
+    """A folder from DuckDB (latin-1 view of its bytes) for an error line, cut when long."""
+    text = display(latin1_view.encode("latin-1"))
+    return text if len(text) <= keep else text[:keep // 2] + "..." + text[-keep // 2:]
+
+
 def from_latin1_view(view: str) -> str:
     return view.encode("latin-1").decode("utf-8", "surrogateescape")
 
@@ -235,7 +241,14 @@ class RankedCrawl:
         self._pending: _Pending | None = None
 
     def _totals(self, reader: str) -> CrawlTotals:
-        dup, example, orphan_files, orphan_folders = self._con.execute(CHECKS_SQL).fetchone()
+        (dup, example, orphan_files, orphan_folders, impossible, bad,
+         bad_depth) = self._con.execute(CHECKS_SQL).fetchone()
+        if impossible:
+            raise DataError(
+                f"{impossible} directory row(s) cannot be real, e.g. {display_cut(bad)} at "
+                f"directory-depth {bad_depth}, deeper than the crawl's directories allow: a "
+                "corrupt crawl (pwalk writes such rows when a path is longer than PATH_MAX); "
+                "crawl again with --engine builtin")
         if dup:
             raise DataError(f"{dup} folder(s) appear more than once in the input, e.g. "
                             f"{display(example.encode('latin-1'))}: overlapping shards or the "

@@ -241,7 +241,16 @@ SELECT
   (SELECT count(*) FROM fdirect WHERE ndir > 1) AS dup_folders,
   (SELECT any_value(folder) FROM fdirect WHERE ndir > 1) AS dup_example,
   (SELECT coalesce(sum(files), 0) FROM fdirect WHERE ndir = 0) AS orphan_files,
-  (SELECT count(*) FROM fdirect WHERE ndir = 0 AND files > 0) AS orphan_folders
+  (SELECT count(*) FROM fdirect WHERE ndir = 0 AND files > 0) AS orphan_folders,
+  -- a folder at depth d sits below d + 1 others (the root row is -1): with fewer directory
+  -- rows in the whole crawl, or below -1, the row cannot be real (pwalk writes such garbage
+  -- when a path overflows its PATH_MAX buffer)
+  (SELECT count(*) FROM fdirect, (SELECT count(*) AS n FROM fdirect WHERE ndir > 0) t
+   WHERE ndir > 0 AND (depth < -1 OR depth + 2 > t.n)) AS impossible,
+  (SELECT arg_max(folder, abs(depth)) FROM fdirect, (SELECT count(*) AS n FROM fdirect
+   WHERE ndir > 0) t WHERE ndir > 0 AND (depth < -1 OR depth + 2 > t.n)) AS impossible_example,
+  (SELECT max(abs(depth)) FROM fdirect, (SELECT count(*) AS n FROM fdirect
+   WHERE ndir > 0) t WHERE ndir > 0 AND (depth < -1 OR depth + 2 > t.n)) AS impossible_depth
 """
 
 

@@ -122,3 +122,27 @@ def test_rows_with_newline_names_from_the_builtin_crawler(tmp_path: Path, capsys
                        "--min-avg-size", "0", "--by", "total")
     assert code == 0
     assert [os.fsencode(r["folder"]) for r in json.loads(out)] == [b"/r", b"/r/two\nlines"]
+
+
+def test_a_row_that_cannot_be_real_is_refused(tmp_path: Path, capsysbinary) -> None:
+    """pwalk's overflow row on a path longer than PATH_MAX (issue 19, D6): a directory at
+    depth 7e18 in a crawl of three directories, inode and uid made of the path's bytes."""
+    from froster_slurm.crawl import crawl as crawl_tree
+
+    root = tmp_path / "t"
+    (root / "a" / "b").mkdir(parents=True)
+    (root / "a" / "f.dat").write_bytes(b"x" * 10)
+    good = tmp_path / "good.csv"
+    crawl_tree([root], good, engine="builtin", workers=1)
+    code, _, err = run(capsysbinary, str(good), "--min-size", "0", "--min-avg-size", "0")
+    assert code == 0, err
+    bad = tmp_path / "bad.csv"
+    garbage = (b'7234017283807667300,7234017283807667300,7234017283807667299,"%s/a/'
+               b'ddddddddddd","",1684300900,1684300900,7234017283807667300,7234017283807667300,'
+               b'7234017283807667300,1684300900,"14431062144",7234017283807667300,'
+               b'28257880014873700,1796194715,2,0\n' % os.fsencode(root))
+    bad.write_bytes(good.read_bytes() + garbage)
+    code, out, err = run(capsysbinary, str(bad), "--min-size", "0", "--min-avg-size", "0")
+    assert code != 0 and out == b""
+    assert "1 directory row(s) cannot be real" in err and "7234017283807667299" in err, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
