@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -24,22 +25,42 @@ PLACEHOLDER = re.compile(r"@@([A-Za-z_][A-Za-z0-9_]*)@@")
 _STRAY = re.compile(r"@@")
 
 
-def _builtin_dir(kind: str) -> Path:
-    """Where the packaged templates/jobscripts are (inside the wheel or the source tree).
+# Which built-in files each kind holds (the package's templates/ and jobscripts/ folders).
+_KIND_SUFFIXES = {"templates": (".sbatch", ".html"), "jobscripts": (".sh",)}
 
-    The wheel maps the top-level ``templates/`` and ``jobscripts/`` folders into the package
-    (see pyproject.toml); running from a checkout finds them beside the package.
+
+def _builtin_root(kind: str) -> Traversable:
+    """The built-in ``templates/`` or ``jobscripts/`` folder, in a checkout or installed.
+
+    Both are real packages (each has an ``__init__.py``; pyproject.toml maps the top-level
+    folders into ``froster_slurm``), so an installed wheel, a pipx venv or a zip import all
+    answer through ``importlib.resources``.  A checkout run with the repository on
+    ``sys.path`` (``python -m froster_slurm`` from the source tree) has no
+    ``froster_slurm.templates`` package beside the code, so it reads the folders beside the
+    package; the ``pyproject.toml`` check keeps an unrelated ``site-packages/templates`` from
+    ever being taken for ours.
     """
-    source_tree = Path(__file__).resolve().parent.parent / kind
-    if source_tree.is_dir():
+    top = Path(__file__).resolve().parent.parent
+    source_tree = top / kind
+    if (top / "pyproject.toml").is_file() and (source_tree / "__init__.py").is_file():
         return source_tree
-    return Path(str(resources.files(f"froster_slurm.{kind}")))
+    return resources.files(f"froster_slurm.{kind}")
 
 
-def template_names(templates_dir: str | Path | None = None) -> dict[str, Path]:
+def builtin_files(kind: str) -> dict[str, Traversable]:
+    """Every built-in file of ``kind`` ("templates" or "jobscripts") by name.
+
+    Values are ``importlib.resources`` traversables: read them with ``read_text()``; never
+    turn one into a path with ``str()`` (a namespace package's is not a path at all).
+    """
+    suffixes = _KIND_SUFFIXES[kind]
+    return {f.name: f for f in sorted(_builtin_root(kind).iterdir(), key=lambda f: f.name)
+            if f.is_file() and f.name.endswith(suffixes)}
+
+
+def template_names(templates_dir: str | Path | None = None) -> dict[str, Traversable]:
     """Every template by name -> the file that wins (site dir over built-in)."""
-    found = {p.name: p for p in sorted(_builtin_dir("templates").iterdir())
-             if p.suffix in (".sbatch", ".html")}
+    found: dict[str, Traversable] = dict(builtin_files("templates"))
     if templates_dir:
         site = Path(templates_dir).expanduser()
         if site.is_dir():
@@ -47,6 +68,11 @@ def template_names(templates_dir: str | Path | None = None) -> dict[str, Path]:
                 if p.name in found:
                     found[p.name] = p
     return found
+
+
+def is_builtin(file: Traversable, kind: str) -> bool:
+    """True when ``file`` is the built-in one of its name (not a site override)."""
+    return builtin_files(kind).get(file.name) == file
 
 
 def load_template(name: str, templates_dir: str | Path | None = None) -> str:
@@ -63,10 +89,11 @@ def load_jobscript(name: str, templates_dir: str | Path | None = None) -> str:
         site = Path(templates_dir).expanduser() / name
         if site.is_file():
             return site.read_text()
-    path = _builtin_dir("jobscripts") / name
-    if not path.is_file():
-        raise NotFoundError(f"no jobscript named {name!r}")
-    return path.read_text()
+    found = builtin_files("jobscripts")
+    if name not in found:
+        raise NotFoundError(f"no jobscript named {name!r}; jobscripts: "
+                            f"{', '.join(sorted(found)) or 'none installed'}")
+    return found[name].read_text()
 
 
 def render(text: str, values: dict[str, Any], name: str = "<template>") -> str:

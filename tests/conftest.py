@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from installed import Installed, build_and_install, remove
 from s3server import S3Server
 
 REPO = Path(__file__).resolve().parent.parent
@@ -70,3 +71,13 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def installed() -> Iterator[Installed]:
+    """froster-slurm built as a wheel and installed into a fresh venv outside the checkout."""
+    inst = build_and_install()
+    try:
+        yield inst
+    finally:
+        remove(inst)

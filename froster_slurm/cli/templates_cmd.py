@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from ..errors import UserError
-from ..render import _builtin_dir, load_template, template_names
+from ..render import builtin_files, is_builtin, load_template, template_names
 from .app import app, get_config, out
 
 templates_app = typer.Typer(help="List, show and export the job templates.",
@@ -21,9 +20,9 @@ app.add_typer(templates_app, name="templates")
 def list_() -> None:
     """Each template and the file in effect (site override or built-in)."""
     tdir = get_config().get("templates_dir") or None
-    for name, path in template_names(tdir).items():
-        origin = "built-in" if path.parent == _builtin_dir("templates") else "site"
-        out(f"{name:<20} {origin:<8} {path}")
+    for name, file in template_names(tdir).items():
+        origin = "built-in" if is_builtin(file, "templates") else "site"
+        out(f"{name:<20} {origin:<8} {file}")
 
 
 @templates_app.command("show")
@@ -42,12 +41,10 @@ def export(dest: Annotated[Path, typer.Argument(help="Directory to copy the defa
     built-in ones.
     """
     dest.mkdir(parents=True, exist_ok=True)
-    sources = [*sorted(_builtin_dir("templates").glob("*.sbatch")),
-               *sorted(_builtin_dir("templates").glob("*.html")),
-               *sorted(_builtin_dir("jobscripts").glob("*.sh"))]
-    clash = [p.name for p in sources if (dest / p.name).exists()]
+    sources = [*builtin_files("templates").values(), *builtin_files("jobscripts").values()]
+    clash = [f.name for f in sources if (dest / f.name).exists()]
     if clash and not force:
         raise UserError(f"{dest} already has {', '.join(clash)}; use --force to overwrite")
-    for p in sources:
-        shutil.copyfile(p, dest / p.name)
+    for f in sources:
+        (dest / f.name).write_bytes(f.read_bytes())
     out(f"copied {len(sources)} files to {dest}; set templates_dir = \"{dest}\" in config")
