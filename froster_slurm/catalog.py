@@ -1,27 +1,51 @@
-"""The catalog: every archived folder, in one DuckDB file (per user, or shared by an admin).
+"""The catalog: every archived folder and every version of its archive, in DuckDB files.
+
+One catalog path, ``P`` (per user by default; an admin may point everyone at one).  Who owns a
+row is decided by the file system, not by the rows: DuckDB has no row permissions, so a file
+anyone can write is a file anyone can rewrite.  Hence
+
+* ``P`` holds the rows of the user who owns ``P`` (who created it);
+* every other user writes ``P.users/<uid>.duckdb``, a file of their own, in a directory that is
+  world-writable and sticky like ``/tmp`` (created so when ``P``'s directory is writable,
+  otherwise an admin makes it: ``mkdir -m 1777 P.users``); without one, writing is refused
+  with that instruction, never a traceback;
+* reading merges ``P`` and every ``P.users/<uid>.duckdb`` actually owned by ``<uid>``; a
+  file planted under another user's number is skipped and reported.  Each row carries its
+  owner (the file's owner);
+* ``lookup`` (restore of a folder that is gone) trusts only rows owned by the caller or by the
+  owner of the folder (its nearest existing parent), so another user's row cannot send a
+  restore to their data.
 
 DuckDB lets one process write a database file at a time, so every access takes an ``flock``
-on ``<catalog>.lock`` first (shared to read, exclusive to write).  Finalize jobs are also
-serialised by Slurm (one job name, ``--dependency=singleton``); the lock covers the local
-backend and people running ``catalog`` while a finalize writes.  The catalog is derived data:
-``rebuild`` recreates it from the JSON records left in the archived folders.
+on ``<file>.lock`` first (shared to read, exclusive to write; a reader that cannot create or
+write another user's lock file opens it read-only, or reads without it).  Finalize jobs are
+also serialised by Slurm (one job name, ``--dependency=singleton``).  The catalog is derived
+data: ``rebuild`` recreates the caller's rows from the records left in the archived folders,
+skipping (and reporting) records that are broken, not ours, copied from another folder, or
+owned by someone else.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
+import pwd
+import stat
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from .errors import DataError
+from .errors import DataError, UserError
 from .paths import display
+
+RECORD_FORMAT = "froster-slurm-archive"  # archive.ours.RECORD_FORMAT (no import: layering)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS archives (
@@ -36,10 +60,16 @@ CREATE TABLE IF NOT EXISTS archives (
     files         BIGINT,
     run_id        VARCHAR,
     state         VARCHAR,           -- archived | purged | restored
-    record        VARCHAR,           -- the whole JSON record
+    record        VARCHAR,           -- the whole JSON record (a link: the version's summary)
     PRIMARY KEY (folder, destination)
 )
 """
+MIGRATIONS = ("ALTER TABLE archives ADD COLUMN IF NOT EXISTS version INTEGER",)
+COLUMNS = ("folder", "folder_text", "destination", "archived_at", "archived_by", "host",
+           "storage_class", "bytes", "files", "run_id", "state", "record", "version")
+INSERT = (f"INSERT OR {{how}} INTO archives ({', '.join(COLUMNS)}) "
+          f"VALUES ({', '.join('?' * len(COLUMNS))})")
+USERS_DIR_SUFFIX = ".users"
 
 
 @dataclass(frozen=True)
@@ -54,86 +84,323 @@ class Entry:
     files: int
     run_id: str
     state: str
+    version: int = 1
+    owner_uid: int = -1
+
+    @property
+    def owner(self) -> str:
+        return _user_name(self.owner_uid)
 
     def to_json_obj(self) -> dict[str, Any]:
         d = dict(self.__dict__)
         d["folder"] = os.fsdecode(self.folder)
+        d["owner"] = self.owner
         return d
+
+
+@dataclass
+class Rebuilt:
+    """What ``rebuild`` did: rows written, and each record it skipped with the reason."""
+
+    added: int = 0
+    skipped: list[tuple[bytes, str]] = field(default_factory=list)
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except (KeyError, OverflowError):
+        return str(uid)
+
+
+def users_dir(path: Path) -> Path:
+    return path.with_name(path.name + USERS_DIR_SUFFIX)
+
+
+def own_file(path: Path) -> Path:
+    """The file this user's rows go to (module docstring); creates ``P.users`` if it may."""
+    uid = os.geteuid()
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return path
+    if st.st_uid == uid:
+        return path
+    udir = users_dir(path)
+    try:
+        os.mkdir(udir, 0o1777)
+        os.chmod(udir, 0o1777)  # the umask took bits off
+    except FileExistsError:
+        pass
+    except OSError as e:
+        raise UserError(
+            f"the catalog {path} belongs to {_user_name(st.st_uid)}; your rows would go to "
+            f"{udir}/ which does not exist and cannot be created ({e.strerror}). Ask an admin "
+            f"to run `mkdir -m 1777 {udir}`, or set `catalog` to a file of your own") from e
+    dst = os.lstat(udir)
+    open_to_all = bool(dst.st_mode & 0o002)
+    if not stat.S_ISDIR(dst.st_mode) or not os.access(udir, os.W_OK | os.X_OK) or \
+            (open_to_all and not dst.st_mode & stat.S_ISVTX):
+        raise UserError(f"{udir} is not a sticky folder you can write per-user catalog rows "
+                        f"into; an admin fixes it with `chmod 1777 {udir}`")
+    mine = udir / f"{uid}.duckdb"
+    try:
+        if os.stat(mine).st_uid != uid:
+            raise UserError(f"{mine} should hold your catalog rows but belongs to "
+                            f"{_user_name(os.stat(mine).st_uid)}; ask an admin to remove it")
+    except FileNotFoundError:
+        pass
+    return mine
+
+
+def readable_files(path: Path) -> tuple[list[tuple[Path, int]], list[str]]:
+    """Every catalog file to read with its owner's uid, and the files skipped (and why)."""
+    out: list[tuple[Path, int]] = []
+    problems: list[str] = []
+    try:
+        out.append((path, os.stat(path).st_uid))
+    except FileNotFoundError:
+        pass
+    udir = users_dir(path)
+    try:
+        names = sorted(os.listdir(udir))
+    except (FileNotFoundError, NotADirectoryError):
+        names = []
+    except PermissionError:
+        problems.append(f"{udir}: not readable; other users' rows are not shown")
+        names = []
+    for name in names:
+        stem, dot, ext = name.partition(".")
+        if ext != "duckdb" or not dot:
+            continue
+        p = udir / name
+        try:
+            st = os.lstat(p)
+        except FileNotFoundError:
+            continue
+        if not stem.isdigit() or int(stem) != st.st_uid or not stat.S_ISREG(st.st_mode):
+            problems.append(f"{p}: not owned by user {stem} (owner {_user_name(st.st_uid)}); "
+                            "skipped")
+            continue
+        out.append((p, st.st_uid))
+    return out, problems
 
 
 @contextmanager
 def _locked(path: Path, exclusive: bool) -> Iterator[duckdb.DuckDBPyConnection | None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(str(path) + ".lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-        if not exclusive and not path.exists():
+    """A connection to one catalog file under its flock (None: a reader and no file)."""
+    lock_path = str(path) + ".lock"
+    if exclusive:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock_fd = _open_lock(lock_path, create=True)
+    else:
+        if not path.exists():
             yield None
             return
-        con = duckdb.connect(str(path), read_only=not exclusive)
+        lock_fd = _open_lock(lock_path, create=False)
+    try:
+        if lock_fd is not None:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        con = _connect(path, read_only=not exclusive)
         try:
             if exclusive:
                 con.execute(SCHEMA)
+                for sql in MIGRATIONS:
+                    con.execute(sql)
             yield con
         finally:
             con.close()
+    finally:
+        if lock_fd is not None:
+            os.close(lock_fd)
+
+
+def _open_lock(lock_path: str, create: bool) -> int | None:
+    flags = os.O_CLOEXEC | os.O_NOFOLLOW
+    try:
+        return os.open(lock_path, flags | os.O_RDWR | (os.O_CREAT if create else 0), 0o644)
+    except FileNotFoundError:
+        return None
+    except PermissionError as e:
+        if create:
+            raise UserError(f"cannot write the catalog lock {lock_path}: {e.strerror}") from e
+    try:
+        return os.open(lock_path, flags | os.O_RDONLY)  # another user's: a shared lock is enough
+    except OSError:
+        return None
+
+
+def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
+    for attempt in range(20):
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as e:
+            text = str(e)
+            if "ermission denied" in text:
+                raise UserError(f"cannot {'read' if read_only else 'write'} the catalog "
+                                f"{path}: permission denied") from e
+            if attempt == 19 or "lock" not in text.lower():
+                raise DataError(f"cannot open the catalog {path}: {text.splitlines()[0]}") \
+                    from e
+            time.sleep(0.25)  # its owner is writing it without a lock we could share
+    raise AssertionError("unreachable")
 
 
 def entry_from_record(record: dict[str, Any]) -> tuple[Any, ...]:
-    """A catalog row from an archive JSON record (the file beside each manifest)."""
+    """A catalog row from an archive JSON record (or a version link, see ``versions``)."""
     try:
         folder = os.fsencode(record["source"])
         return (folder, display(folder), os.fsencode(record["destination"]),
                 record.get("archived_at"),
                 record.get("user"), record.get("host"), record.get("storage_class"),
-                int(record.get("bytes", 0)), int(record.get("files", 0)),
+                int(record.get("bytes") or 0), int(record.get("files") or 0),
                 record.get("run_id"), record.get("state", "archived"),
-                json.dumps(record, ensure_ascii=True))
+                json.dumps(record, ensure_ascii=True), int(record.get("version") or 1))
     except (KeyError, TypeError, ValueError) as e:
         raise DataError(f"archive record lacks a field the catalog needs: {e}") from e
 
 
+def link_rows(record: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """Rows for the earlier versions a record links (``previous``), so a catalog rebuilt from
+    the folders still lists every version."""
+    out = []
+    for link in record.get("previous") or []:
+        if isinstance(link, dict) and link.get("destination"):
+            out.append(entry_from_record({**link, "source": record.get("source"),
+                                          "linked_from": record.get("version")}))
+    return out
+
+
 def add_records(path: Path, records: Iterable[dict[str, Any]]) -> int:
-    """Insert or replace rows (one per folder and destination); returns how many."""
+    """Insert or replace this user's rows (one per folder and version); returns how many.
+
+    Links to earlier versions only fill rows that are missing: a full row is never replaced by
+    a summary."""
+    records = list(records)
     rows = [entry_from_record(r) for r in records]
+    links = [row for r in records for row in link_rows(r)]
     if not rows:
         return 0
-    with _locked(path, exclusive=True) as con:
+    with _locked(own_file(path), exclusive=True) as con:
         assert con is not None
-        con.executemany("INSERT OR REPLACE INTO archives VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+        if links:
+            con.executemany(INSERT.format(how="IGNORE"), links)
+        con.executemany(INSERT.format(how="REPLACE"), rows)
     return len(rows)
 
 
-def entries(path: Path, prefix: bytes | None = None) -> list[Entry]:
-    """Catalog rows, optionally only folders at or below ``prefix``, newest first."""
-    with _locked(path, exclusive=False) as con:
-        if con is None:
-            return []
-        rows = con.execute(
-            "SELECT folder, destination, archived_at, archived_by, host, storage_class, bytes, "
-            "files, run_id, state FROM archives ORDER BY archived_at DESC, folder").fetchall()
-    out = [Entry(bytes(r[0]), os.fsdecode(bytes(r[1])), *r[2:]) for r in rows]
+def entries(path: Path, prefix: bytes | None = None,
+            problems: list[str] | None = None) -> list[Entry]:
+    """Every user's rows, optionally only folders at or below ``prefix``, newest first.
+
+    Files that were skipped (not owned by the user they claim) are appended to ``problems``.
+    """
+    files, skipped = readable_files(path)
+    if problems is not None:
+        problems.extend(skipped)
+    out: list[Entry] = []
+    for f, uid in files:
+        with _locked(f, exclusive=False) as con:
+            if con is None:
+                continue
+            cols = {r[0] for r in con.execute("DESCRIBE archives").fetchall()}
+            version = "version" if "version" in cols else "1"
+            rows = con.execute(
+                "SELECT folder, destination, archived_at, archived_by, host, storage_class, "
+                f"bytes, files, run_id, state, {version} FROM archives").fetchall()
+        out.extend(Entry(bytes(r[0]), os.fsdecode(bytes(r[1])), *r[2:10],
+                         version=int(r[10] or 1), owner_uid=uid) for r in rows)
+    out.sort(key=lambda e: (e.archived_at or "", e.version), reverse=True)
     if prefix:
         p = prefix.rstrip(b"/")
         out = [e for e in out if e.folder == p or e.folder.startswith(p + b"/")]
     return out
 
 
-def lookup(path: Path, folder: bytes) -> Entry | None:
-    for e in entries(path, folder):
-        if e.folder == folder:
-            return e
-    return None
+def trusted_owners(folder: bytes) -> set[int]:
+    """Whose rows may describe ``folder``: the caller's, and the owner of the folder (or of its
+    nearest existing parent, when the folder itself is gone)."""
+    owners = {os.geteuid()}
+    p = os.path.normpath(folder)
+    while True:
+        try:
+            owners.add(os.lstat(p).st_uid)
+            break
+        except OSError as e:
+            if e.errno not in (errno.ENOENT, errno.ENOTDIR) or p in (b"/", b""):
+                break
+            p = os.path.dirname(p)
+    return owners
 
 
-def rebuild(path: Path, roots: Iterable[bytes], record_name: bytes) -> int:
-    """Recreate the catalog from every ``record_name`` JSON file found below ``roots``."""
+def lookup(path: Path, folder: bytes, version: int | None = None) -> Entry | None:
+    """The row of ``folder``'s latest version (or of ``version``), from a trusted owner."""
+    trusted = trusted_owners(folder)
+    rows = [e for e in entries(path, folder) if e.folder == folder and e.owner_uid in trusted
+            and (version is None or e.version == version)]
+    if not rows:
+        return None
+    return max(rows, key=lambda e: (e.version, e.archived_at or ""))
+
+
+def versions_of(path: Path, folder: bytes) -> list[int]:
+    trusted = trusted_owners(folder)
+    return sorted({e.version for e in entries(path, folder)
+                   if e.folder == folder and e.owner_uid in trusted})
+
+
+def _check_record(path: bytes, dirpath: bytes) -> dict[str, Any] | str:
+    """The record at ``path`` if it may enter this user's catalog, else why not."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError as e:
+        return f"not readable ({e.strerror})"
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return "not a regular file"
+        if st.st_size > 1 << 30:
+            return "too large for a record"
+        with os.fdopen(fd, "rb") as f:
+            fd = -1
+            data = f.read()
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    uid = os.geteuid()
+    if uid != 0 and st.st_uid != uid:
+        return f"written by {_user_name(st.st_uid)}, not by you: their catalog rows are theirs"
+    try:
+        record = json.loads(data)
+    except ValueError:
+        return "not valid JSON"
+    if not isinstance(record, dict) or record.get("format") != RECORD_FORMAT:
+        return "not a froster-slurm archive record"
+    try:
+        source = os.path.normpath(os.fsencode(record["source"]))
+        entry_from_record(record)
+    except (KeyError, TypeError, ValueError, DataError) as e:
+        return f"lacks or garbles a field ({e})"
+    if source != os.path.normpath(dirpath):
+        return f"describes another folder ({display(source)}): copied or moved here"
+    return record
+
+
+def rebuild(path: Path, roots: Iterable[bytes], record_name: bytes) -> Rebuilt:
+    """Recreate this user's rows from every ``record_name`` file found below ``roots``."""
+    report = Rebuilt()
     records = []
     for root in roots:
         for dirpath, _dirs, files in os.walk(root):
             if record_name in files:
-                with open(os.path.join(dirpath, record_name), "rb") as f:
-                    records.append(json.loads(f.read()))
-    with _locked(path, exclusive=True) as con:
+                rec_path = os.path.join(dirpath, record_name)
+                got = _check_record(rec_path, dirpath)
+                if isinstance(got, str):
+                    report.skipped.append((rec_path, got))
+                else:
+                    records.append(got)
+    with _locked(own_file(path), exclusive=True) as con:
         assert con is not None
         con.execute("DELETE FROM archives")
-    return add_records(path, records)
+    report.added = add_records(path, records)
+    return report

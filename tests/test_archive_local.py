@@ -113,7 +113,9 @@ def test_foreign_index_html_is_kept_and_reachive_excludes_our_trace(tmp_path: Pa
     assert Path(os.fsdecode(folder), "index.html").read_bytes() == \
         b"<html>the user's own page</html>"
     assert b"froster-slurm" in Path(os.fsdecode(folder), "Froster.index.html").read_bytes()
-    # A second archive of the same folder: our trace is not data, the user's page is.
+    # A second archive of the same folder, changed (else it would be "unchanged", see
+    # test_archive_versions.py): our trace is not data, the user's page is.
+    write_file(folder + b"/data.bin", os.urandom(THRESHOLD * 2))
     run2 = make_run(tmp_path / "state", [folder], str(remote), bundle_threshold=THRESHOLD)
     p = run_task(run2, 0)
     assert p.returncode == 0, p.stderr
@@ -121,10 +123,11 @@ def test_foreign_index_html_is_kept_and_reachive_excludes_our_trace(tmp_path: Pa
     assert sorted(e["path"] for e in record["entries"]) == ["data.bin", "index.html"]
     assert sorted(record["excluded"]) == ["Froster.archive.json", "Froster.index.html",
                                           "Froster.manifest.md5"]
+    assert record["version"] == 2
     upload = json.loads((run2 / "tasks" / "0" / "steps" / "upload").read_text())
-    # data.bin is already there and is not sent again; the small index.html travels in this
-    # archive's own bundle folder (bundles are never shared between archives).
-    assert (upload["sent"], upload["already_there"]) == (1, 1)
+    # version 2 has its own folder on the remote: data.bin and the bundle holding the small
+    # index.html both go there; version 1's objects are left as they are.
+    assert (upload["sent"], upload["already_there"]) == (2, 0)
     assert md5sum_check(folder).returncode == 0
 
 
@@ -289,7 +292,9 @@ def test_remote_mismatch_heals_once_and_fails_for_good_if_it_repeats(tmp_path: P
     task.work.mkdir(parents=True)
     for step in ("inventory", "bundle", "hash", "upload"):
         mark_step_done(run2, 0, step, getattr(task, f"step_{step}")())
-    obj = os.path.join(dest_of(tmp_path / "remote2", folder), b"big.bin")
+    # the folder already has version 1 (on the first remote): this is version 2
+    obj = os.path.join(os.fsencode(task.dest), b"big.bin")
+    assert task.dest == dest_of(tmp_path / "remote2", folder).decode() + "/Froster.versions/2"
     corrupt()
     assert run_task(run2, 0).returncode == 75
     mark_step_done(run2, 0, "upload", {"note": "an upload that stored bad bytes again"})

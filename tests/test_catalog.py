@@ -11,7 +11,8 @@ from froster_slurm import catalog
 
 
 def record(folder: bytes, dest: str = "s3test:b/x", **kw) -> dict:
-    return {"source": os.fsdecode(folder), "destination": dest,
+    return {"format": "froster-slurm-archive", "source": os.fsdecode(folder),
+            "destination": dest,
             "archived_at": "2026-11-26T10:00:00Z",
             "user": "alice", "host": "n1", "storage_class": "DEEP_ARCHIVE", "bytes": 10,
             "files": 2, **kw}
@@ -67,8 +68,8 @@ def test_rebuild_from_records_in_folders(tmp_path: Path) -> None:
             json.dump(record(d), f)
     db = tmp_path / "cat.duckdb"
     catalog.add_records(db, [record(b"/stale")])
-    n = catalog.rebuild(db, [os.fsencode(tmp_path / "tree")], b"rec.json")
-    assert n == 2
+    done = catalog.rebuild(db, [os.fsencode(tmp_path / "tree")], b"rec.json")
+    assert (done.added, done.skipped) == (2, [])
     assert sorted(os.path.basename(e.folder) for e in catalog.entries(db)) == [b"p1", b"p\xe92"]
 
 

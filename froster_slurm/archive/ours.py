@@ -18,6 +18,7 @@ MANIFEST_NAME = b"Froster.manifest.md5"
 INDEX_NAME = b"index.html"
 INDEX_ALT_NAME = b"Froster.index.html"
 BUNDLES_DIR = b"Froster.bundles"
+VERSIONS_DIR = b"Froster.versions"  # later versions of an archive, beside the first
 TMP_PREFIX = b".Froster-"
 TMP_SUFFIX = b".tmp"
 RECORD_FORMAT = "froster-slurm-archive"
@@ -25,7 +26,8 @@ GENERATOR_META = b'<meta name="generator" content="froster-slurm">'
 
 # Top-level names our objects use at the destination: a user's entry with one of these names
 # travels inside a bundle so it can never collide with them.
-RESERVED_TOP = frozenset({RECORD_NAME, MANIFEST_NAME, INDEX_ALT_NAME, BUNDLES_DIR})
+RESERVED_TOP = frozenset({RECORD_NAME, MANIFEST_NAME, INDEX_ALT_NAME, BUNDLES_DIR,
+                          VERSIONS_DIR})
 
 
 def _read_head(path: bytes, limit: int = 1 << 16) -> bytes | None:

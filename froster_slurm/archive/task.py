@@ -18,13 +18,15 @@ delays and exit codes is ``froster_slurm.task``'s job.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +43,7 @@ from ..taskstate import (
     write_task_state,
 )
 from ..units import format_size
-from . import names, ours
+from . import names, ours, versions
 from .bundle import BUNDLE_DIR_REMOTE, BundleResult, Plan, build_all, make_plan
 from .hashing import HashStore, md5_file, run_bounded
 from .inventory import FILE, Inventory, SourceChanged, require_unchanged, take_inventory
@@ -96,8 +98,10 @@ class ArchiveTask:
         self.state = state
         self.tdir = task_dir(settings.run_dir, index)
         self.work = self.tdir / "work"
-        self.dest = names.destination(settings.remote, settings.prefix, self.folder)
-        self.dest_shown = names.redact(self.dest)
+        # Version 1 of the folder's archive lives here, later versions below it (versions.py);
+        # which one this task writes is decided by the inventory step and kept in version.json.
+        self.base_dest = names.destination(settings.remote, settings.prefix, self.folder)
+        self._choice: versions.Choice | None = None
         # One bundle folder per archive (run + task): a later re-archive of the same folder
         # never mixes its bundles with older ones, so "unpack every bundle" stays exact.
         run_tag = re.sub(r"[^A-Za-z0-9._-]", "_", settings.run_id)
@@ -109,6 +113,21 @@ class ArchiveTask:
         self._progress_bytes = 0
         self.inv: Inventory | None = None
         self.plan: Plan | None = None
+
+    @property
+    def choice(self) -> versions.Choice:
+        if self._choice is None:
+            self._choice = versions.Choice.from_json(
+                json.loads((self.work / "version.json").read_bytes()))
+        return self._choice
+
+    @property
+    def dest(self) -> str:
+        return self.choice.destination
+
+    @property
+    def dest_shown(self) -> str:
+        return names.redact(self.dest)
 
     # --- state and status ------------------------------------------------------------------
 
@@ -138,7 +157,15 @@ class ArchiveTask:
     # --- the runner ---------------------------------------------------------------------------
 
     def run(self) -> None:
-        """Run the steps that have no marker; start over if the folder changed under us."""
+        """Run the steps that have no marker; start over if the folder changed under us.
+
+        The whole run holds the folder's lock (``folder_lock``): a second archive of the same
+        folder, or a purge or restore of it, cannot run at the same time.
+        """
+        with folder_lock(self.folder):
+            self._run_with_restarts()
+
+    def _run_with_restarts(self) -> None:
         for restart in range(MAX_SOURCE_RESTARTS + 1):
             try:
                 self._run_steps()
@@ -157,7 +184,8 @@ class ArchiveTask:
         self.state["steps_done"] = []
         for name in ("bundles", "trace"):
             discard_tree(self.work / name)
-        for name in ("inventory.json", "plan.json", "bundles.json", "hashes.json"):
+        for name in ("inventory.json", "plan.json", "bundles.json", "hashes.json",
+                     "prior.json", "unchanged.json"):
             (self.work / name).unlink(missing_ok=True)
         self.inv = self.plan = None
         self.save()
@@ -219,6 +247,11 @@ class ArchiveTask:
 
     def step_inventory(self) -> dict[str, Any]:
         inv = take_inventory(self.folder, self.s.recursive)
+        prior = versions.read_prior(self.folder)
+        if prior is not None:
+            versions.refuse_lesser(self.folder, prior, inv)
+            _write_atomic(self.work / "prior.json", json.dumps(prior).encode())
+        self._choose_version(prior)
         plan = make_plan(inv, self.s.bundle_threshold, self.s.bundle_size)
         inv.save(self.work / "inventory.json")
         _write_atomic(self.work / "plan.json", json.dumps(plan.to_json()).encode())
@@ -228,8 +261,59 @@ class ArchiveTask:
                    "objects": len(plan.objects), "bundles": len(plan.bundles),
                    "skipped": len(inv.skipped)}
         self.save(files=len(files), bytes_total=inv.total_bytes, bytes_done=0,
-                  objects=len(plan.objects) + len(plan.bundles), destination=self.dest_shown)
+                  objects=len(plan.objects) + len(plan.bundles), destination=self.dest_shown,
+                  version=self.choice.version)
+        summary["version"] = self.choice.version
         return summary
+
+    def _choose_version(self, prior: dict[str, Any] | None) -> None:
+        """Pick (once per task) the version to write: after the folder's latest, skipping any
+        slot whose destination already holds a record on the remote."""
+        path = self.work / "version.json"
+        if path.exists():
+            return
+        choice = versions.first_choice(self.base_dest, prior)
+        for _ in range(1000):
+            probe = check_remote(self.rclone, {ours.RECORD_NAME.decode(): "0" * 32},
+                                 choice.destination, self.work, "version-probe")
+            if probe.missing:
+                break
+            log(f"{names.redact(choice.destination)} already holds an archive record: "
+                "not overwriting it, trying the next version")
+            choice = versions.next_slot(self.base_dest, choice)
+        _write_atomic(path, json.dumps(choice.to_json()).encode())
+        self._choice = choice
+
+    def prior(self) -> dict[str, Any] | None:
+        path = self.work / "prior.json"
+        return json.loads(path.read_bytes()) if path.exists() else None
+
+    def unchanged(self) -> dict[str, Any] | None:
+        path = self.work / "unchanged.json"
+        return json.loads(path.read_bytes()) if path.exists() else None
+
+    def _check_unchanged(self) -> dict[str, Any] | None:
+        """The folder's latest version when the folder still holds exactly what it archived
+        and its objects still verify at the same destination: nothing new to upload."""
+        prior = self.prior()
+        if prior is None:
+            return None
+        vp = versions.version_of(prior)
+        dest = versions.destination_for(self.base_dest, vp)
+        if names.redact(dest) != prior.get("destination"):
+            return None  # archived to another remote or prefix then: this is a new copy
+        if versions.content_key(self.inventory(), self.all_md5s()) != \
+                versions.record_key(prior):
+            return None
+        report = check_remote(self.rclone, versions.data_objects(prior), dest, self.work,
+                              "unchanged-check")
+        if not report.ok:
+            log(f"version {vp} no longer verifies on the remote ({report.summary()}): "
+                f"writing version {self.choice.version}")
+            return None
+        out = {"version": vp, "destination": names.redact(dest)}
+        _write_atomic(self.work / "unchanged.json", json.dumps(out).encode())
+        return out
 
     def _bytes_of(self, idxs: list[int]) -> int:
         inv = self.inventory()
@@ -304,6 +388,13 @@ class ArchiveTask:
     def step_upload(self) -> dict[str, Any]:
         inv = self.inventory()
         require_unchanged(inv, "before the upload")
+        same = self._check_unchanged()
+        if same is not None:
+            log(f"unchanged since version {same['version']} at {same['destination']}, whose "
+                "objects verify: nothing uploaded, no new version")
+            self.save(destination=same["destination"], version=same["version"],
+                      unchanged_since=same["version"])
+            return {"sent": 0, "unchanged_since": same["version"]}
         expected = self.expected_objects()
         sizes = self._object_sizes()
         present = check_remote(self.rclone, expected, self.dest, self.work, "precheck").matched
@@ -358,6 +449,8 @@ class ArchiveTask:
         return out
 
     def step_verify(self) -> dict[str, Any]:
+        if self.unchanged() is not None:
+            return {"verified": 0, "unchanged_since": self.unchanged()["version"]}
         expected = self.expected_objects()
         self.status(f"{self.step_text('verify')} {len(expected)} objects")
         report = check_remote(self.rclone, expected, self.dest, self.work, "verify")
@@ -379,8 +472,18 @@ class ArchiveTask:
     def step_record(self) -> dict[str, Any]:
         inv, plan = self.inventory(), self.the_plan()
         require_unchanged(inv, "before the trace was written")
+        same = self.unchanged()
+        if same is not None:  # the folder's record already describes this archive
+            fd = os.open(os.path.join(self.folder, ours.RECORD_NAME),
+                         os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            with os.fdopen(fd, "rb") as f:
+                raw = f.read()
+            _write_atomic(self.tdir / "record.json", raw)
+            self.save(record_path=os.fsdecode(os.path.join(self.folder, ours.RECORD_NAME)))
+            return {"unchanged_since": same["version"]}
         index_name = ours.index_name_for(self.folder)
         meta = {"run_id": self.s.run_id, "index": self.index, "destination": self.dest_shown,
+                "version": self.choice.version, "previous": self.choice.previous,
                 "storage_class": self.s.storage_class, "archived_at": now_iso(),
                 "user": self.s.user or _whoami(), "host": self.s.host or os.uname().nodename}
         prior = read_marker(self.s.run_dir, self.index, "record-meta")
@@ -440,6 +543,32 @@ class ArchiveTask:
                                  "froster-slurm; not overwriting it (rename it and retry)")
         for name in (ours.RECORD_NAME, ours.MANIFEST_NAME, index_name):
             _place(folder, name, files[name])
+
+
+@contextmanager
+def folder_lock(folder: bytes) -> Iterator[None]:
+    """An exclusive ``flock`` on the folder itself for as long as the task runs.
+
+    purge and restore take the same lock, so one folder is never archived twice at once nor
+    purged or restored while it is archived.  Busy means another run holds it: a transient
+    failure, so the task is retried later (with the usual back-off) and then finds the
+    folder archived and unchanged, uploading nothing.  A folder that cannot be opened is left
+    to the inventory to report.
+    """
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as e:
+            raise TransientError(f"{display(folder)} is being archived, purged or restored by "
+                                 "another job right now; retrying later") from e
+        yield
+    finally:
+        os.close(fd)
 
 
 def _place(folder: bytes, name: bytes, data: bytes) -> None:

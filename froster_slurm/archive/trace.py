@@ -11,11 +11,14 @@ Written only after every object is verified, so its presence means the archive i
 
 ``Froster.archive.json``  (the record; ``"format": "froster-slurm-archive"``, version 1)
     Top level: ``format``, ``format_version``, ``froster_slurm_version``, ``state``
-    ("archived"), ``run_id``, ``task_index``, ``source``, ``destination``, ``storage_class``,
-    ``trace_storage_class``, ``archived_at``, ``user``, ``host``, ``recursive``, ``files``,
-    ``bytes``, ``symlinks``, ``dirs``, ``objects``, ``manifest`` {name, md5, lines},
-    ``index_html`` (the page's name), ``bundle_dir``, ``bundles``, ``root``, ``entries``,
-    ``skipped``, ``excluded``.
+    ("archived"), ``version`` (1, 2, ... : this archive's version of the folder), ``previous``
+    (one link per earlier version, oldest first: version, destination, archived_at, run_id,
+    task_index, user, host, storage_class, files, bytes, state, manifest_md5; see
+    ``archive/versions.py``), ``run_id``, ``task_index``, ``source``, ``destination``,
+    ``storage_class``, ``trace_storage_class``, ``archived_at``, ``user``, ``host``,
+    ``recursive``, ``files``, ``bytes``, ``symlinks``, ``dirs``, ``objects``, ``manifest``
+    {name, md5, lines}, ``index_html`` (the page's name), ``bundle_dir``, ``bundles``,
+    ``root``, ``entries``, ``skipped``, ``excluded``.
 
     Names (``source``, ``path``, ``target``, ...) are ``os.fsdecode`` text: valid UTF-8 reads
     as itself; a byte that is not UTF-8 appears as a lone surrogate ``\\udcXX`` (XX = the
@@ -43,6 +46,9 @@ Written only after every object is verified, so its presence means the archive i
 
 ``index.html`` (``Froster.index.html`` when the folder already has someone else's index.html)
     A self-contained page: when, by whom, from where, to where, what is in it, how to restore.
+
+Version 1 of a folder's archive lives at ``REMOTE/<prefix>/<folder>``; version N >= 2 at
+``<that>/Froster.versions/N`` with the same layout; earlier versions are never overwritten.
 
 The three files are also uploaded beside the data (same names, relative to ``destination``)
 in the STANDARD storage class, so they can be read without a Glacier restore.
@@ -121,6 +127,7 @@ def build_record(inv: Inventory, plan: Plan, bundles: list[BundleResult],
     return {
         "format": RECORD_FORMAT, "format_version": FORMAT_VERSION,
         "froster_slurm_version": __version__, "state": "archived",
+        "version": int(meta.get("version") or 1), "previous": list(meta.get("previous") or []),
         "run_id": meta["run_id"], "task_index": meta["index"],
         "source": os.fsdecode(inv.root), "destination": meta["destination"],
         "storage_class": meta["storage_class"], "trace_storage_class": TRACE_STORAGE_CLASS,
@@ -147,7 +154,7 @@ def record_bytes(record: dict[str, Any]) -> bytes:
     """ASCII JSON, readable: one line per top-level key and per entry."""
     parts = []
     for key, value in record.items():
-        if key in ("entries", "bundles", "skipped") and value:
+        if key in ("entries", "bundles", "skipped", "previous") and value:
             inner = ",\n  ".join(json.dumps(v, ensure_ascii=True, separators=(",", ":"))
                                  for v in value)
             parts.append(f' {json.dumps(key)}: [\n  {inner}\n ]')
@@ -169,7 +176,8 @@ def restore_commands(folder: bytes, destination: str, storage_class: str,
                       [f"rclone backend restore {q(dest)} -o priority=Bulk -o lifetime=7"]))
     steps += [
         ("Copy the files stored as their own objects (mtimes come back too):",
-         [f"rclone copy --checksum --exclude '/{BUNDLE_DIR_REMOTE}/**' {q(dest)} {q(folder)}"]),
+         [f"rclone copy --checksum --exclude '/{BUNDLE_DIR_REMOTE}/**' "
+          f"--exclude '/{ours.VERSIONS_DIR.decode()}/**' {q(dest)} {q(folder)}"]),
         ("Unpack the bundles (small files, symlinks, empty folders, odd names):",
          [f"rclone copy --checksum {q(bundles)} {shlex.quote(tmp)}",
           f"for t in {shlex.quote(tmp)}/bundle-*.tar; do tar -xpf \"$t\" -C {q(folder)}; done"]),

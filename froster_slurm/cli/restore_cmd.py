@@ -35,11 +35,15 @@ def restore(
                                               "thaw first).")] = None,
     backend: Annotated[str | None, typer.Option("--backend", help="auto, slurm or local.")
                        ] = None,
+    version: Annotated[int | None, typer.Option("--version", help="Which version of the "
+                                                "folder's archive (default: the latest).")
+                       ] = None,
 ) -> None:
     """Bring an archived folder back (thaw, download, verify, unpack) in one guarded job."""
     cfg = get_config()
     started = start_restore(os.fsencode(folder), cfg, to=os.fsencode(to) if to else None,
-                            tier=tier, days=days, force=force, backend=backend)
+                            tier=tier, days=days, force=force, backend=backend,
+                            version=version)
     for line in started.messages:
         out(line)
     if started.already_queued or started.job_id is None:

@@ -128,7 +128,11 @@ def catalog(
     if ctx.invoked_subcommand:
         return
     cfg = get_config()
-    rows = cat.entries(catalog_path(cfg), os.fsencode(os.path.abspath(path)) if path else None)
+    problems: list[str] = []
+    rows = cat.entries(catalog_path(cfg), os.fsencode(os.path.abspath(path)) if path else None,
+                       problems)
+    for line in problems:
+        info(line)
     if as_json:
         out(json.dumps([e.to_json_obj() for e in rows], ensure_ascii=True, indent=1))
         return
@@ -137,9 +141,9 @@ def catalog(
              + (f" under {path}" if path else ""))
         return
     for e in rows:
-        out(f"{e.archived_at}  {e.archived_by:<10} {format_size(e.bytes):>10} {e.files:>8} files"
+        out(f"{e.archived_at}  {e.owner:<10} {format_size(e.bytes):>10} {e.files:>8} files"
             f"  {e.storage_class:<12} {display(e.folder)}\n"
-            f"    -> {display(os.fsencode(e.destination))}")
+            f"    -> v{e.version} {e.state}: {display(os.fsencode(e.destination))}")
 
 
 @catalog_app.command("rebuild")
@@ -149,5 +153,8 @@ def rebuild(paths: Annotated[list[Path], typer.Argument(help="Trees to search fo
     from ..archive.ours import RECORD_NAME
 
     cfg = get_config()
-    n = cat.rebuild(catalog_path(cfg), [os.fsencode(p) for p in paths], RECORD_NAME)
-    out(f"catalog rebuilt: {n} archived folders ({catalog_path(cfg)})")
+    done = cat.rebuild(catalog_path(cfg), [os.fsencode(p) for p in paths], RECORD_NAME)
+    for where, why in done.skipped:
+        info(f"skipped {display(where)}: {why}")
+    out(f"catalog rebuilt: {done.added} archived folders ({catalog_path(cfg)})"
+        + (f"; {len(done.skipped)} records skipped (see above)" if done.skipped else ""))

@@ -211,6 +211,13 @@ class RestoreJob:
                 current = read_local(self.folder) or self.arch
             except FrosterError:  # a damaged trace in the folder: the run's copy is the truth
                 current = self.arch
+            if current.version != self.arch.version:
+                # An earlier version was put back in place: the folder's record (the latest
+                # version) notes it; that version's own record stays as it is.
+                current.record.setdefault("copies", []).append(
+                    {**info, "to": self.opts["target"], "version": self.arch.version})
+                tracefiles.write_trace(root_fd, current, tdir)
+                return f"version {self.arch.version} restored in place; noted in the record"
             current.record["state"] = "restored"
             current.record["restored"] = info
             if "purge" in current.record:  # history; a later purge starts from scratch
@@ -223,7 +230,8 @@ class RestoreJob:
             current = None
         if current is None:
             return "copy restored; the original folder has no record to update"
-        current.record.setdefault("copies", []).append({**info, "to": self.opts["target"]})
+        current.record.setdefault("copies", []).append({**info, "to": self.opts["target"],
+                                                        "version": self.arch.version})
         try:
             fd = open_root(self.folder)
             try:

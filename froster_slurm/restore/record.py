@@ -17,6 +17,7 @@ from typing import Any
 from ..archive import ours
 from ..archive.bundle import BUNDLE_DIR_REMOTE
 from ..archive.names import md5sum_unescape
+from ..archive.versions import version_of
 from ..errors import DataError, NotFoundError
 from ..paths import display
 from .safefs import check_rel, open_root, read_small_at
@@ -83,6 +84,18 @@ class Archive:
     @property
     def recursive(self) -> bool:
         return bool(self.record.get("recursive"))
+
+    @property
+    def version(self) -> int:
+        """Which version of the folder's archive this is (``archive.versions``)."""
+        return version_of(self.record)
+
+    def linked(self, version: int) -> dict[str, Any] | None:
+        """The record's link to an earlier ``version`` (its destination and summary)."""
+        for link in self.record.get("previous") or []:
+            if isinstance(link, dict) and version_of(link) == version:
+                return link
+        return None
 
     @property
     def state(self) -> str:

@@ -29,10 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from .. import catalog
-from ..archive import ours
+from ..archive import ours, versions
 from ..backend import Backend, SlurmBackend
 from ..config import Config, save_snapshot
-from ..errors import FrosterError, NotFoundError, UserError
+from ..errors import DataError, FrosterError, NotFoundError, UserError
 from ..paths import discard_tree, display
 from ..pipeline import make_backend
 from ..runs import Run, archive_settings, catalog_path, create_run, list_runs
@@ -66,25 +66,58 @@ def normalize(path: str | bytes) -> bytes:
     return os.path.normpath(os.path.abspath(os.fsencode(path)))
 
 
-def find_archive(folder: bytes, config: Config, work: Path) -> Archive:
-    """The folder's archive from its record, else via the catalog and the remote copy."""
+def find_archive(folder: bytes, config: Config, work: Path,
+                 version: int | None = None) -> Archive:
+    """The folder's archive: by default its latest version (the record in the folder, else
+    the catalog's newest row); ``version`` picks an earlier one, whose record and manifest
+    are read from beside its data (every version's stay there, STANDARD class)."""
     try:
         arch = read_local(folder)
     except NotFoundError:
         arch = None  # the folder itself is gone: the catalog may know it
     if arch is not None:
-        return arch
-    entry = catalog.lookup(catalog_path(config), folder)
-    if entry is None:
-        raise NotFoundError(f"{display(folder)} has no archive record and the catalog "
-                            f"({catalog_path(config)}) does not know it; nothing to restore")
+        if version is None or version == arch.version:
+            return arch
+        link = arch.linked(version)
+        if link is None:
+            known = [versions.version_of(x) for x in versions.history(arch.record)]
+            raise NotFoundError(f"{display(folder)} has no archive version {version} (its "
+                                f"record knows versions {', '.join(map(str, known))})")
+        destination = str(link.get("destination") or "")
+    else:
+        entry = catalog.lookup(catalog_path(config), folder, version)
+        if entry is None:
+            known = catalog.versions_of(catalog_path(config), folder)
+            if version is not None and known:
+                raise NotFoundError(f"{display(folder)}: the catalog knows versions "
+                                    f"{', '.join(map(str, known))}, not {version}")
+            raise NotFoundError(f"{display(folder)} has no archive record and the catalog "
+                                f"({catalog_path(config)}) does not know it; nothing to "
+                                "restore")
+        destination = entry.destination
+    return _fetch_record(folder, destination, config, work, version)
+
+
+def _fetch_record(folder: bytes, destination: str, config: Config, work: Path,
+                  version: int | None) -> Archive:
+    """Record + manifest from beside the data at ``destination``, checked to be ``folder``'s
+    (and the asked-for version): a row or link that points elsewhere is refused."""
     work.mkdir(parents=True, exist_ok=True)
     rclone = rclone_from_config(config, work / "logs")
     into = work / TRACE_DIR
+    discard_tree(into)
     into.mkdir(parents=True, exist_ok=True)
     names = [ours.RECORD_NAME.decode(), ours.MANIFEST_NAME.decode()]
-    fetch_small(rclone, entry.destination, names, into, work)
-    return parse(folder, (into / names[0]).read_bytes(), (into / names[1]).read_bytes())
+    fetch_small(rclone, destination, names, into, work)
+    arch = parse(folder, (into / names[0]).read_bytes(), (into / names[1]).read_bytes())
+    source = os.path.normpath(os.fsencode(str(arch.record.get("source") or "")))
+    if source != folder:
+        raise DataError(f"the archive record at {display(os.fsencode(destination))} is of "
+                        f"{display(source)}, not of {display(folder)}; refusing to use it")
+    if version is not None and arch.version != version:
+        raise DataError(f"the archive record at {display(os.fsencode(destination))} is "
+                        f"version {arch.version}, not {version}; refusing to use it")
+    return arch
 
 
 def quick_conflicts(arch: Archive, target: bytes) -> list[str]:
@@ -162,16 +195,19 @@ def _target_lock(config: Config, target: bytes) -> Iterator[None]:
 
 def start_restore(folder: str | bytes, config: Config, *, to: str | bytes | None = None,
                   tier: str | None = None, days: int | None = None, force: bool = False,
-                  backend: str | None = None) -> Started:
-    """Steps 1-5 of the module docstring; returns what happened."""
+                  backend: str | None = None, version: int | None = None) -> Started:
+    """Steps 1-5 of the module docstring; returns what happened.  ``version``: which
+    version of the folder's archive (default: the latest)."""
     folder = normalize(folder)
     target = normalize(to) if to else folder
+    if version is not None and version < 1:
+        raise UserError("--version counts from 1")
     with _target_lock(config, target):
-        return _start(folder, target, config, tier, days, force, backend)
+        return _start(folder, target, config, tier, days, force, backend, version)
 
 
 def _start(folder: bytes, target: bytes, config: Config, tier: str | None, days: int | None,
-           force: bool, backend: str | None) -> Started:
+           force: bool, backend: str | None, version: int | None = None) -> Started:
     tier = check_tier(tier or config.get("restore.tier"))
     days = int(days or config.get("restore.days"))
     if days < 1:
@@ -203,9 +239,13 @@ def _start(folder: bytes, target: bytes, config: Config, tier: str | None, days:
         run, state = prior
         arch = parse(folder, (run.run_dir / TRACE_DIR / ours.RECORD_NAME.decode()).read_bytes(),
                      (run.run_dir / TRACE_DIR / ours.MANIFEST_NAME.decode()).read_bytes())
+        if version is not None and arch.version != version:
+            raise UserError(f"an unfinished restore of version {arch.version} of "
+                            f"{display(folder)} into {display(target)} is in run "
+                            f"{run.run_dir}; finish it first or choose another --to")
         out.resumed = True
     else:
-        arch = find_archive(folder, config, work)
+        arch = find_archive(folder, config, work, version)
     if not prior and already_present(arch, target):
         out.messages.append(f"{display(target)}: every archived file is already there (same "
                             "sizes and mtimes) and every symlink too; nothing to restore. "

@@ -1,0 +1,174 @@
+"""Archive versions: a folder archived again never overwrites its earlier archive.
+
+Why: the trace in a folder (record + manifest) is the only thing that says where its data went.
+Archiving the folder again used to upload into the same destination and replace record,
+manifest, their remote copies and the catalog row; after a purge that replacement was an
+*empty* archive and the data in the remote was orphaned.  So:
+
+* version 1 lives at the folder's destination (``REMOTE/<prefix>/<folder>``, as before);
+  version N >= 2 at ``<destination>/Froster.versions/N`` (the name is reserved at the top of
+  a folder: a user's entry called ``Froster.versions`` travels inside a bundle);
+* the new record carries ``version`` and ``previous``: one link per earlier version (version,
+  destination, when, by whom, files, bytes, manifest md5, state), oldest first, so the folder's
+  record alone leads to every version; the earlier versions' records and manifests stay beside
+  their data in the remote and their rows stay in the catalog;
+* a version number whose destination already holds a record on the remote (a folder whose
+  trace was deleted by hand) is skipped, so even then nothing is overwritten;
+* a new version that would be *lesser* is refused (``PermanentError`` naming what exists and
+  how to proceed): when the earlier version was purged and files it holds are not back in the
+  folder, or when the folder holds no file at all while the earlier version has some;
+* a folder that is unchanged since its latest version (same files, md5s, sizes, modes,
+  mtimes, symlinks and folders) whose objects still verify on the remote gets no new version:
+  the task ends done, pointing at the existing one, and uploads nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import PermanentError
+from ..paths import display
+from . import names, ours
+from .inventory import DIR, FILE, LINK, Inventory
+
+VERSIONS_DIR = ours.VERSIONS_DIR.decode()
+LINK_FIELDS = ("version", "destination", "archived_at", "run_id", "task_index", "user", "host",
+               "storage_class", "files", "bytes", "state")
+
+
+def version_of(record: dict[str, Any]) -> int:
+    """A record's version number (records written before versions existed are version 1)."""
+    try:
+        return max(1, int(record.get("version") or 1))
+    except (TypeError, ValueError):
+        return 1
+
+
+def destination_for(base: str, version: int) -> str:
+    """Where version ``version`` of a folder lives, given the folder's base destination."""
+    if version <= 1:
+        return base
+    return names.join_remote(base, f"{VERSIONS_DIR}/{version}")
+
+
+def link_of(record: dict[str, Any]) -> dict[str, Any]:
+    """The summary of one version that later records carry in ``previous``."""
+    out = {k: record.get(k) for k in LINK_FIELDS}
+    out["version"] = version_of(record)
+    out["manifest_md5"] = (record.get("manifest") or {}).get("md5")
+    return out
+
+
+def history(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """Links to every version before ``record`` and ``record`` itself, oldest first."""
+    prev = [p for p in record.get("previous") or [] if isinstance(p, dict)]
+    return [*prev, link_of(record)]
+
+
+def read_prior(folder: bytes) -> dict[str, Any] | None:
+    """The record of the folder's latest archive, if the folder holds one of ours for itself.
+
+    A record copied in from another folder (its ``source`` differs) is not this folder's
+    archive: None, and the archive stage refuses to overwrite it later anyway.
+    """
+    path = os.path.join(folder, ours.RECORD_NAME)
+    if not ours.is_our_record(path):
+        return None
+    try:
+        with open(path, "rb") as f:
+            record = json.loads(f.read())
+        source = os.path.normpath(os.fsencode(record["source"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return record if source == os.path.normpath(folder) else None
+
+
+def refuse_lesser(folder: bytes, prior: dict[str, Any], inv: Inventory) -> None:
+    """Raise when the new version would hold less than the earlier one (module docstring)."""
+    old_files = {os.fsencode(e["path"]) for e in prior.get("entries") or []
+                 if e.get("type") == "file"}
+    if not old_files:
+        return
+    now = {e.rel for e in inv.entries if e.kind == FILE}
+    missing = sorted(old_files - now)
+    v = version_of(prior)
+    what = (f"{display(folder)}: version {v} (archived {prior.get('archived_at')} to "
+            f"{display(os.fsencode(str(prior.get('destination'))))})")
+    restore = f"froster-slurm restore {names.shell_quote(folder)}"
+    if prior.get("state") == "purged" and missing:
+        raise PermanentError(
+            f"{what} was purged and {len(missing)} of its {len(old_files)} files are not "
+            f"back (e.g. {display(missing[0])}); archiving now would make a version without "
+            f"them. Its data is safe in the archive: run `{restore}` first, then archive again")
+    if not now:
+        raise PermanentError(
+            f"{what} holds {len(old_files)} files but the folder now holds none; refusing to "
+            f"make an empty version {v + 1}. To get the files back: `{restore}`")
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The version this task writes: its number, destination, and links to earlier ones."""
+
+    version: int
+    destination: str
+    previous: list[dict[str, Any]]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": self.version, "destination": self.destination,
+                "previous": self.previous}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Choice:
+        return cls(int(d["version"]), str(d["destination"]), list(d.get("previous") or []))
+
+
+def first_choice(base: str, prior: dict[str, Any] | None) -> Choice:
+    """The next version after ``prior`` (1 with no prior); the caller skips taken slots."""
+    if prior is None:
+        return Choice(1, base, [])
+    v = version_of(prior) + 1
+    return Choice(v, destination_for(base, v), history(prior))
+
+
+def next_slot(base: str, choice: Choice) -> Choice:
+    v = choice.version + 1
+    return Choice(v, destination_for(base, v), choice.previous)
+
+
+def content_key(inv: Inventory, md5s: dict[int, str]) -> set[tuple[Any, ...]]:
+    """What the folder holds, comparable with ``record_key`` (see the module docstring)."""
+    out: set[tuple[Any, ...]] = set()
+    for i, e in enumerate(inv.entries):
+        if e.kind == FILE:
+            out.add((e.rel, FILE, e.size, md5s.get(i), e.mode, e.mtime_ns))
+        elif e.kind == LINK:
+            out.add((e.rel, LINK, e.target or b""))
+        elif e.kind == DIR:
+            out.add((e.rel, DIR, e.mode))
+    return out
+
+
+def record_key(record: dict[str, Any]) -> set[tuple[Any, ...]]:
+    out: set[tuple[Any, ...]] = set()
+    for e in record.get("entries") or []:
+        rel, kind = os.fsencode(e["path"]), e.get("type")
+        if kind == FILE:
+            out.add((rel, FILE, int(e["size"]), str(e["md5"]).lower(), int(e["mode"]),
+                     int(e["mtime_ns"])))
+        elif kind == LINK:
+            out.add((rel, LINK, os.fsencode(e.get("target") or "")))
+        elif kind == DIR:
+            out.add((rel, DIR, int(e["mode"])))
+    return out
+
+
+def data_objects(record: dict[str, Any]) -> dict[str, str]:
+    """The data objects a record names: key relative to its destination -> md5."""
+    out = {str(e["object"]): str(e["md5"]) for e in record.get("entries") or []
+           if e.get("type") == FILE and e.get("object")}
+    out.update({str(b["name"]): str(b["md5"]) for b in record.get("bundles") or []})
+    return out
