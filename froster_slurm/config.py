@@ -3,96 +3,45 @@
 Layers, lowest first: built-in defaults < site file (``/etc/froster-slurm/config.toml`` or
 ``$FROSTER_SLURM_SITE_CONFIG``) < user file (``$XDG_CONFIG_HOME/froster-slurm/config.toml``) <
 ``FROSTER_SLURM_*`` environment (``FROSTER_SLURM_ARCHIVE__STORAGE_CLASS``: ``__`` is the dot) <
-command-line flags.  Every key is declared in ``DEFAULTS`` with its type, so an unknown key or a
-value of the wrong type is an error that names the valid choices, at load time, not mid-run.
+command-line flags.  Every key is declared in ``config_keys`` with its type and domain.
+
+Layers *merge*: a table (``[cost.per_tb_month]``) merges key by key, so a site that sets one
+price keeps the others; a list extends or replaces as its key declares (``LIST_MERGE``); every
+element remembers the layer it came from (``config show``).
+
+A problem in the *site* file never stops a user's command that does not need it: the bad key
+is dropped with a warning naming the file and line, reading that key fails with the same
+message, and nothing that queues jobs runs while the site file is broken (``save_snapshot``
+refuses).  Problems in the user file, the environment or flags are errors at once: their owner
+is the one running the command.
 """
 
 from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import tomli_w
 
+from .config_keys import (
+    DEFAULTS,
+    LIST_MERGE,
+    SLURM_KEYS,
+    STAGES,
+    default_of,
+    domain_error,
+    list_merge,
+    nearest_key,
+)
+from .config_lines import decode_error_line, key_lines, key_on_line, line_of
 from .errors import ConfigError
 
-STAGES = ("crawl", "rank", "archive", "finalize", "restore", "purge")
-SLURM_KEYS: dict[str, tuple[Any, str]] = {
-    "partition": ("", "partition to submit to (empty: the cluster default)"),
-    "account": ("", "account to charge (empty: your default account)"),
-    "qos": ("", "quality of service (empty: default)"),
-    "time": ("", "time limit, e.g. '2-00:00:00' (empty: partition default)"),
-    "cpus": (0, "CPUs per task (0: stage default)"),
-    "mem": ("", "memory per node, e.g. '4G' (empty: cluster default)"),
-    "extra": ([], "extra sbatch options, e.g. ['--constraint=nfs', '--mail-type=FAIL']"),
-}
-
-# key -> (default, help).  The type of the default is the type a value must have.
-DEFAULTS: dict[str, tuple[Any, str]] = {
-    "state_dir": ("~/.local/state/froster-slurm", "runs, logs and the catalog live here"),
-    "catalog": ("", "catalog database path (empty: <state_dir>/catalog.duckdb); admins may "
-                    "point every user at one shared file"),
-    "templates_dir": ("", "site directory whose templates override the built-in ones by name"),
-    "default_remote": ("~/froster-archive",
-                       "rclone remote (name:path) or local path to archive to"),
-    "remote_prefix": ("froster", "data lands at REMOTE/<remote_prefix>/<absolute source path>"),
-    "backend": ("auto", "auto (slurm when sbatch is on PATH), slurm, or local"),
-    "local_parallel": (2, "array tasks run at once by the local backend"),
-    "python": ("", "Python interpreter jobs run (empty: the one running froster-slurm)"),
-    "crawl.engine": ("auto", "auto (pwalk when on PATH), builtin, or pwalk"),
-    "crawl.workers": (0, "crawler processes (0: one per core)"),
-    "crawl.threads": (1, "stat threads per process; raise on network file systems"),
-    "crawl.one_file_system": (False, "do not cross into other file systems"),
-    "crawl.exclude": ([], "glob patterns of names to skip"),
-    "crawl.no_snapshots": (True, "skip .snapshot/.zfs directories"),
-    "rank.min_size": ("1GiB", "smallest folder worth listing"),
-    "rank.min_avg_size": ("10MiB", "smallest average file size worth listing"),
-    "rank.older_than": ("0d", "only folders whose newest file is older than this"),
-    "rank.by": ("direct", "direct (files in the folder) or total (whole subtree)"),
-    "rank.memory_limit": ("1GB", "memory for the whole rank process (DuckDB gets 70%; "
-                                 "it spills the rest to rank.temp_dir)"),
-    "rank.temp_dir": ("", "DuckDB spill directory (empty: system temp)"),
-    "rank.threads": (0, "DuckDB threads (0: one per core)"),
-    "archive.storage_class": ("DEEP_ARCHIVE", "S3 storage class for the data"),
-    "archive.bundle_threshold": ("1MiB", "files smaller than this go into tar bundles"),
-    "archive.bundle_size": ("4GiB", "target size of one tar bundle"),
-    "archive.hash_workers": (0, "md5 threads (0: one per CPU of the task)"),
-    "archive.throttle": (8, "archive array tasks running at once (%N)"),
-    "archive.max_attempts": (5, "attempts before a transient failure becomes final"),
-    "archive.retry_delay": (60, "seconds before the first retry; doubles each attempt"),
-    "archive.requeue_grace": (300, "seconds before the time limit at which a task requeues"),
-    "archive.recursive": (False, "archive each picked folder's whole subtree (default: only the "
-                                 "files directly inside; subfolders are ranked on their own)"),
-    "archive.rclone": ("rclone", "rclone executable"),
-    "archive.rclone_config": ("", "rclone config file (empty: rclone's default)"),
-    "archive.rclone_flags": ([], "extra rclone flags, e.g. ['--s3-upload-concurrency=8']"),
-    "archive.transfers": (4, "rclone --transfers"),
-    "cost.per_tb_month": ({"DEEP_ARCHIVE": 0.99, "GLACIER": 3.6, "GLACIER_IR": 4.0,
-                           "STANDARD_IA": 12.5, "STANDARD": 23.0},
-                          "USD per TB-month by storage class, for the picker's estimate"),
-    "restore.tier": ("Bulk", "Bulk or Standard"),
-    "restore.days": (7, "days a restored copy stays readable"),
-    "restore.check_interval": (1800, "seconds between checks while a restore is pending"),
-    "restore.price_per_gb": ({"DEEP_ARCHIVE": {"Bulk": 0.0025, "Standard": 0.02},
-                              "GLACIER": {"Bulk": 0.0, "Standard": 0.01}},
-                             "ESTIMATE: USD per GB retrieved, by storage class and tier "
-                             "(AWS us-east-1 list prices; check your own contract)"),
-    "restore.price_per_1000_requests": ({"DEEP_ARCHIVE": {"Bulk": 0.025, "Standard": 0.10},
-                                         "GLACIER": {"Bulk": 0.0, "Standard": 0.05}},
-                                        "ESTIMATE: USD per 1000 restore requests, by storage "
-                                        "class and tier"),
-    "restore.egress_per_gb": (0.09, "ESTIMATE: USD per GB downloaded out of the cloud "
-                                    "(0 inside the provider's network)"),
-    "purge.inline_max": ("10GiB", "folders up to this size are purged right away by the "
-                                  "command; larger ones by a Slurm job"),
-}
-for _key, (_default, _help) in SLURM_KEYS.items():
-    DEFAULTS[f"slurm.{_key}"] = (_default, "all stages: " + _help)
-    for _stage in STAGES:
-        DEFAULTS[f"slurm.{_stage}.{_key}"] = (None, f"{_stage} stage only: " + _help)
+__all__ = ["DEFAULTS", "LIST_MERGE", "SLURM_KEYS", "STAGES", "Config", "Setting",
+           "check_value", "init_config_file", "load_config", "load_snapshot", "parse_scalar",
+           "save_snapshot", "set_value", "site_config_path", "user_config_path"]
 
 SITE_FILE = Path("/etc/froster-slurm/config.toml")
 ENV_PREFIX = "FROSTER_SLURM_"
@@ -111,8 +60,92 @@ def user_config_path(env: dict[str, str] | None = None) -> Path:
 
 @dataclass(frozen=True)
 class Setting:
+    """A key's effective value, the (last) layer that set it, and per element of a table or
+    list the layer it came from (``.DEEP_ARCHIVE`` or ``[0]`` -> source)."""
+
     value: Any
     source: str
+    origins: tuple[tuple[str, str], ...] = field(default=())
+
+
+def _leaves(value: Any, source: str) -> list[tuple[str, str]]:
+    """(label, source) per table leaf (``.A.B``) or list item (``[i]``); [] for a scalar."""
+    if isinstance(value, list):
+        return [(f"[{i}]", source) for i in range(len(value))]
+    if not isinstance(value, dict):
+        return []
+    out: list[tuple[str, str]] = []
+    for k, v in value.items():
+        inner = _leaves(v, source) if isinstance(v, dict) else []
+        out += [(f".{k}{lab}", src) for lab, src in inner] if inner else [(f".{k}", source)]
+    return out
+
+
+def _deep_merge(low: dict[str, Any], high: dict[str, Any]) -> dict[str, Any]:
+    out = dict(low)
+    for k, v in high.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) \
+            else v
+    return out
+
+
+def merge(key: str, old: Setting, value: Any, source: str) -> Setting:
+    """Lay ``value`` from layer ``source`` over ``old`` by the key's merge rule."""
+    if isinstance(value, dict) and isinstance(old.value, dict):
+        origins = dict(old.origins)
+        origins.update(_leaves(value, source))
+        merged = _deep_merge(old.value, value)
+        return Setting(merged, source, tuple((lab, origins[lab]) for lab, _ in
+                                             _leaves(merged, "")))
+    if isinstance(value, list) and isinstance(old.value, list) and list_merge(key) == "extend":
+        n = len(old.value)
+        return Setting(old.value + value, source,
+                       old.origins + tuple((f"[{n + i}]", source) for i in range(len(value))))
+    return Setting(value, source, tuple(_leaves(value, source)))
+
+
+def _unknown(key: str, where: str) -> ConfigError:
+    near = nearest_key(key)
+    if near:
+        return ConfigError(f"unknown config key {key!r} in {where}; did you mean {near!r}? "
+                           "(froster-slurm config keys lists every key)")
+    section = key.rsplit(".", 1)[0] + "." if "." in key else ""
+    same = sorted(k for k in DEFAULTS if k.startswith(section) and k.count(".") == key.count("."))
+    listing = ", ".join(same or sorted(k for k in DEFAULTS if "." not in k))
+    return ConfigError(f"unknown config key {key!r} in {where}; valid keys here: {listing}")
+
+
+def check_value(key: str, value: Any, where: str) -> Any:
+    """Validate one value against its declared type and domain; returns it (ints widened to
+    float where a float is declared)."""
+    if key not in DEFAULTS:
+        raise _unknown(key, where)
+    default = default_of(key)
+    want = type(default)
+    if want is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if want is bool and not isinstance(value, bool) or not isinstance(value, want) \
+            or want is int and isinstance(value, bool):
+        raise ConfigError(f"{where}: {key} must be a {want.__name__}, got {value!r}")
+    if want is list and not all(isinstance(x, str) for x in value):
+        raise ConfigError(f"{where}: {key} must be a list of strings, got {value!r}")
+    problem = domain_error(key, value)
+    if problem:
+        raise ConfigError(f"{where}: {key}: {problem}")
+    return value
+
+
+def parse_scalar(key: str, text: str) -> Any:
+    """Turn a string from the environment or `config set` into the key's type."""
+    if key not in DEFAULTS:
+        raise _unknown(key, "the command line")
+    if isinstance(default_of(key), str):
+        return text
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{key}: cannot read {text!r} as a "
+                          f"{type(default_of(key)).__name__}") from e
 
 
 def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -126,64 +159,95 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _unknown(key: str, where: str) -> ConfigError:
-    section = key.rsplit(".", 1)[0] + "." if "." in key else ""
-    near = sorted(k for k in DEFAULTS if k.startswith(section) and k.count(".") == key.count("."))
-    listing = ", ".join(near or sorted(k for k in DEFAULTS if "." not in k))
-    return ConfigError(f"unknown config key {key!r} in {where}; valid keys here: {listing}")
+@dataclass
+class _Layer:
+    """One file's keys, and what was wrong with it (site files only collect, never raise)."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    broken: dict[str, str] = field(default_factory=dict)
+    untrusted: str | None = None
 
 
-def check_value(key: str, value: Any, where: str) -> Any:
-    """Validate one value against its declared type; returns it (ints widened to float)."""
-    if key not in DEFAULTS:
-        raise _unknown(key, where)
-    default = DEFAULTS[key][0]
-    if default is None:  # per-stage slurm override: typed like the [slurm] key
-        default = DEFAULTS["slurm." + key.rsplit(".", 1)[1]][0]
-    want = type(default)
-    if want is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if want is bool and not isinstance(value, bool) or not isinstance(value, want):
-        raise ConfigError(f"{where}: {key} must be a {want.__name__}, got {value!r}")
-    if want is list and not all(isinstance(x, str) for x in value):
-        raise ConfigError(f"{where}: {key} must be a list of strings, got {value!r}")
-    return value
+def _read_layer(path: Path, strict: bool) -> _Layer:
+    """Read and check one config file; ``strict`` raises the first problem instead."""
+    layer = _Layer()
 
+    def problem(message: str, *keys: str | None, untrusted: bool = False, then: str = ""
+                ) -> None:
+        if strict:
+            raise ConfigError(message)
+        message += then
+        layer.problems.append(message)
+        for k in keys:
+            if k and k in DEFAULTS:
+                layer.broken[k] = message
+        if untrusted:
+            layer.untrusted = message
 
-def parse_scalar(key: str, text: str) -> Any:
-    """Turn a string from the environment or `config set` into the key's type."""
-    if key not in DEFAULTS:
-        raise _unknown(key, "the command line")
-    default = DEFAULTS[key][0]
-    if default is None:
-        default = DEFAULTS["slurm." + key.rsplit(".", 1)[1]][0]
-    if isinstance(default, str):
-        return text
     try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{key}: cannot read {text!r} as a {type(default).__name__}") from e
-
-
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
+        text = path.read_text()
     except FileNotFoundError:
-        return {}
+        return layer
+    except (PermissionError, IsADirectoryError, UnicodeDecodeError) as e:
+        problem(f"{path}: cannot read: {getattr(e, 'strerror', None) or e}", untrusted=True)
+        return layer
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: not valid TOML: {e}") from e
-    except PermissionError as e:
-        raise ConfigError(f"{path}: cannot read: {e.strerror}") from e
+        number = decode_error_line(str(e))
+        key = key_on_line(text, number) if number else None
+        where = f"{path} line {number}" if number else str(path)
+        rest = _without_line(text, number) if key else None
+        if rest is None:  # a broken header or worse: nothing in the file can be trusted
+            problem(f"{where}: not valid TOML ({e})", untrusted=True,
+                    then="; the whole file is ignored")
+            return layer
+        problem(f"{where}: not valid TOML ({e})", key,
+                None if key in DEFAULTS else nearest_key(key or ""), then="; this line is ignored")
+        data = rest
+    lines = key_lines(text)
+    for key, value in _flatten(data).items():
+        n = line_of(lines, key)
+        where = f"{path} line {n}" if n else str(path)
+        if key not in DEFAULTS:
+            near = nearest_key(key)
+            problem(str(_unknown(key, where)), near, untrusted=near is None)
+            continue
+        try:
+            layer.values[key] = check_value(key, value, where)
+        except ConfigError as e:
+            problem(str(e), key)
+    return layer
+
+
+def _without_line(text: str, number: int | None) -> dict[str, Any] | None:
+    """The file parsed without its one broken line, or None when that does not parse either."""
+    if number is None:
+        return None
+    lines = text.splitlines()
+    lines[number - 1] = ""
+    try:
+        return tomllib.loads("\n".join(lines))
+    except tomllib.TOMLDecodeError:
+        return None
 
 
 class Config:
-    """The effective configuration: each key's value and the layer it came from."""
+    """The effective configuration: each key's value and the layer(s) it came from, plus the
+    site file's problems (warnings) and the keys they make unusable."""
 
-    def __init__(self, settings: dict[str, Setting]):
+    def __init__(self, settings: dict[str, Setting], *, problems: list[str] | None = None,
+                 broken: dict[str, str] | None = None, untrusted: str | None = None):
         self._settings = settings
+        self.problems = list(problems or [])
+        self.broken = dict(broken or {})
+        self.untrusted = untrusted
 
     def get(self, key: str) -> Any:
+        if key in self.broken:
+            raise ConfigError(self.broken[key] + " (fix the file, or set the key in your own "
+                              "config to go on)")
         if key not in self._settings:
             raise _unknown(key, "the program")
         return self._settings[key].value
@@ -193,88 +257,123 @@ class Config:
 
     def items(self) -> list[tuple[str, Any, str]]:
         return [(k, s.value, s.source) for k, s in sorted(self._settings.items())
-                if s.value is not None]
+                if s.value is not None and k not in self.broken]
+
+    def elements(self) -> list[tuple[str, Any, str]]:
+        """One row per scalar, per table leaf and per list item, each with its layer."""
+        rows: list[tuple[str, Any, str]] = []
+        for key, s in sorted(self._settings.items()):
+            if s.value is None or key in self.broken:
+                continue
+            if s.origins:
+                for label, src in s.origins:
+                    rows.append((key + label, _pick(s.value, label), src))
+            else:
+                rows.append((key, s.value, s.source))
+        return rows
 
     def path(self, key: str) -> Path:
         """A path-valued key with ``~`` expanded."""
         return Path(os.path.expanduser(self.get(key)))
 
     def slurm_options(self, stage: str) -> dict[str, Any]:
-        """[slurm] merged with [slurm.<stage>]: the stage's own value wins when set."""
+        """[slurm] merged with [slurm.<stage>]: the stage's own scalar wins when set; a list
+        that extends (extra, prologue, skip) is the [slurm] items then the stage's."""
         out = {}
         for key in SLURM_KEYS:
-            own = self._settings.get(f"slurm.{stage}.{key}")
-            out[key] = own.value if own and own.value is not None else self.get(f"slurm.{key}")
+            common = self.get(f"slurm.{key}")
+            own = self.get(f"slurm.{stage}.{key}")
+            if own is None:
+                out[key] = common
+            elif isinstance(own, list) and list_merge(f"slurm.{stage}.{key}") == "extend":
+                out[key] = common + own
+            else:
+                out[key] = own
         return out
 
+    def check_complete(self) -> None:
+        """Refuse to go on while the site file is broken: jobs freeze the whole config."""
+        if self.untrusted:
+            raise ConfigError(self.untrusted)
+        if self.broken:
+            raise ConfigError(next(iter(self.broken.values())))
+
     def with_overrides(self, overrides: dict[str, Any]) -> Config:
-        """A copy with command-line values on top (None means "flag not given")."""
+        """A copy with command-line values on top (None means "flag not given"); a value given
+        here replaces (a flag is the value for this run)."""
         merged = dict(self._settings)
+        broken = dict(self.broken)
         for key, value in overrides.items():
             if value is not None:
-                merged[key] = Setting(check_value(key, value, "the command line"), "command line")
-        return Config(merged)
+                v = check_value(key, value, "the command line")
+                merged[key] = Setting(v, "command line", tuple(_leaves(v, "command line")))
+                broken.pop(key, None)
+        return Config(merged, problems=self.problems, broken=broken, untrusted=self.untrusted)
+
+
+def _pick(value: Any, label: str) -> Any:
+    """The element of a table or list that ``label`` (``.A.B`` or ``[3]``) names."""
+    if label.startswith("["):
+        return value[int(label[1:-1])]
+    for part in label[1:].split("."):
+        value = value[part]
+    return value
+
+
+def _defaults() -> dict[str, Setting]:
+    return {k: Setting(d, "default", tuple(_leaves(d, "default"))) for k, (d, _) in
+            DEFAULTS.items()}
 
 
 def load_config(overrides: dict[str, Any] | None = None,
                 env: dict[str, str] | None = None) -> Config:
     """Build the effective config from every layer (see module docstring)."""
     env = dict(os.environ if env is None else env)
-    settings = {k: Setting(d, "default") for k, (d, _) in DEFAULTS.items()}
-    for label, path in (("site", site_config_path(env)), ("user", user_config_path(env))):
-        for key, value in _flatten(_read_toml(path)).items():
-            settings[key] = Setting(check_value(key, value, str(path)), f"{label} ({path})")
-    for name, text in env.items():
+    settings = _defaults()
+    problems: list[str] = []
+    broken: dict[str, str] = {}
+    untrusted: str | None = None
+    for label, path, strict in (("site", site_config_path(env), False),
+                                ("user", user_config_path(env), True)):
+        layer = _read_layer(path, strict)
+        problems += layer.problems
+        broken.update(layer.broken)
+        untrusted = untrusted or layer.untrusted
+        for key, value in layer.values.items():
+            settings[key] = merge(key, settings[key], value, f"{label} ({path})")
+            if label == "user":  # the user's own value stands in for a broken site one
+                broken.pop(key, None)
+    for name, text in sorted(env.items()):
         if not name.startswith(ENV_PREFIX) or name == "FROSTER_SLURM_SITE_CONFIG":
             continue
         key = name[len(ENV_PREFIX):].lower().replace("__", ".")
         if key not in DEFAULTS:
             raise _unknown(key, f"environment variable {name}")
-        settings[key] = Setting(check_value(key, parse_scalar(key, text), name), f"env {name}")
-    return Config(settings).with_overrides(overrides or {})
+        value = check_value(key, parse_scalar(key, text), name)
+        settings[key] = merge(key, settings[key], value, f"env {name}")
+        broken.pop(key, None)
+    cfg = Config(settings, problems=problems, broken=broken, untrusted=untrusted)
+    return cfg.with_overrides(overrides or {})
 
 
-def init_user_file(path: Path, force: bool = False) -> Path:
-    """Write a commented user config holding every default, for a person to edit."""
-    if path.exists() and not force:
-        raise ConfigError(f"{path} exists; use --force to overwrite it")
-    lines = ["# froster-slurm user configuration. Uncomment and edit what you need.",
-             "# Precedence: defaults < site file < this file < FROSTER_SLURM_* env < flags.", ""]
-    sections: dict[str, list[str]] = {}
-    for key, (default, help_) in DEFAULTS.items():
-        if default is None:
-            continue
-        section, _, name = key.rpartition(".")
-        body = tomli_w.dumps({name: default}).strip().replace("\n", "\n# ")
-        sections.setdefault(section, []).append(f"# {help_}\n# {body}")
-    for section, entries in sections.items():
-        if section:
-            lines.append(f"# [{section}]")
-        lines.extend(entries)
-        lines.append("")
-    lines.append("# Per-stage Slurm overrides: [slurm.crawl] [slurm.rank] [slurm.archive] "
-                 "[slurm.finalize] [slurm.restore] [slurm.purge] take the same keys as [slurm].")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n")
-    return path
+def init_config_file(path: Path, force: bool = False) -> Path:
+    """Write a commented config file holding every default (see ``config_file``)."""
+    from .config_file import write_init_file
+
+    return write_init_file(path, force=force)
 
 
-def set_user_value(path: Path, key: str, text: str) -> Any:
-    """`config set KEY VALUE`: validate and store one value in the user file."""
-    value = check_value(key, parse_scalar(key, text), "the command line")
-    data = _read_toml(path)
-    node = data
-    parts = key.split(".")
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-    node[parts[-1]] = value
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(tomli_w.dumps(data))
-    return value
+def set_value(path: Path, key: str, text: str) -> Any:
+    """`config set [--site] KEY VALUE`: validate, then store one value in ``path``."""
+    from .config_file import store_value
+
+    return store_value(path, key, check_value(key, parse_scalar(key, text), "the command line"))
 
 
 def save_snapshot(config: Config, path: Path) -> None:
-    """Freeze the effective config into a run, so jobs use what the submitter saw."""
+    """Freeze the effective config into a run, so jobs use what the submitter saw.  A broken
+    site file stops here: a job must not run on a config its admin did not mean."""
+    config.check_complete()
     data = {key: value for key, value, _ in config.items()}
     path.write_text(tomli_w.dumps({"settings": data}))
 
@@ -283,7 +382,7 @@ def load_snapshot(path: Path) -> Config:
     """The config a run was submitted with (every value marked as coming from the run)."""
     with open(path, "rb") as f:
         data = tomllib.load(f)["settings"]
-    settings = {k: Setting(d, "default") for k, (d, _) in DEFAULTS.items()}
+    settings = _defaults()
     for key, value in data.items():
         settings[key] = Setting(value, f"run ({path})")
     return Config(settings)

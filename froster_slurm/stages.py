@@ -15,7 +15,7 @@ from typing import Any
 
 from . import __version__
 from .config import Config
-from .errors import ConfigError
+from .errors import ConfigError, TemplateError
 from .render import (
     check_bash,
     load_jobscript,
@@ -36,6 +36,38 @@ STAGE_DEFAULTS: dict[str, dict[str, Any]] = {
     "purge": {"cpus_per_task": 1},
 }
 _UNSAFE_IN_DIRECTIVE = re.compile(r"[\s%]")
+# Directives the jobs cannot work without (logs, requeue before the time limit, arrays):
+# `[slurm] skip` may not drop them.
+NEEDED_DIRECTIVES = frozenset({"job_name", "output", "open_mode", "array", "requeue", "signal"})
+
+
+def _option_key(name: str) -> str:
+    return name.strip().lstrip("-").replace("-", "_")
+
+
+def apply_skip(opts: dict[str, Any], skip: list[str]) -> dict[str, Any]:
+    """Drop the directives a site forbids or its Slurm does not support (``[slurm] skip``)."""
+    drop = {_option_key(n) for n in skip}
+    needed = sorted(drop & NEEDED_DIRECTIVES)
+    if needed:
+        raise ConfigError(f"slurm.skip: --{needed[0].replace('_', '-')} is needed by "
+                          "froster-slurm's jobs and cannot be skipped")
+    return {k: v for k, v in opts.items() if _option_key(k) not in drop}
+
+
+def prologue_block(stage: str, lines: list[str]) -> str:
+    """The ``[slurm] prologue`` lines as bash, run after ``set -euo pipefail``.
+
+    A failing line stops the job (strict mode) and an ERR trap first says which line failed
+    and with what exit code, in the log and the job's Comment; the trap is removed before the
+    stage body, which keeps its own error handling.
+    """
+    if not lines:
+        return "# (no prologue configured)"
+    trap = ('froster_prologue_rc=$?; froster_log "prologue failed (exit $froster_prologue_rc): '
+            '$BASH_COMMAND"; froster_status "$FROSTER_STAGE prologue failed (exit '
+            '$froster_prologue_rc): $BASH_COMMAND"; exit "$froster_prologue_rc"')
+    return "\n".join(["set -E", f"trap {shlex.quote(trap)} ERR", *lines, "trap - ERR", "set +E"])
 
 
 def sbatch_options(stage: str, config: Config, run: Run, *, job_name: str,
@@ -60,7 +92,7 @@ def sbatch_options(stage: str, config: Config, run: Run, *, job_name: str,
     opts.update(extra or {})
     for name, value in parse_extra(s["extra"]).items():
         opts[name] = value
-    return opts
+    return apply_skip(opts, s["skip"])
 
 
 def render_stage(stage: str, config: Config, run: Run, *, options: dict[str, Any],
@@ -78,8 +110,14 @@ def render_stage(stage: str, config: Config, run: Run, *, options: dict[str, Any
         "ARRAY_OFFSET": str(int(array_offset)),
         "COMMON": load_jobscript("common.sh", templates_dir),
         "BODY": load_jobscript(f"{stage}.sh", templates_dir),
+        "PROLOGUE": prologue_block(stage, config.slurm_options(stage)["prologue"]),
     }
-    text = render(load_template(name, templates_dir), values, name)
+    template = load_template(name, templates_dir)
+    if config.slurm_options(stage)["prologue"] and "@@PROLOGUE@@" not in template:
+        raise TemplateError(f"template {name} (in {templates_dir}) has no @@PROLOGUE@@ slot, "
+                            "but a [slurm] prologue is set; add the slot after @@COMMON@@ "
+                            f"(see froster-slurm templates diff {name})")
+    text = render(template, values, name)
     check_bash(text, name)
     dest = run.script_path(script_name or name)
     dest.parent.mkdir(parents=True, exist_ok=True)

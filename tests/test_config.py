@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from froster_slurm.cli import main
-from froster_slurm.config import init_user_file, load_config, set_user_value, user_config_path
+from froster_slurm.config import init_config_file, load_config, set_value, user_config_path
 from froster_slurm.errors import ConfigError
 
 
@@ -77,22 +77,22 @@ def test_unknown_env_variable_is_an_error(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_init_writes_a_commented_file_that_loads(isolated_env: Path) -> None:
-    path = init_user_file(user_config_path())
+    path = init_config_file(user_config_path())
     text = path.read_text()
     assert "# storage_class = \"DEEP_ARCHIVE\"" in text
     assert load_config().source("archive.storage_class") == "default"
     with pytest.raises(ConfigError, match="exists"):
-        init_user_file(user_config_path())
+        init_config_file(user_config_path())
 
 
 def test_set_validates_and_persists() -> None:
-    assert set_user_value(user_config_path(), "archive.throttle", "12") == 12
-    assert set_user_value(user_config_path(), "slurm.archive.partition", "long") == "long"
+    assert set_value(user_config_path(), "archive.throttle", "12") == 12
+    assert set_value(user_config_path(), "slurm.archive.partition", "long") == "long"
     cfg = load_config()
     assert cfg.get("archive.throttle") == 12
     assert cfg.slurm_options("archive")["partition"] == "long"
     with pytest.raises(ConfigError):
-        set_user_value(user_config_path(), "archive.throttle", "[1")
+        set_value(user_config_path(), "archive.throttle", "[1")
 
 
 def test_cli_config_show_and_bad_key(capsys: pytest.CaptureFixture[str]) -> None:

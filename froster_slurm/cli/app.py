@@ -41,9 +41,22 @@ def _root(
     """froster-slurm: crawl -> rank -> pick -> archive -> finalize."""
 
 
+_WARNED: set[str] = set()
+
+
 def get_config(overrides: dict[str, Any] | None = None) -> Config:
-    """Effective config with this command's flags on top (flags left at None are ignored)."""
-    return load_config(overrides or {})
+    """Effective config with this command's flags on top (flags left at None are ignored).
+
+    A broken site file is a warning (once per problem and process), not an error: commands
+    that do not need the broken key go on (see ``froster_slurm.config``).
+    """
+    cfg = load_config(overrides or {})
+    for problem in cfg.problems:
+        if problem not in _WARNED:
+            _WARNED.add(problem)
+            print(f"froster-slurm: warning: site config {problem}", file=sys.stderr,
+                  flush=True)
+    return cfg
 
 
 def info(message: str) -> None:

@@ -1,27 +1,37 @@
-"""`froster-slurm config show|init|set|path`."""
+"""`froster-slurm config show|init|set|path|keys`."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import typer
 
-from ..config import DEFAULTS, init_user_file, set_user_value, site_config_path, user_config_path
+from ..config import DEFAULTS, init_config_file, set_value, site_config_path, user_config_path
+from ..config_keys import default_of, list_merge
 from .app import app, get_config, out
 
 config_app = typer.Typer(help="Show and edit the layered configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 
+SITE_OPTION = typer.Option(False, "--site", help="The site file ($FROSTER_SLURM_SITE_CONFIG or "
+                                                 "/etc/froster-slurm/config.toml), for admins.")
+
+
+def _target(site: bool) -> Path:
+    return site_config_path() if site else user_config_path()
+
 
 @config_app.command("show")
 def show(as_json: bool = typer.Option(False, "--json", help="JSON object of key: value.")
          ) -> None:
-    """Every effective value and the layer it came from."""
+    """Every effective value and the layer it came from (per table key and list item)."""
     cfg = get_config()
     if as_json:
         out(json.dumps({k: v for k, v, _ in cfg.items()}, indent=1))
         return
-    rows = [(k, json.dumps(v), src) for k, v, src in cfg.items()]
+    rows = [(k, json.dumps(v), src) for k, v, src in cfg.elements()]
+    rows += [(k, "(unusable)", msg.split(": ", 1)[0]) for k, msg in sorted(cfg.broken.items())]
     width = max(len(k) for k, _, _ in rows)
     vwidth = min(40, max(len(v) for _, v, _ in rows))
     for k, v, src in rows:
@@ -29,19 +39,20 @@ def show(as_json: bool = typer.Option(False, "--json", help="JSON object of key:
 
 
 @config_app.command("init")
-def init(force: bool = typer.Option(False, "--force", help="Overwrite an existing file.")
-         ) -> None:
-    """Write a commented user config file holding every default."""
-    path = init_user_file(user_config_path(), force=force)
-    out(f"wrote {path}")
+def init(force: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
+         site: bool = SITE_OPTION) -> None:
+    """Write a commented config file holding every default."""
+    out(f"wrote {init_config_file(_target(site), force=force)}")
 
 
 @config_app.command("set")
 def set_(key: str = typer.Argument(..., help="Dotted key, e.g. archive.storage_class."),
-         value: str = typer.Argument(..., help="Value (TOML syntax for numbers, lists).")) -> None:
-    """Store one value in the user config file (validated first)."""
-    v = set_user_value(user_config_path(), key, value)
-    out(f"{key} = {json.dumps(v)}  ({user_config_path()})")
+         value: str = typer.Argument(..., help="Value (TOML syntax for numbers, lists)."),
+         site: bool = SITE_OPTION) -> None:
+    """Store one value in the user file, or with --site in the site file (validated first)."""
+    path = _target(site)
+    v = set_value(path, key, value)
+    out(f"{key} = {json.dumps(v)}  ({path})")
 
 
 @config_app.command("path")
@@ -53,7 +64,13 @@ def path() -> None:
 
 @config_app.command("keys")
 def keys() -> None:
-    """Every key with its default and what it does."""
+    """Every key (per-stage Slurm keys included) with its default and what it does."""
     for k, (default, help_) in DEFAULTS.items():
-        if default is not None:
-            out(f"{k} = {json.dumps(default)}\n    {help_}")
+        shown = "(unset: as [slurm])" if default is None else json.dumps(default)
+        kind = type(default_of(k))
+        note = ""
+        if kind is list:
+            note = f" [list: {list_merge(k)}s lower layers]"
+        elif kind is dict:
+            note = " [table: merges key by key]"
+        out(f"{k} = {shown}\n    {help_}{note}")

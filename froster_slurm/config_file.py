@@ -1,0 +1,107 @@
+"""Writing config files: `config init` (every default, commented) and `config set` (one value).
+
+The init file follows one rule so that it can be used as is: a line that starts with ``# `` is
+a setting (or the table header it belongs under) at its default, and removing those two
+characters from *every* such line still gives valid TOML holding exactly the defaults; prose
+starts with ``##``.  So scalars come before a section's sub-tables, and nested tables get their
+full header (``[cost.per_tb_month]``, ``[restore.price_per_gb.DEEP_ARCHIVE]``).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from .config_keys import DEFAULTS, STAGES, list_merge
+from .errors import ConfigError
+
+
+def _toml_line(name: str, value: Any) -> str:
+    return tomli_w.dumps({name: value}).strip()
+
+
+def _prose(text: str) -> list[str]:
+    return [f"## {text}"]
+
+
+def _table_lines(header: str, table: dict[str, Any]) -> list[str]:
+    """A (possibly nested) table as '# [header]' blocks, scalars before sub-tables."""
+    lines = [f"# [{header}]"]
+    subs = {k: v for k, v in table.items() if isinstance(v, dict)}
+    lines += [f"# {_toml_line(k, v)}" for k, v in table.items() if k not in subs]
+    for k, v in subs.items():
+        lines += _table_lines(f"{header}.{k}", v)
+    return lines
+
+
+def init_text() -> str:
+    """The text of `config init`: every key at its default, commented."""
+    sections: dict[str, list[tuple[str, Any, str]]] = {}
+    for key, (default, help_) in DEFAULTS.items():
+        if default is None:  # per-stage Slurm keys: unset means "as [slurm]"
+            continue
+        section, _, name = key.rpartition(".")
+        sections.setdefault(section, []).append((name, default, help_))
+    lines = _prose("froster-slurm configuration (a site file or a user file).") + _prose(
+        "Lines starting with '# ' are settings at their default: remove the '# ' to change "
+        "one.") + _prose("Precedence: defaults < site file < user file < FROSTER_SLURM_* "
+                         "environment < command-line flags.") + _prose(
+        "Tables merge key by key across layers; lists marked 'extends' add to the layers "
+        "below.") + [""]
+    for section, entries in sections.items():
+        scalars = [e for e in entries if not isinstance(e[1], dict)]
+        tables = [e for e in entries if isinstance(e[1], dict)]
+        if section and scalars:
+            lines.append(f"# [{section}]")
+        for name, default, help_ in scalars:
+            note = f" (list: {list_merge(f'{section}.{name}' if section else name)}s)" \
+                if isinstance(default, list) else ""
+            lines += _prose(help_ + note)
+            lines.append(f"# {_toml_line(name, default)}")
+        for name, default, help_ in tables:
+            lines += _prose(help_ + " (merges key by key)")
+            lines += _table_lines(f"{section}.{name}" if section else name, default)
+        lines.append("")
+    lines += _prose("Per-stage Slurm settings: " + " ".join(f"[slurm.{s}]" for s in STAGES)
+                    + " take the keys of [slurm];")
+    lines += _prose("a stage's scalar replaces the [slurm] one, its extra/prologue/skip add to "
+                    "them.")
+    return "\n".join(lines) + "\n"
+
+
+def write_init_file(path: Path, force: bool = False) -> Path:
+    if path.exists() and not force:
+        raise ConfigError(f"{path} exists; use --force to overwrite it")
+    _write(path, init_text())
+    return path
+
+
+def store_value(path: Path, key: str, value: Any) -> Any:
+    """Store one (already validated) value in the TOML file at ``path``."""
+    try:
+        data = tomllib.loads(path.read_text()) if path.exists() else {}
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML ({e}); fix it before `config set`") from e
+    except PermissionError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror}") from e
+    node = data
+    parts = key.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    _write(path, tomli_w.dumps(data))
+    return value
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+    except PermissionError as e:
+        raise ConfigError(f"cannot write {path}: {e.strerror} (the site file is for admins; "
+                          "use `config set` without --site for your own file)") from e
