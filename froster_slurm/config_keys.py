@@ -76,6 +76,10 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "cost.per_tb_month": ({"DEEP_ARCHIVE": 0.99, "GLACIER": 3.6, "GLACIER_IR": 4.0,
                            "STANDARD_IA": 12.5, "STANDARD": 23.0},
                           "USD per TB-month by storage class, for the picker's estimate"),
+    "cost.put_per_1000": ({"DEEP_ARCHIVE": 0.05, "GLACIER": 0.03, "GLACIER_IR": 0.02,
+                           "STANDARD_IA": 0.01, "STANDARD": 0.005},
+                          "ESTIMATE: USD per 1000 PUT-class requests (each multipart part is "
+                          "one) by storage class, for the report's one-time upload cost"),
     "restore.tier": ("Bulk", "Bulk or Standard"),
     "restore.days": (7, "days a restored copy stays readable"),
     "restore.check_interval": (1800, "seconds between checks while a restore is pending"),
@@ -238,6 +242,7 @@ VALIDATORS: dict[str, Callable[[Any], str | None]] = {
     "archive.requeue_grace": _at_least(0),
     "archive.transfers": _at_least(1),
     "cost.per_tb_month": _price_table(1),
+    "cost.put_per_1000": _price_table(1),
     "restore.tier": _one_of(*RESTORE_TIERS),
     "restore.days": _at_least(1),
     "restore.check_interval": _at_least(1),

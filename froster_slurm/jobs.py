@@ -77,7 +77,7 @@ def crawl(run: Run, index: int) -> int:
 def rank(run: Run) -> int:
     """Rank the crawl, select folders by the run's rules, submit archive + finalize."""
     from .rank import rank_to_file
-    from .selection import Rules, load_hotspots, select_by_rules
+    from .selection import Rules, archive_units, load_hotspots, select_by_rules
 
     cfg = run_config(run)
     sel = run.settings.get("select", {})
@@ -97,8 +97,7 @@ def rank(run: Run) -> int:
     recursive = bool(run.settings["archive"]["recursive"])
     # A folder with nothing to archive (no files directly inside, or in its subtree when
     # recursive) is never an archive unit, whatever the thresholds.
-    rows = [h for h in load_hotspots(hotspots)
-            if h.avg_file_bytes >= min_avg and (h.total_files if recursive else h.files) > 0]
+    rows = archive_units(load_hotspots(hotspots), min_avg, recursive)
     chosen = select_by_rules(rows, rules, top=sel.get("top"), recursive=recursive,
                              now=time.time())
     folders = [h.folder for h in chosen.chosen]

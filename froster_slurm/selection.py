@@ -13,6 +13,7 @@ selected, or the subtree would be archived twice (twice the cost, two copies tha
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -239,6 +240,84 @@ def monthly_cost(nbytes: int, storage_class: str, prices: Mapping[str, Any]) -> 
     return nbytes / TB * float(price)
 
 
+# Request-count estimate for the one-time PUT cost.  rclone's S3 defaults: objects up to
+# --s3-upload-cutoff (200 MiB) take one PUT; larger ones are multipart uploads of
+# --s3-chunk-size (5 MiB) parts, each part billed as one PUT-class request, plus the create and
+# complete calls.  A site that sets either flag in archive.rclone_flags is read from there.
+S3_UPLOAD_CUTOFF = 200 * 1024**2
+S3_CHUNK_SIZE = 5 * 1024**2
+TRACE_OBJECTS = 3  # manifest, record and index.html copies (STANDARD class), per folder
+
+
+_RCLONE_SIZE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)([bkKMGTP]?)(?:iB|i|B)?$")
+
+
+def rclone_size(text: str) -> int:
+    """An rclone size flag (``64M``, ``1Gi``, ``512k``: binary units, as rclone reads them);
+    0 when it is not one."""
+    m = _RCLONE_SIZE.match(text.strip())
+    if not m:
+        return 0
+    power = "bkMGTP".index(m.group(2).replace("K", "k") or "b")
+    return int(float(m.group(1)) * 1024**power)
+
+
+@dataclass(frozen=True)
+class Uploads:
+    """How an archive run's data would be uploaded: the settings the estimate assumes."""
+
+    bundle_threshold: int
+    bundle_size: int
+    upload_cutoff: int = S3_UPLOAD_CUTOFF
+    chunk_size: int = S3_CHUNK_SIZE
+
+    @classmethod
+    def from_flags(cls, bundle_threshold: int, bundle_size: int,
+                   rclone_flags: Sequence[str] = ()) -> Uploads:
+        """Take ``--s3-upload-cutoff``/``--s3-chunk-size`` from the site's rclone flags."""
+        found = {"--s3-upload-cutoff": S3_UPLOAD_CUTOFF, "--s3-chunk-size": S3_CHUNK_SIZE}
+        flags = list(rclone_flags)
+        for i, flag in enumerate(flags):
+            name, eq, value = flag.partition("=")
+            if name in found:
+                size = rclone_size(value if eq else (flags[i + 1] if i + 1 < len(flags) else ""))
+                found[name] = size if size else found[name]
+        return cls(bundle_threshold, bundle_size, found["--s3-upload-cutoff"],
+                   found["--s3-chunk-size"])
+
+    def requests(self, object_bytes: int) -> int:
+        """PUT-class requests for one object of this size."""
+        if object_bytes <= self.upload_cutoff:
+            return 1
+        return -(-object_bytes // self.chunk_size) + 2
+
+    def folder(self, h: Hotspot, recursive: bool) -> tuple[int, int]:
+        """(objects, PUT requests) for one folder, from its file count and average size.
+
+        A hotspots row knows the count and the total, not each file: files whose average is
+        below the bundle threshold are taken as bundled (``bundle_size`` objects), the others
+        as one object each of the average size.  An estimate, as the page says.
+        """
+        size, files = archived(h, recursive)
+        if not files:
+            return 0, 0
+        if size // files < self.bundle_threshold:
+            full, rest = divmod(size, self.bundle_size)
+            objects = full + (1 if rest else 0)
+            reqs = full * self.requests(self.bundle_size) + (self.requests(rest) if rest else 0)
+        else:
+            objects, reqs = files, files * self.requests(size // files)
+        return objects + TRACE_OBJECTS, reqs + TRACE_OBJECTS
+
+
+def put_cost(requests: int, storage_class: str, prices: Mapping[str, Any]) -> float | None:
+    """One-time USD for ``requests`` PUT-class requests, or None without a price."""
+    price = prices.get(storage_class)
+    if price is None:
+        return None
+    return requests / 1000 * float(price)
+
+
 def format_cost(cost: float | None, storage_class: str) -> str:
     if cost is None:
         return f"cost unknown (no price for {storage_class} in cost.per_tb_month)"
@@ -257,6 +336,15 @@ class RuleSelection:
 
     def dropped_count(self, kind: str) -> int:
         return sum(1 for c in self.dropped if c.kind == kind)
+
+
+def archive_units(rows: Iterable[Hotspot], min_avg_size: int, recursive: bool
+                  ) -> list[Hotspot]:
+    """The folders a run may archive: some file to archive (directly inside, or in the subtree
+    when recursive) and an average file size of at least ``min_avg_size``.  The rank job and
+    the report both start from this, then apply ``select_by_rules``."""
+    return [h for h in rows
+            if h.avg_file_bytes >= min_avg_size and (h.total_files if recursive else h.files) > 0]
 
 
 def rank(rows: Iterable[Hotspot], by: str) -> list[Hotspot]:

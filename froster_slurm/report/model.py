@@ -1,0 +1,137 @@
+"""The folder tree and the figures the page draws, from hotspots rows.
+
+A folder's parent in the tree is its nearest ancestor that has a row (a filtered hotspots file
+may skip levels; the name then keeps the skipped part, ``a/b``).  Folders with no ancestor in
+the rows are top-level.  Names are shown with ``paths.display`` (``\\xNN`` for bytes that are not
+UTF-8); splitting at ``/`` never cuts a UTF-8 sequence, so joining displayed names gives the
+displayed path.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from ..hotspots import Hotspot
+from ..paths import display
+from ..rank_sql import AGE_DAYS
+from ..selection import folder_key, last_used
+
+# (label, upper bound in days) of the age buckets; the last one is open-ended.
+AGE_BUCKETS = tuple(zip(("< 30 days", "30-90 days", "90 days-1 year", "1-2 years",
+                         "2-5 years", "> 5 years"), (*AGE_DAYS, None), strict=True))
+BASES = ("used", "mtime", "atime")  # newest of both (what the rules use), or one of them
+
+
+def age_of(h: Hotspot, basis: str) -> int:
+    """The time (epoch s) a folder's files were last touched on ``basis``; 0: no files."""
+    if basis == "mtime":
+        return h.newest_mtime
+    if basis == "atime":
+        return h.newest_atime
+    return last_used(h)
+
+
+def bucket_of(when: int, now: int) -> int:
+    """Index into AGE_BUCKETS for a time, or -1 for "no files" (0)."""
+    if when <= 0:
+        return -1
+    days = (now - when) / 86400
+    for i, (_, limit) in enumerate(AGE_BUCKETS):
+        if limit is None or days < limit:
+            return i
+    return len(AGE_BUCKETS) - 1
+
+
+@dataclass
+class Tree:
+    """Rows in path order (a parent before its children) with their parent index (-1: top
+    level) and display name."""
+
+    rows: list[Hotspot]
+    parent: list[int]
+    names: list[str]
+
+
+def build_tree(rows: Sequence[Hotspot]) -> Tree:
+    """Parent links by the nearest listed ancestor: one dict look-up per path level."""
+    keyed = sorted(((folder_key(h.folder), h) for h in rows), key=lambda kh: kh[0])
+    index: dict[bytes, int] = {}
+    parent: list[int] = []
+    names: list[str] = []
+    for i, (key, _) in enumerate(keyed):
+        p = -1
+        cut = len(key)
+        while True:
+            cut = key.rfind(b"/", 0, cut)
+            if cut < 0:
+                break
+            anc = key[:cut] or b"/"
+            if anc in index:
+                p = index[anc]
+                break
+            if cut == 0:
+                break
+        index[key] = i
+        parent.append(p)
+        if p < 0:
+            names.append(display(key))
+        else:
+            start = len(keyed[p][0]) + (0 if keyed[p][0].endswith(b"/") else 1)
+            names.append(display(key[start:]))
+    return Tree([h for _, h in keyed], parent, names)
+
+
+@dataclass
+class Breakdown:
+    """Bytes of the folders' own files (each byte once) by age bucket, owner and group."""
+
+    by_age: dict[str, list[int]] = field(default_factory=dict)  # basis -> bytes per bucket
+    no_files: int = 0
+    by_owner: dict[str, int] = field(default_factory=dict)
+    by_group: dict[str, int] = field(default_factory=dict)
+
+
+def breakdown(rows: Sequence[Hotspot], now: int) -> Breakdown:
+    b = Breakdown(by_age={basis: [0] * len(AGE_BUCKETS) for basis in BASES})
+    for h in rows:
+        if not h.bytes:
+            continue
+        for basis in BASES:
+            k = bucket_of(age_of(h, basis), now)
+            if k >= 0:
+                b.by_age[basis][k] += h.bytes
+        b.by_owner[h.owner] = b.by_owner.get(h.owner, 0) + h.bytes
+        b.by_group[h.group] = b.by_group.get(h.group, 0) + h.bytes
+    return b
+
+
+def payload(tree: Tree, picked: set[int], now: int | None = None) -> dict:
+    """The page's data, column by column (compact: one list per figure, owners by index).
+
+    Rows are in path order, so a parent's index is below its children's: the script works out
+    each subtree's newest times in one backward pass instead of the page carrying them."""
+    now = int(time.time()) if now is None else now
+    owners: dict[str, int] = {}
+    groups: dict[str, int] = {}
+    rows = tree.rows
+    return {
+        "now": now,
+        "names": tree.names,
+        "parent": tree.parent,
+        "bytes": [h.bytes for h in rows],
+        "files": [h.files for h in rows],
+        "total_bytes": [h.total_bytes for h in rows],
+        "total_files": [h.total_files for h in rows],
+        "allocated_bytes": [h.allocated_bytes for h in rows],
+        "avg_file_bytes": [h.avg_file_bytes for h in rows],
+        "newest_mtime": [h.newest_mtime for h in rows],
+        "newest_atime": [h.newest_atime for h in rows],
+        "owner": [owners.setdefault(h.owner, len(owners)) for h in rows],
+        "group": [groups.setdefault(h.group, len(groups)) for h in rows],
+        "owners": [display(o) for o in owners],
+        "groups": [display(g) for g in groups],
+        "depth": [h.depth for h in rows],
+        "picked": sorted(picked),
+    }
