@@ -1,4 +1,4 @@
-"""A synthetic hotspots file of N folders in one tree (for the report's tests and benchmark).
+"""A synthetic hotspots file of N folders in one tree (the report's tests and benchmark).
 
 Deterministic for a seed.  Each folder hangs under a random earlier one (shallow ones more
 often), so the tree is deep in places and wide in others, like a lab's share; names include
@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import argparse
 import random
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from froster_slurm.hotspots import Hotspot, write_hotspots  # noqa: E402
+from froster_slurm.hotspots import Hotspot, write_hotspots
 
 NOW = 1_780_000_000
 HOSTILE = [b"<script>alert(1)</script>", b"it's \"quoted\" & <b>bold</b>", b"caf\xe9-latin1",
