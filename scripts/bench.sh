@@ -16,3 +16,4 @@ run bench/bench_rank.py --repeat 3
 run bench/bench_pick.py
 run bench/bench_archive.py
 run bench/bench_submit.py
+run bench/bench_report.py
