@@ -38,6 +38,7 @@ from .config_keys import (
 )
 from .config_lines import decode_error_line, key_lines, key_on_line, line_of
 from .errors import ConfigError
+from .private import private_dir, write_private
 
 __all__ = ["DEFAULTS", "LIST_MERGE", "SLURM_KEYS", "STAGES", "Config", "Setting",
            "check_value", "init_config_file", "load_config", "load_snapshot", "parse_scalar",
@@ -375,7 +376,7 @@ def save_snapshot(config: Config, path: Path) -> None:
     site file stops here: a job must not run on a config its admin did not mean."""
     config.check_complete()
     data = {key: value for key, value, _ in config.items()}
-    path.write_text(tomli_w.dumps({"settings": data}))
+    write_private(path, tomli_w.dumps({"settings": data}))
 
 
 def load_snapshot(path: Path) -> Config:

@@ -97,11 +97,20 @@ def store_value(path: Path, key: str, value: Any) -> Any:
 
 
 def _write(path: Path, text: str) -> None:
+    """Write a config file; a user's own is 0600 (its remote may carry keys), the site file
+    stays readable by every user of the cluster."""
+    from .config import site_config_path
+    from .private import private_dir, write_private
+
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
+        if path.resolve() == site_config_path().resolve():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.tmp")
+            tmp.write_text(text)
+            tmp.replace(path)
+        else:
+            private_dir(path.parent)
+            write_private(path, text)
     except PermissionError as e:
         raise ConfigError(f"cannot write {path}: {e.strerror} (the site file is for admins; "
                           "use `config set` without --site for your own file)") from e

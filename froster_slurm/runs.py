@@ -38,6 +38,7 @@ from . import __version__
 from .config import Config
 from .errors import NotFoundError
 from .paths import read_folder_list, write_folder_list
+from .private import private_dir, write_private
 from .units import parse_size
 
 ARCHIVE_KEYS = ("storage_class", "recursive", "hash_workers", "max_attempts", "retry_delay",
@@ -93,9 +94,7 @@ def _now_iso() -> str:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_private(path, text)
 
 
 def runs_dir(config: Config) -> Path:
@@ -138,11 +137,16 @@ def create_run(config: Config, kind: str, *, folders: Iterable[bytes] | None = N
                archive: dict[str, Any] | None = None, backend: str = "slurm",
                extra: dict[str, Any] | None = None) -> Run:
     """Make the run directory and write run.toml (+ folders.nul when folders are known)."""
+    # Private to the submitting user: the state dir when we make it, every run dir always
+    # (settings, logs and remote credentials are in there; see private.py).
+    private_dir(config.path("state_dir"), tighten=True)
     base = runs_dir(config)
     base.mkdir(parents=True, exist_ok=True)
     run_dir = base / new_run_id()
-    for sub in ("", "scripts", "logs", "tasks"):
-        (run_dir / sub).mkdir(parents=(sub == ""), exist_ok=False if sub == "" else True)
+    os.mkdir(run_dir, 0o700)
+    os.chmod(run_dir, 0o700)
+    for sub in ("scripts", "logs", "tasks"):
+        (run_dir / sub).mkdir(exist_ok=True)
     settings: dict[str, Any] = {
         "run_id": run_dir.name, "kind": kind, "created": _now_iso(),
         "user": getpass.getuser(), "host": socket.gethostname(), "version": __version__,

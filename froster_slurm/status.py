@@ -75,6 +75,7 @@ def collect(run: Run, backend: Backend) -> RunStatus:
             "failures": s.get("failures", 0), "max_attempts": s.get("max_attempts"),
             "bytes_total": s.get("bytes_total") or 0, "bytes_done": s.get("bytes_done") or 0,
             "error": s.get("error"), "destination": s.get("destination"),
+            "warning": s.get("warning"),
         })
     counts["jobs_active"] = active
     counts["finalized"] = int((run.run_dir / "summary.json").exists())
@@ -108,6 +109,8 @@ def format_status(st: RunStatus) -> str:
         if f["error"]:
             lines.append(f"        error: {f['error']} (failures {f['failures']}/"
                          f"{f['max_attempts'] or '?'})")
+        if f.get("warning"):
+            lines.append(f"        note: {f['warning']}")
     if st.finished and t.get("failed"):
         lines.append(f"  retry the failed folders with: froster-slurm retry {st.run_id}")
     return "\n".join(lines)

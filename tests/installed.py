@@ -46,6 +46,20 @@ class Installed:
         return env
 
 
+def base_python() -> str:
+    """An interpreter every account may run (a venv links to its base; root's own Python,
+    e.g. under /root/.pyenv, is out of reach of the test accounts)."""
+    for candidate in ("/usr/bin/python3", "/usr/local/bin/python3"):
+        if os.access(candidate, os.X_OK) and _world_reachable(Path(candidate).resolve()):
+            return candidate
+    return getattr(sys, "_base_executable", sys.executable)
+
+
+def _world_reachable(path: Path) -> bool:
+    """Every directory above ``path`` lets others through (x for others)."""
+    return all(p.stat().st_mode & 0o001 for p in path.parents)
+
+
 def build_and_install() -> Installed:
     """Build the wheel and install it (with its dependencies) into a fresh venv under /tmp."""
     root = Path(tempfile.mkdtemp(prefix="froster-installed-"))
@@ -56,7 +70,7 @@ def build_and_install() -> Installed:
                    cwd=root)
     wheel = next(dist.glob("froster_slurm-*.whl"))
     inst = Installed(root)
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(inst.venv)], check=True)
+    subprocess.run([base_python(), "-m", "venv", "--without-pip", str(inst.venv)], check=True)
     # The test venv's pip installs into the new venv: no pip bootstrap, same package index.
     subprocess.run([sys.executable, "-m", "pip", "--python", str(inst.python), "install", "-q",
                     str(wheel)], check=True, capture_output=True, cwd=root,

@@ -18,6 +18,7 @@ delays and exit codes is ``froster_slurm.task``'s job.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -519,12 +520,25 @@ class ArchiveTask:
         if not report.ok:
             raise TransientError(f"the trace files did not verify on the remote: "
                                  f"{report.summary()}")
-        # 2. in the folder: the record first, so the other two are recognisably ours
-        self._place_trace(files, index_name)
+        # 2. the run's copy (finalize puts it into the catalog), then in the folder: the record
+        # first, so the other two are recognisably ours.  A folder the user may read but not
+        # write is archived all the same: its trace stays in the remote, the run and the
+        # catalog (README, "Limits"), and the task says so instead of failing after the upload.
         _write_atomic(self.tdir / "record.json", files[ours.RECORD_NAME])
-        self.save(record_path=os.fsdecode(os.path.join(self.folder, ours.RECORD_NAME)))
+        try:
+            self._place_trace(files, index_name)
+        except _NotWritable as e:
+            note = (f"trace not written into the folder ({e}); it is in the remote beside the "
+                    "data and in the catalog")
+            log(note)
+            self.save(warning=note)
+            in_folder = False
+        else:
+            self.save(record_path=os.fsdecode(os.path.join(self.folder, ours.RECORD_NAME)))
+            in_folder = True
         return {"manifest_md5": record["manifest"]["md5"], "index": index_name.decode(),
-                "files": record["files"], "bytes": record["bytes"]}
+                "files": record["files"], "bytes": record["bytes"],
+                "trace_in_folder": in_folder}
 
     def _place_trace(self, files: dict[bytes, bytes], index_name: bytes) -> None:
         """Write the trace into the folder; refuse to overwrite anything that is not ours."""
@@ -541,8 +555,8 @@ class ArchiveTask:
         if os.path.lexists(page_path) and not ours.is_our_page(page_path):
             raise PermanentError(f"{display(page_path)} exists and was not written by "
                                  "froster-slurm; not overwriting it (rename it and retry)")
-        for name in (ours.RECORD_NAME, ours.MANIFEST_NAME, index_name):
-            _place(folder, name, files[name])
+        for k, name in enumerate((ours.RECORD_NAME, ours.MANIFEST_NAME, index_name)):
+            _place(folder, name, files[name], first=k == 0)
 
 
 @contextmanager
@@ -571,13 +585,19 @@ def folder_lock(folder: bytes) -> Iterator[None]:
         os.close(fd)
 
 
-def _place(folder: bytes, name: bytes, data: bytes) -> None:
+class _NotWritable(Exception):
+    """The folder refuses new files (read-only for this user, or a read-only mount)."""
+
+
+def _place(folder: bytes, name: bytes, data: bytes, *, first: bool = False) -> None:
     """Create ``folder/name`` atomically via a fresh temporary file (never through a link)."""
     tmp = os.path.join(folder, ours.TMP_PREFIX + os.urandom(6).hex().encode() + ours.TMP_SUFFIX)
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                      0o644)
     except OSError as e:
+        if first and e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise _NotWritable(e.strerror) from e
         raise PermanentError(f"cannot write the trace into {display(folder)}: "
                              f"{e.strerror}") from e
     try:

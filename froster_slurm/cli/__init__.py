@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -34,6 +35,9 @@ def load_commands(argv: Sequence[str]) -> None:
         importlib.import_module(f"{__name__}.{module}")
 
 
+EX_NOPERM = 77  # sysexits: permission denied
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; a ``FrosterError`` becomes one line on stderr and its exit code."""
     load_commands(sys.argv[1:] if argv is None else argv)
@@ -45,6 +49,12 @@ def main(argv: list[str] | None = None) -> int:
         return e.exit_code
     except typer.Exit as e:
         return e.exit_code
+    except PermissionError as e:
+        # Another account's state_dir, run or folder: one line naming it, never a traceback.
+        where = os.fsdecode(e.filename) if e.filename is not None else str(e)
+        print(f"froster-slurm: error: permission denied: {where} (it belongs to another "
+              "account, or its mode keeps you out)", file=sys.stderr)
+        return EX_NOPERM
     except _click_exc.ClickException as e:
         e.show()
         return e.exit_code
