@@ -38,7 +38,7 @@ from .config_keys import (
 )
 from .config_lines import decode_error_line, key_lines, key_on_line, line_of
 from .errors import ConfigError
-from .private import private_dir, write_private
+from .private import write_private
 
 __all__ = ["DEFAULTS", "LIST_MERGE", "SLURM_KEYS", "STAGES", "Config", "Setting",
            "check_value", "init_config_file", "load_config", "load_snapshot", "parse_scalar",
