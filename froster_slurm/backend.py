@@ -64,6 +64,10 @@ class SlurmBackend:
     def max_array_size(self) -> int:
         return self.client.max_array_size()
 
+    def default_time_limit(self, partition: str = "") -> str:
+        """The time limit a job without ``--time`` gets in ``partition`` ('' if unknown)."""
+        return self.client.partition_time_limit(partition)
+
 
 @dataclass
 class ScriptOptions:

@@ -39,8 +39,8 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "catalog": ("", "catalog database path (empty: <state_dir>/catalog.duckdb); admins may "
                     "point every user at one shared file"),
     "templates_dir": ("", "site directory whose templates override the built-in ones by name"),
-    "default_remote": ("~/froster-archive",
-                       "rclone remote (name:path) or local path to archive to"),
+    "default_remote": ("", "rclone remote (name:path) or local path to archive to when no "
+                           "--to is given (empty: --to is required)"),
     "remote_prefix": ("froster", "data lands at REMOTE/<remote_prefix>/<absolute source path>"),
     "backend": ("auto", "auto (slurm when sbatch is on PATH), slurm, or local"),
     "local_parallel": (2, "array tasks run at once by the local backend"),
@@ -59,7 +59,8 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
                                  "it spills the rest to rank.temp_dir)"),
     "rank.temp_dir": ("", "DuckDB spill directory (empty: system temp)"),
     "rank.threads": (0, "DuckDB threads (0: one per core)"),
-    "archive.storage_class": ("DEEP_ARCHIVE", "S3 storage class for the data"),
+    "archive.storage_class": ("DEEP_ARCHIVE", "S3 storage class for the data (a remote "
+                                              "without storage classes records 'none')"),
     "archive.bundle_threshold": ("1MiB", "files smaller than this go into tar bundles"),
     "archive.bundle_size": ("4GiB", "target size of one tar bundle"),
     "archive.hash_workers": (0, "md5 threads (0: one per CPU of the task)"),

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import preflight
 from .backend import Backend, choose_backend
 from .config import Config, load_snapshot, save_snapshot
 from .errors import FrosterError, UserError
@@ -39,6 +40,7 @@ class SubmitResult:
     scripts: list[Path] = field(default_factory=list)
     dry_run: bool = False
     backend: str = "slurm"
+    notes: list[str] = field(default_factory=list)  # things a person should know (stderr)
 
     @property
     def run_id(self) -> str:
@@ -98,13 +100,23 @@ def archive_folders(folders: list[bytes], remote: str, config: Config, *,
     folders = clean_folders(folders, rec)
     if not folders:
         raise UserError("no folders to archive")
-    be = make_backend(config, backend)
-    settings = archive_settings(config, remote, recursive=rec, storage_class=storage_class)
+    be, checked = _checked(config, remote, folders, backend, storage_class)
+    settings = archive_settings(config, checked.destination.remote, recursive=rec,
+                                storage_class=checked.destination.storage_class)
     run = create_run(config, "archive", folders=folders, archive=settings, backend=be.name)
     save_snapshot(config, run.run_dir / "config.toml")
-    result = SubmitResult(run, dry_run=dry_run, backend=be.name)
+    result = SubmitResult(run, dry_run=dry_run, backend=be.name, notes=checked.notes)
     dispatch_archive(run, config, be, result, dry_run=dry_run)
     return result
+
+
+def _checked(config: Config, remote: str, sources: list[bytes], backend: str | None,
+             storage_class: str | None) -> tuple[Backend, preflight.Checked]:
+    """The backend, and every check made before anything is written or queued."""
+    preflight.require([preflight.check_state_dir(config)])
+    be = make_backend(config, backend)
+    return be, preflight.before_archive(config, remote, sources, backend=be,
+                                        storage_class=storage_class)
 
 
 def submit_archive(selection_path: Path, remote: str, config: Config, *,
@@ -245,8 +257,9 @@ def submit_pipeline(roots: list[bytes], remote: str, config: Config, *,
     """`froster-slurm submit PATH`: crawl -> rank (which submits archive + finalize)."""
     absroots = _absolute_roots(roots, shards)
     rec = config.get("archive.recursive") if recursive is None else recursive
-    be = make_backend(config, backend)
-    settings = archive_settings(config, remote, recursive=rec, storage_class=storage_class)
+    be, checked = _checked(config, remote, absroots, backend, storage_class)
+    settings = archive_settings(config, checked.destination.remote, recursive=rec,
+                                storage_class=checked.destination.storage_class)
     run = create_run(config, "pipeline", archive=settings, backend=be.name,
                      extra={"select": {k: v for k, v in rules.items() if v is not None},
                             "crawl": {"shards": shards}})
@@ -255,7 +268,7 @@ def submit_pipeline(roots: list[bytes], remote: str, config: Config, *,
     from .jobs import plan_crawl  # the crawl engine is only needed when a pipeline is made
 
     plan_crawl(run, shards)
-    result = SubmitResult(run, dry_run=dry_run, backend=be.name)
+    result = SubmitResult(run, dry_run=dry_run, backend=be.name, notes=checked.notes)
     crawl_id = dispatch_crawl(run, config, be, result, absroots, shards, dry_run=dry_run)
     ropts = sbatch_options("rank", config, run, job_name=f"froster-rank-{run.run_id}")
     rank_script = render_stage("rank", config, run, options=ropts)
@@ -282,7 +295,13 @@ def retry_run(run: Run, config: Config, *, dry_run: bool = False) -> SubmitResul
     if not todo:
         raise UserError(f"run {run.run_id}: every folder is archived; nothing to retry")
     cfg = run_config(run)
+    preflight.require([preflight.check_state_dir(config)])
     be = backend_for_run(run, cfg)
+    a = run.settings["archive"]
+    folders = run.folders()
+    preflight.before_archive(cfg, a["remote"], [folders[i] for i in todo], backend=be,
+                             storage_class=a.get("storage_class"),
+                             grace=int(a.get("requeue_grace", 0)))
     result = SubmitResult(run, dry_run=dry_run, backend=be.name)
     if not dry_run:
         for i in todo:

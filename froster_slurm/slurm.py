@@ -191,6 +191,25 @@ class SlurmClient:
                 out[key.strip()] = value.strip()
         return out
 
+    def ping(self) -> str:
+        """``scontrol ping``'s answer (raises SlurmError when the controller is down)."""
+        return self._run(["scontrol", "ping"]).stdout.strip()
+
+    def partition_time_limit(self, partition: str = "") -> str:
+        """The time limit a job in ``partition`` (empty: the default one) gets when it asks
+        for none: the partition's DefaultTime, else its MaxTime ('' when unknown)."""
+        proc = self._run(["scontrol", "show", "partition", "-o", *([partition] if partition
+                                                                  else [])], check=False)
+        if proc.returncode != 0:
+            return ""
+        rows = [_parse_kv(line) for line in proc.stdout.splitlines() if line.strip()]
+        if not partition:
+            rows = [r for r in rows if r.get("Default") == "YES"] or rows[:1]
+        for r in rows:
+            default = r.get("DefaultTime", "NONE")
+            return default if default not in ("NONE", "") else r.get("MaxTime", "")
+        return ""
+
     def max_array_size(self) -> int:
         """Largest array index + 1 the cluster accepts (MaxArraySize, default 1001)."""
         try:

@@ -66,3 +66,27 @@ def format_age(seconds: int | float) -> str:
             txt = f"{v:.1f}" if unit in ("year", "month") and v < 10 else f"{v:.0f}"
             return f"{txt} {unit}{'' if txt == '1' else 's'} ago"
     return "just now"
+
+
+_SLURM_TIME = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$")
+
+
+def parse_slurm_time(text: str) -> int | None:
+    """Seconds in a Slurm time limit, or None for no limit ('', UNLIMITED, INFINITE).
+
+    Slurm's forms: ``M``, ``M:S``, ``H:M:S``, ``D-H``, ``D-H:M``, ``D-H:M:S``.
+    """
+    text = str(text).strip()
+    if not text or text.upper() in ("UNLIMITED", "INFINITE", "NONE", "N/A"):
+        return None
+    m = _SLURM_TIME.match(text)
+    if not m:
+        raise UserError(f"not a Slurm time limit: {text!r} (examples: 90, 2:00:00, 3-00:00:00)")
+    days, a, b, c = (int(g) if g is not None else None for g in m.groups())
+    if days is not None:  # D-H, D-H:M, D-H:M:S
+        return days * 86400 + a * 3600 + (b or 0) * 60 + (c or 0)
+    if c is not None:  # H:M:S
+        return a * 3600 + b * 60 + c
+    if b is not None:  # M:S
+        return a * 60 + b
+    return a * 60  # M

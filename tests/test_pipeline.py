@@ -102,7 +102,12 @@ def test_submit_end_to_end_to_s3_deep_archive(slurm_cluster: None, s3: S3Server,
 def test_one_failed_folder_does_not_stop_the_others_and_retry_finishes_it(
         slurm_cluster: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     folders = make_tree(tmp_path / "lab")
-    missing = os.fsencode(tmp_path / "lab" / "deleted-after-ranking")
+    # A folder holding a record froster-slurm did not write fails for good at its record
+    # step (it is never overwritten); a folder that does not exist is refused before
+    # anything is queued (tests/test_preflight.py).
+    missing = os.fsencode(tmp_path / "lab" / "foreign-record")
+    write_file(missing + b"/data.bin", b"some data")
+    write_file(missing + b"/Froster.archive.json", b"{}")
     cfg = load_config({"archive.retry_delay": 1})
     result = archive_folders([*folders, missing], str(tmp_path / "remote"), cfg,
                              backend="slurm")
@@ -112,8 +117,8 @@ def test_one_failed_folder_does_not_stop_the_others_and_retry_finishes_it(
     assert all(states[f]["state"] == "done" for f in folders)
     summary = json.loads((result.run_dir / "summary.json").read_text())
     assert summary["retry_command"] == f"froster-slurm retry {result.run_id}"
-    # The folder appears; retry resubmits only it, inside the same run.
-    write_file(missing + b"/late.bin", b"late data")
+    # The foreign file goes; retry resubmits only that folder, inside the same run.
+    os.unlink(missing + b"/Froster.archive.json")
     again = retry_run(result.run, cfg)
     assert again.run_id == result.run_id
     archive_jobs = result.run.jobs()["archive"]

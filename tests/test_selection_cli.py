@@ -18,6 +18,16 @@ from froster_slurm.paths import read_folder_list
 REPO = Path(__file__).resolve().parent.parent
 
 
+def rclone_remote(tmp_path: Path, monkeypatch, name: str) -> str:
+    """A configured rclone remote NAME (an alias of a local folder): `pick --submit` checks
+    the destination before the picker starts."""
+    conf = tmp_path / "rclone.conf"
+    (tmp_path / f"remote-{name}").mkdir()
+    conf.write_text(f"[{name}]\ntype = alias\nremote = {tmp_path / f'remote-{name}'}\n")
+    monkeypatch.setenv("FROSTER_SLURM_ARCHIVE__RCLONE_CONFIG", str(conf))
+    return name
+
+
 def run(capsys, *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
     cap = capsys.readouterr()
@@ -163,6 +173,7 @@ def test_pick_submit_hands_the_confirmed_selection_to_the_archive_stage(
                                watch="froster-slurm status r42 --watch", dry_run=False)
 
     seen: dict = {}
+    rclone_remote(tmp_path, monkeypatch, "s3")
     monkeypatch.setattr(pipeline, "submit_archive", fake_submit)
     monkeypatch.setattr(PickApp, "run", _pilot_run(["space", "c", "y"], seen))
     code, out, err = run(capsys, "pick", str(hot), "-o", str(sel), "--submit",
@@ -184,7 +195,8 @@ def test_pick_quit_writes_nothing_submits_nothing(tmp_path, capsys, monkeypatch,
     sel = tmp_path / "picked"
     monkeypatch.setattr(pipeline, "submit_archive", lambda *a, **k: pytest.fail("submitted"))
     monkeypatch.setattr(PickApp, "run", _pilot_run(["space", "q", "q"], {}))
-    code, _, err = run(capsys, "pick", str(hot), "-o", str(sel), "--submit")
+    code, _, err = run(capsys, "pick", str(hot), "-o", str(sel), "--submit", "--to",
+                       str(tmp_path / "archive"))
     assert code == 1
     assert "nothing written" in err
     assert not sel.exists()
@@ -228,6 +240,7 @@ def test_pick_submit_failure_keeps_the_selection_and_says_how_to_retry(
     def broken(*_a, **_k):
         raise UserError("remote 'nowhere:' is not configured")
 
+    rclone_remote(tmp_path, monkeypatch, "nowhere")
     monkeypatch.setattr(pipeline, "submit_archive", broken)
     monkeypatch.setattr(PickApp, "run", _pilot_run(["space", "c", "y"], {}))
     code, _, err = run(capsys, "pick", str(hot), "-o", str(sel), "--submit", "--to", "nowhere:")
@@ -235,3 +248,17 @@ def test_pick_submit_failure_keeps_the_selection_and_says_how_to_retry(
     assert f"froster-slurm archive --from {sel} --to nowhere:" in err
     assert err.rstrip().endswith("remote 'nowhere:' is not configured")
     assert read_folder_list(sel) == [b"/data/lab/a"]
+
+
+def test_pick_submit_checks_the_destination_before_the_picker_starts(
+        tmp_path, capsys, monkeypatch, fake_tty):
+    from froster_slurm.pick.app import PickApp
+
+    hot = write_sample(tmp_path / "hot.csv")
+    rclone_remote(tmp_path, monkeypatch, "lab")
+    monkeypatch.setattr(PickApp, "run", lambda self: pytest.fail("the picker started"))
+    code, _, err = run(capsys, "pick", str(hot), "--submit", "--to", "lba:archive")
+    assert code == 78
+    assert len(err.strip().splitlines()) == 1
+    assert err.startswith("froster-slurm: error: remote: rclone remote 'lba' is not configured")
+    assert "did you mean lab:? configured: lab; create it with `rclone config`" in err

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from ..errors import PermanentError, TransientError
 from ..paths import display
+from ..storage_classes import NO_CLASS
 from .inventory import SourceChanged
 from .names import redact
 
@@ -190,7 +191,7 @@ class Rclone:
                                    "--transfers", str(self.transfers)]
         if files_from is not None:
             args += ["--files-from-raw", str(files_from), "--no-traverse"]
-        if storage_class:
+        if storage_class and storage_class != NO_CLASS:  # "none": the remote has no classes
             args += ["--s3-storage-class", storage_class]
         return self.run(args, log_name, progress)
 

@@ -51,12 +51,12 @@ from .inventory import FILE, Inventory, SourceChanged, require_unchanged, take_i
 from .rclone import Rclone, classify
 from .settings import ArchiveSettings
 from .trace import (
-    TRACE_STORAGE_CLASS,
     build_record,
     index_html,
     manifest_bytes,
     record_bytes,
     restore_commands,
+    trace_class,
 )
 from .verify import check_remote
 
@@ -512,7 +512,8 @@ class ArchiveTask:
         lst = self.work / "upload-trace.lst"
         _write_atomic(lst, b"".join(n + b"\n" for n in sorted(files)))
         res = self.rclone.copy(tdir, self.dest, files_from=lst,
-                               storage_class=TRACE_STORAGE_CLASS, log_name="trace")
+                               storage_class=trace_class(self.s.storage_class),
+                               log_name="trace")
         if res.returncode != 0:
             raise classify(res, "copy of the trace")
         expected = {os.fsdecode(n): _md5(d) for n, d in files.items()}

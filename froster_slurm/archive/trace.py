@@ -67,7 +67,7 @@ from typing import Any
 from .. import __version__
 from ..paths import display
 from ..render import load_template, render
-from ..storage_classes import GLACIER_CLASSES
+from ..storage_classes import GLACIER_CLASSES, NO_CLASS
 from ..units import format_size
 from . import names, ours
 from .bundle import BUNDLE_DIR_REMOTE, BundleResult, Plan
@@ -130,7 +130,8 @@ def build_record(inv: Inventory, plan: Plan, bundles: list[BundleResult],
         "version": int(meta.get("version") or 1), "previous": list(meta.get("previous") or []),
         "run_id": meta["run_id"], "task_index": meta["index"],
         "source": os.fsdecode(inv.root), "destination": meta["destination"],
-        "storage_class": meta["storage_class"], "trace_storage_class": TRACE_STORAGE_CLASS,
+        "storage_class": meta["storage_class"],
+        "trace_storage_class": trace_class(meta["storage_class"]),
         "archived_at": meta["archived_at"], "user": meta["user"], "host": meta["host"],
         "recursive": inv.recursive, "files": len(files),
         "bytes": sum(e.size for e in files),
@@ -161,6 +162,24 @@ def record_bytes(record: dict[str, Any]) -> bytes:
         else:
             parts.append(f" {json.dumps(key)}: {json.dumps(value, ensure_ascii=True)}")
     return ("{\n" + ",\n".join(parts) + "\n}\n").encode("ascii")
+
+
+def trace_class(storage_class: str) -> str:
+    """The class of the trace copies: STANDARD where classes exist, else none either."""
+    return NO_CLASS if storage_class == NO_CLASS else TRACE_STORAGE_CLASS
+
+
+def storage_note(storage_class: str, destination: str) -> str:
+    """What index.html says about reading the data back, true to where it is stored."""
+    if storage_class == NO_CLASS:
+        return ("This remote has no storage classes: the data can be copied back at once, "
+                "no restore request is needed.")
+    if storage_class in GLACIER_CLASSES and not names.is_local_remote(destination):
+        return ("Data in a Glacier or Deep Archive storage class must be restored (the first "
+                "step) before it can be copied; that takes hours. The checksum files beside "
+                f"the data are in {TRACE_STORAGE_CLASS} storage and can be read at once.")
+    return (f"The data is in the {storage_class} storage class and can be copied back at "
+            "once.")
 
 
 def restore_commands(folder: bytes, destination: str, storage_class: str,
@@ -220,6 +239,7 @@ def index_html(inv: Inventory, record: dict[str, Any], restore_cmd: str, rclone_
         "HOST": e(record["host"]),
         "DESTINATION": e(display(os.fsencode(record["destination"]))),
         "STORAGE_CLASS": e(record["storage_class"]),
+        "STORAGE_NOTE": e(storage_note(record["storage_class"], record["destination"])),
         "FILES": e(f"{record['files']:,}"),
         "BYTES": e(format_size(record["bytes"])),
         "BYTES_EXACT": e(f"{record['bytes']:,}"),

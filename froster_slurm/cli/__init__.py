@@ -24,7 +24,7 @@ COMMANDS = {"config": "config_cmd", "templates": "templates_cmd", "crawl": "craw
             "rank": "rank_cmd", "pick": "pick_cmd", "select": "pick_cmd",
             "archive": "archive_cmd", "submit": "run_cmd", "status": "run_cmd",
             "retry": "run_cmd", "catalog": "run_cmd", "restore": "restore_cmd",
-            "purge": "restore_cmd", "report": "report_cmd"}
+            "purge": "restore_cmd", "report": "report_cmd", "check": "check_cmd"}
 
 
 def load_commands(argv: Sequence[str]) -> None:
@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rv = command.main(args=argv, prog_name="froster-slurm", standalone_mode=False)
     except FrosterError as e:
-        print(f"froster-slurm: error: {e}", file=sys.stderr)
+        for line in str(e).splitlines() or [""]:  # several failed checks: one line each
+            print(f"froster-slurm: error: {line}", file=sys.stderr)
         return e.exit_code
     except typer.Exit as e:
         return e.exit_code

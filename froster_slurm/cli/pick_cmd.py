@@ -104,6 +104,11 @@ def pick(
         except ImportError as e:
             raise UserError(f"--submit is not available in this installation: {e}") from e
         remote = to or str(cfg.get("default_remote"))
+        # The destination is checked before a person spends time picking; the folders are
+        # checked again with it when the selection is submitted.
+        from ..preflight import check_destination, require
+
+        require(check_destination(cfg, remote, storage_class)[0])
     rows = load_hotspots(hotspots)
     if not rows:
         raise UserError(f"{hotspots} lists no folders: nothing to pick")
@@ -135,6 +140,8 @@ def pick(
 
 def _print_submitted(sub: SubmitResult) -> None:
     """Run id, jobs and the command to follow the run (what a person needs next)."""
+    for note in getattr(sub, "notes", None) or []:
+        info(f"note: {note}")
     out(f"run {sub.run_id}  ({sub.run_dir})")
     jobs = sub.job_ids or {}
     items = jobs.items() if isinstance(jobs, dict) else [("jobs", jobs)]

@@ -25,6 +25,8 @@ app.add_typer(catalog_app, name="catalog")
 
 
 def print_submitted(result: SubmitResult) -> None:
+    for note in result.notes:
+        info(f"note: {note}")
     if result.dry_run:
         info(f"dry run: rendered {len(result.scripts)} script(s) in {result.run_dir}/scripts; "
              "nothing submitted")

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import catalog
+from .. import catalog, preflight
 from ..archive import ours, versions
 from ..backend import Backend, SlurmBackend
 from ..config import Config, save_snapshot
@@ -246,6 +246,7 @@ def _start(folder: bytes, target: bytes, config: Config, tier: str | None, days:
         out.resumed = True
     else:
         arch = find_archive(folder, config, work, version)
+    preflight.before_restore(config, arch.destination)  # before any request or sbatch
     if not prior and already_present(arch, target):
         out.messages.append(f"{display(target)}: every archived file is already there (same "
                             "sizes and mtimes) and every symlink too; nothing to restore. "
