@@ -610,3 +610,23 @@ def report(config: Config, remote: str, folders: Sequence[bytes], *,
     if be is not None:
         checks.append(check_grace(config, be))
     return checks
+
+
+def archive_is_its_source(probe: Probe, destination: str, folder: bytes) -> str | None:
+    """Why purge must not trust this archive: its data lies in (or is) the folder itself.
+
+    Then the remote check compares the folder with itself and the purge would delete the
+    only copy.  None when the destination is elsewhere (or not on this machine)."""
+    if destination.startswith("/"):
+        root: bytes | None = os.fsencode(os.path.normpath(destination))
+    else:
+        features, _ = probe.features(destination)
+        root = None
+        if features and (features.get("Features") or {}).get("IsLocal") and \
+                features.get("Root"):
+            root = os.fsencode(os.path.normpath(str(features["Root"])))
+    if root is None:
+        return None
+    how = relation(root, folder)
+    return overlap_message(root, folder, how) if how else None
+

@@ -219,6 +219,23 @@ def test_submit_into_the_crawled_tree(slurm_cluster, capsys, folder, tmp_path):
     assert f"lies inside {tmp_path / 'lab'}" in one_line(err)
 
 
+def test_purge_refuses_an_archive_that_is_the_folder_itself(slurm_cluster, capsys, folder,
+                                                            tmp_path):
+    """A record whose destination resolves to the folder (what `--to /` with an empty
+    remote_prefix used to write): the remote check would compare the folder with itself."""
+    assert main(["archive", str(folder), "--to", str(tmp_path / "remote"), "--backend",
+                 "local"]) == 0
+    capsys.readouterr()
+    rec_path = folder / "Froster.archive.json"
+    rec = json.loads(rec_path.read_text())
+    rec_path.write_text(json.dumps({**rec, "destination": str(folder)}))
+    code = main(["purge", str(folder), "--yes"])
+    cap = capsys.readouterr()
+    assert code != 0
+    assert f"the archive is not a second copy: {folder} is {folder} itself" in cap.out + cap.err
+    assert (folder / "data.bin").read_bytes() == b"x" * 1000
+
+
 # --- time limits (issue 20 item 5) ------------------------------------------------------------
 
 def test_requeue_grace_that_does_not_fit_the_time_limit(slurm_cluster, capsys, folder,

@@ -41,6 +41,7 @@ from typing import Any
 from ..archive import ours
 from ..errors import DataError, FrosterError, UserError
 from ..paths import display
+from ..preflight import Probe, archive_is_its_source
 from ..units import format_size
 from . import tracefiles
 from .record import Archive, require_local
@@ -244,6 +245,11 @@ def purge_folder(folder: bytes, *, rclone: Any, work: Path, dry_run: bool, worke
     folder = os.path.normpath(os.path.abspath(os.fsencode(folder)))
     result = PurgeResult(os.fsdecode(folder), dry_run)
     arch = require_local(folder, "purge")
+    probe = Probe(str(getattr(rclone, "exe", "rclone")), str(getattr(rclone, "config", "")))
+    itself = archive_is_its_source(probe, arch.destination, folder)
+    if itself:
+        result.blockers.append(f"the archive is not a second copy: {itself}")
+        return result
     root_fd = open_root(folder)
     try:
         _lock(root_fd, folder)
