@@ -8,7 +8,7 @@ VENV     ?= .venv
 PY       := $(VENV)/bin/python
 PIP      := $(VENV)/bin/pip
 PYTHON3  ?= python3
-APT_PKGS := slurm-wlm munge rclone chromium
+APT_PKGS := slurm-wlm munge rclone chromium gcc python3-dev
 STAMP    := $(VENV)/.installed
 
 .PHONY: setup system-deps venv test lint demo bench cluster-up cluster-down clean help
@@ -40,7 +40,8 @@ system-deps:
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+# setup.py and the C source: the compiled crawl walker is built in place by the editable install
+$(STAMP): pyproject.toml setup.py froster_slurm/crawl/_fastwalk.c
 	[ -x $(PY) ] || $(PYTHON3) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -e '.[test]'
@@ -65,7 +66,12 @@ test: setup
 demo: setup
 	bash scripts/demo.sh
 
-bench: setup
+# bench/out/cwalk: the minimal C walker the crawl benchmark compares against
+bench/out/cwalk: bench/cwalk.c
+	mkdir -p bench/out
+	$${CC:-gcc} -O2 -Wall -o $@ $< -lpthread
+
+bench: setup bench/out/cwalk
 	bash scripts/bench.sh
 
 clean:

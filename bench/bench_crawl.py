@@ -1,47 +1,48 @@
 #!/usr/bin/env python3
-"""Benchmark the builtin crawl engine next to ``find -printf`` (and ``pwalk`` when on PATH).
+"""Benchmark the crawl: our CLI next to real pwalk, find and a minimal C walker, as processes.
 
-    .venv/bin/python bench/bench_crawl.py [CACHE_DIR] [--repeat N] [--entries N]
+    .venv/bin/python bench/bench_crawl.py [CACHE_DIR] [--repeat N] [--cold] [--shards]
 
-Builds (once; reused while its stamp matches) a tree of ~505,000 entries under CACHE_DIR
-(default bench/out/), warms the cache, then runs each contender ``--repeat`` times in the same
-run and prints entries/s (best and median), peak RSS of the largest process and the ratio
-to ``find``.  Every contender writes its output to a file on the same disk.
+Builds (once; reused while its stamp matches) a tree of 505,551 entries under CACHE_DIR
+(default bench/out/), then runs every contender ``--repeat`` times (default 5), interleaved
+(run 1 of each, then run 2 of each, ...), each as a whole process writing its output to a file
+on the same disk:
 
-``find`` prints the same fields pwalk needs (inode, size, blocks, mode, three times, uid, gid,
-nlink, dev, path), so it is the floor a C crawler sets on this machine; pwalk 3.x needed
-about 520k entries/s warm on 2 cores where it was measured (not installable here).
+- ``ours``: ``froster-slurm crawl --engine builtin`` with default settings (compiled walker);
+- ``ours python``: the same with ``FROSTER_CRAWL_WALKER=python`` (the fallback);
+- ``pwalk``: the real pwalk, when ``pwalk`` is on PATH (not packaged: build it from its public
+  source yourself; this script never downloads anything), with its default settings;
+- ``find -printf`` of the same fields (inode, size, blocks, mode, times, ids, nlink, dev);
+- ``cwalk -t 2``: ``bench/cwalk.c``, the minimal C walker writing the same rows (``make bench``
+  builds ``bench/out/cwalk``), the floor a crawler writing these rows sets here.
 
-The builtin engine is timed around the ``crawl()`` call in a fresh interpreter (``rate``); the
-``wall`` column includes starting Python and importing froster_slurm.  This is a benchmark,
-not a test: nothing here asserts a speed.
+For each: entries/s (median and best of the runs), wall seconds, CPU seconds (user + system of
+the process and all its children, from wait4), peak RSS of the whole process tree (the sum of
+VmRSS over the process and its descendants, sampled every 20 ms, and never below wait4's
+ru_maxrss), and the 1-minute load average when the runs started.  ``--cold`` drops the page
+cache before every run (``/proc/sys/vm/drop_caches``, needs root; says so when refused).
+``--shards`` also times a crawl split in 1 and 2 shards run as parallel processes, one CPU
+each (as array tasks of ``--cpus-per-task 1``).
+
+Other jobs on the machine (other users' tests) show in the load column: compare figures only
+within one run.  This is a benchmark, not a test: nothing here asserts a speed.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 FIND_FORMAT = "%i,%s,%b,%m,%A@,%T@,%C@,%U,%G,%n,%D,%p\n"
-PWALK_TARGET = 520_000  # entries/s, from the issue (pwalk, warm cache, 2 cores)
-
-RUNNER = """
-import json, sys, time
-from froster_slurm.crawl import crawl
-t = time.perf_counter()
-s = crawl([sys.argv[1]], sys.argv[2], engine="builtin", workers=int(sys.argv[3]),
-          threads=int(sys.argv[4]))
-print(json.dumps({"entries": s.entries, "seconds": time.perf_counter() - t,
-                  "errors": s.errors}))
-"""
+CWALK = REPO / "bench" / "out" / "cwalk"
 
 
 def build_tree(root: Path, files_per_dir: int) -> int:
@@ -67,22 +68,55 @@ def build_tree(root: Path, files_per_dir: int) -> int:
     return n
 
 
-def run(cmd: list[str], stdout_path: Path | None = None) -> tuple[float, int, bytes]:
-    """(wall seconds, peak RSS KiB of the largest process, stdout) of one child."""
-    out = open(stdout_path, "wb") if stdout_path else subprocess.PIPE
-    t = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.PIPE,
-                            env=dict(os.environ, PYTHONPATH=str(REPO)))
-    data = proc.stdout.read() if proc.stdout else b""
-    err = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if stdout_path:
-        out.close()
-    if proc.returncode != 0:
-        raise SystemExit(f"{cmd[0]} failed ({proc.returncode}): {err.decode()[-500:]}")
-    return wall, usage.ru_maxrss, data
+def tree_rss_kib(pid: int) -> int:
+    """VmRSS of ``pid`` and all its descendants, KiB (0 once gone)."""
+    total = 0
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/status", "rb") as f:
+                for line in f:
+                    if line.startswith(b"VmRSS:"):
+                        total += int(line.split()[1])
+                        break
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children", "rb") as f:
+                    todo += [int(c) for c in f.read().split()]
+        except (OSError, ValueError):
+            continue
+    return total
+
+
+class Run:
+    """One whole process: wall, CPU of it and its children, peak RSS of its process tree."""
+
+    def __init__(self, cmd: list[str], stdout_path: Path | None, env: dict[str, str]):
+        out = open(stdout_path, "wb") if stdout_path else subprocess.DEVNULL
+        self.load = os.getloadavg()[0]
+        t = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.PIPE, env=env)
+        peak = [0]
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.wait(0.02):
+                peak[0] = max(peak[0], tree_rss_kib(proc.pid))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        err = proc.stderr.read() if proc.stderr else b""
+        _, status, usage = os.wait4(proc.pid, 0)
+        self.wall = time.perf_counter() - t
+        stop.set()
+        sampler.join()
+        if stdout_path:
+            out.close()
+        self.cpu = usage.ru_utime + usage.ru_stime
+        self.rss_kib = max(peak[0], usage.ru_maxrss)
+        code = os.waitstatus_to_exitcode(status)
+        if code != 0:
+            raise SystemExit(f"{cmd[0]} failed ({code}): {err.decode()[-500:]}")
 
 
 def count_lines(path: Path) -> int:
@@ -93,63 +127,137 @@ def count_lines(path: Path) -> int:
     return n
 
 
+def drop_caches() -> bool:
+    try:
+        os.sync()
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+        return True
+    except OSError:
+        return False
+
+
+def contenders(tree: Path, out_dir: Path) -> list[tuple[str, list[str], Path, dict, int]]:
+    """(name, command, output file, extra env, header lines in the output)."""
+    cli = [sys.executable, "-m", "froster_slurm", "crawl", "--engine", "builtin",
+           "--no-progress"]
+    found: list[tuple[str, list[str], Path, dict, int]] = [
+        ("ours", [*cli, "-o", str(out_dir / "ours.csv"), str(tree)], out_dir / "ours.csv",
+         {}, 1),
+        ("ours python", [*cli, "-o", str(out_dir / "py.csv"), str(tree)], out_dir / "py.csv",
+         {"FROSTER_CRAWL_WALKER": "python"}, 1),
+    ]
+    if shutil.which("pwalk"):
+        found.append(("pwalk", ["pwalk", str(tree)], out_dir / "pwalk.csv", {}, 0))
+    found.append(("find -printf", ["find", str(tree), "-printf", FIND_FORMAT],
+                  out_dir / "find.txt", {}, 0))
+    if CWALK.exists():
+        found.append(("cwalk -t 2", [str(CWALK), "-t", "2", str(tree)], out_dir / "cwalk.csv",
+                      {}, 0))
+    return found
+
+
+def shard_runs(tree: Path, out_dir: Path, env: dict[str, str], n: int) -> tuple[float, float]:
+    """Plan ``n`` shards, then run them as ``n`` parallel array-task processes, task ``i``
+    pinned to CPU ``i`` (``taskset``: what a Slurm cpuset of one CPU per task does), default
+    settings: (wall, cpu)."""
+    base = [sys.executable, "-m", "froster_slurm", "crawl"]
+    shard_dir = out_dir / f"shards-{n}"
+    subprocess.run([*base, str(tree), "-o", str(shard_dir), "--shards", str(n), "--replan",
+                    "--shard-index", "0", "--no-progress"], check=True, env=env,
+                   stdout=subprocess.DEVNULL)  # plans and crawls shard 0 once (warm-up)
+    t = time.perf_counter()
+    cpus = sorted(os.sched_getaffinity(0))
+    procs = [subprocess.Popen(["taskset", "-c", str(cpus[i % len(cpus)]), *base, "-o",
+                               str(shard_dir), "--shard-index", str(i), "--no-progress"],
+                              env=env, stdout=subprocess.DEVNULL) for i in range(n)]
+    cpu = 0.0
+    for p in procs:
+        _, status, usage = os.wait4(p.pid, 0)
+        cpu += usage.ru_utime + usage.ru_stime
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise SystemExit(f"shard task failed ({status})")
+    return time.perf_counter() - t, cpu
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("cache_dir", nargs="?", default=str(REPO / "bench" / "out"))
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--files-per-dir", type=int, default=100)
+    ap.add_argument("--cold", action="store_true", help="drop the page cache before each run")
+    ap.add_argument("--shards", action="store_true", help="also time 1 vs 2 parallel shards")
+    ap.add_argument("--only", action="append", help="only contenders with this name prefix")
     args = ap.parse_args()
     cache = Path(args.cache_dir).resolve()
     cache.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
     expected = build_tree(cache / "crawl-tree", args.files_per_dir)
     tree = cache / "crawl-tree" / "tree"
+    cpus = len(os.sched_getaffinity(0))
     print(f"tree: {tree} ({expected:,} entries, built/checked in "
-          f"{time.perf_counter() - t:.1f} s); cpus: {len(os.sched_getaffinity(0))}")
+          f"{time.perf_counter() - t:.1f} s); cpus: {cpus}; cache: "
+          f"{'dropped before every run' if args.cold else 'warm'}")
     out_dir = cache / "crawl-out"
     out_dir.mkdir(exist_ok=True)
-
-    contenders: list[tuple[str, list[str], Path | None]] = [
-        ("find -printf", ["find", str(tree), "-printf", FIND_FORMAT], out_dir / "find.txt")]
-    if shutil.which("pwalk"):
-        contenders.append(("pwalk", ["pwalk", "--header", str(tree)], out_dir / "pwalk.csv"))
-    for workers, threads in ((1, 1), (2, 1), (2, 2)):
-        contenders.append((f"builtin w={workers} t={threads}",
-                           [sys.executable, "-c", RUNNER, str(tree),
-                            str(out_dir / f"builtin-{workers}-{threads}.csv"), str(workers),
-                            str(threads)], None))
-
-    run(["find", str(tree), "-printf", FIND_FORMAT], out_dir / "warm.txt")  # warm the cache
-    load_before = os.getloadavg()[0]
-    results: dict[str, list[tuple[float, float, int]]] = {name: [] for name, _, _ in contenders}
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    todo = contenders(tree, out_dir)
+    if args.only:
+        todo = [c for c in todo if any(c[0].startswith(o) for o in args.only)]
+    if not shutil.which("pwalk"):
+        print("pwalk: not on PATH, not measured (build it from its public source and put it "
+              "on PATH to include it)")
+    if not CWALK.exists():
+        print(f"cwalk: {CWALK} missing (make bench builds it), not measured")
+    if args.cold and not drop_caches():
+        print("--cold: cannot drop the page cache here (needs root): the runs are warm")
+        args.cold = False
+    if not args.cold:
+        Run(["find", str(tree), "-printf", FIND_FORMAT], out_dir / "warm.txt", env)
+    results: dict[str, list[Run]] = {name: [] for name, *_ in todo}
     for _ in range(args.repeat):  # interleaved, so background load hits everyone alike
-        for name, cmd, dest in contenders:
-            wall, rss, data = run(cmd, dest)
-            if dest is not None:
-                entries = count_lines(dest) - (1 if name == "pwalk" else 0)
-                rate = entries / wall
-            else:
-                info = json.loads(data)
-                entries, rate = info["entries"], info["entries"] / info["seconds"]
-                assert info["errors"] == 0
+        for name, cmd, dest, extra, header in todo:
+            if args.cold:
+                drop_caches()
+            run = Run(cmd, dest, {**env, **extra})
+            entries = count_lines(dest) - header
             if entries != expected:
                 raise SystemExit(f"{name}: {entries} entries, expected {expected}")
-            results[name].append((rate, wall, rss))
+            results[name].append(run)
 
-    find_best = max(r for r, _, _ in results["find -printf"])
-    print(f"\n{'contender':<22} {'best/s':>10} {'median/s':>10} {'wall s':>7} "
-          f"{'peak RSS':>9} {'vs find':>8} {'vs 520k':>8}")
+    print(f"\n{'contender':<13} {'median/s':>10} {'best/s':>10} {'wall med':>8} "
+          f"{'CPU med':>8} {'peak RSS':>9} {'load':>9}")
     for name, runs in results.items():
-        rates = [r for r, _, _ in runs]
-        best = max(rates)
-        print(f"{name:<22} {best:>10,.0f} {statistics.median(rates):>10,.0f} "
-              f"{min(w for _, w, _ in runs):>7.2f} {max(m for _, _, m in runs) / 1024:>6.0f} MiB "
-              f"{best / find_best:>7.2f}x {best / PWALK_TARGET:>7.2f}x")
-    print(f"\nload average (1 min) before/after: {load_before:.1f}/{os.getloadavg()[0]:.1f} "
-          f"on {len(os.sched_getaffinity(0))} CPUs: figures are only meaningful on a quiet "
-          "machine.")
-    print(f"{args.repeat} runs each, interleaved; rate = entries / crawl time (builtin: inside "
-          "the interpreter; find/pwalk: wall). 'vs 520k' = pwalk's published warm rate.")
+        rates = [expected / r.wall for r in runs]
+        loads = [r.load for r in runs]
+        print(f"{name:<13} {statistics.median(rates):>10,.0f} {max(rates):>10,.0f} "
+              f"{statistics.median(r.wall for r in runs):>7.2f}s "
+              f"{statistics.median(r.cpu for r in runs):>7.2f}s "
+              f"{max(r.rss_kib for r in runs) / 1024:>5.0f} MiB "
+              f"{min(loads):>4.1f}-{max(loads):<4.1f}")
+    med = {name: statistics.median(expected / r.wall for r in runs)
+           for name, runs in results.items()}
+    if "ours" in med:
+        for other in ("pwalk", "cwalk -t 2", "find -printf", "ours python"):
+            if other in med:
+                print(f"ours / {other}: {med['ours'] / med[other]:.2f}x (medians)")
+    print(f"\n{args.repeat} runs each, interleaved; rate = {expected:,} entries / wall time of "
+          "the whole process; CPU = user + system of it and its children; load = 1-minute "
+          f"load average at the start of the runs (min-max) on {cpus} CPUs.")
+
+    if args.shards:
+        print("\nshards (array tasks as parallel processes, task i pinned to CPU i):")
+        for n in (1, 2):
+            walls, cpus_used, loads = [], [], []
+            for _ in range(args.repeat):
+                loads.append(os.getloadavg()[0])
+                wall, cpu = shard_runs(tree, out_dir, env, n)
+                walls.append(wall)
+                cpus_used.append(cpu)
+            print(f"  {n} shard(s): wall median {statistics.median(walls):.2f} s best "
+                  f"{min(walls):.2f} s, CPU median {statistics.median(cpus_used):.2f} s, "
+                  f"{expected / statistics.median(walls):,.0f} entries/s, load "
+                  f"{min(loads):.1f}-{max(loads):.1f}")
 
 
 if __name__ == "__main__":

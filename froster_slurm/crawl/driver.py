@@ -21,6 +21,7 @@ from typing import BinaryIO
 
 from ..errors import IncompleteError, NotFoundError, UserError
 from ..paths import display
+from . import compiled
 from . import pwalk as pwalk_engine
 from .builtin import (
     Counts,
@@ -51,6 +52,7 @@ class CrawlSummary:
     errors: int
     seconds: float
     skipped: int = 0  # mount points not crossed on request: in the errors file, not problems
+    walker: str = ""  # builtin engine: "c" (compiled) or "python"
 
     @property
     def complete(self) -> bool:
@@ -60,7 +62,7 @@ class CrawlSummary:
         rate = self.entries / self.seconds if self.seconds > 0 else 0.0
         text = (f"crawled {self.entries:,} entries ({self.directories:,} directories) in "
                 f"{self.seconds:.1f} s, {rate:,.0f} entries/s, {self.errors:,} errors "
-                f"[{self.engine}] -> {self.output}")
+                f"[{self.engine}{'/' + self.walker if self.walker else ''}] -> {self.output}")
         if self.skipped:
             text += f", {self.skipped:,} mount point(s) not crossed"
         if self.errors:
@@ -81,7 +83,8 @@ class CrawlSummary:
         return {"output": str(self.output), "errors_path": str(self.errors_path),
                 "engine": self.engine, "entries": self.entries,
                 "directories": self.directories, "errors": self.errors,
-                "skipped": self.skipped, "seconds": round(self.seconds, 3)}
+                "skipped": self.skipped, "walker": self.walker,
+                "seconds": round(self.seconds, 3)}
 
 
 def root_item(root: bytes) -> ScanItem:
@@ -158,6 +161,23 @@ def resolve_workers(workers: int) -> int:
     return workers or default_workers()
 
 
+def run_builtin(items: list[ScanItem], out: BinaryIO, err: BinaryIO, options: CrawlOptions,
+                workers: int, threads: int, progress: Progress | None,
+                scandir: Scandir) -> tuple[Counts, str]:
+    """The builtin engine with its compiled walker when it can, else the Python one.
+
+    ``workers`` as given (0: the default).  Returns the counts and the walker used.
+    """
+    n_workers = resolve_workers(workers)
+    if threads < 1:
+        raise UserError(f"--threads must be 1 or more, not {threads}")
+    if compiled.chosen_walker(options, scandir is not scandir_fd) == "c":
+        return compiled.walk_compiled(items, out, err, options,
+                                      compiled.default_threads(workers, threads),
+                                      progress), "c"
+    return walk(items, out, err, options, n_workers, threads, progress, scandir), "python"
+
+
 def crawl(roots: Sequence[str | bytes | os.PathLike], out: str | os.PathLike, *,
           engine: str = "auto", workers: int = 0, threads: int = 1,
           options: CrawlOptions | None = None, errors_path: str | os.PathLike | None = None,
@@ -180,6 +200,7 @@ def crawl(roots: Sequence[str | bytes | os.PathLike], out: str | os.PathLike, *,
     out = Path(os.fsdecode(os.fsencode(out)))
     errors_path = Path(errors_path) if errors_path else out.with_name(out.name + ".errors")
     start = time.monotonic()
+    walker = ""
     with output_files(out, errors_path) as (fo, fe):
         if chosen == "pwalk":
             exe = pwalk_engine.find_pwalk()
@@ -189,7 +210,7 @@ def crawl(roots: Sequence[str | bytes | os.PathLike], out: str | os.PathLike, *,
                 counts.add(pwalk_engine.run_pwalk(exe, root, fo, fe, options, progress,
                                                   base=counts))
         else:
-            counts = walk(items, fo, fe, options, resolve_workers(workers), threads, progress,
-                          scandir)
+            counts, walker = run_builtin(items, fo, fe, options, workers, threads, progress,
+                                         scandir)
     return CrawlSummary(out, errors_path, chosen, counts.entries, counts.directories,
-                        counts.errors, time.monotonic() - start, counts.skipped)
+                        counts.errors, time.monotonic() - start, counts.skipped, walker)

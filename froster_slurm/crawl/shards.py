@@ -38,8 +38,8 @@ from typing import Any
 from ..errors import DataError, NotFoundError, UserError
 from ..paths import display
 from . import errorlog
-from .builtin import SNAPSHOT_NAMES, CrawlOptions, Progress, Scandir, ScanItem, scandir_fd, walk
-from .driver import CrawlSummary, output_files, resolve_workers, root_item
+from .builtin import SNAPSHOT_NAMES, CrawlOptions, Progress, Scandir, ScanItem, scandir_fd
+from .driver import CrawlSummary, output_files, root_item, run_builtin
 
 PLAN_NAME = "plan.json"
 PLAN_FORMAT = "froster-slurm crawl plan"
@@ -391,10 +391,11 @@ def crawl_shard(plan: str | os.PathLike, index: int, *, workers: int = 0, thread
     with output_files(out, err) as (fo, fe):
         for line in gone:
             fe.write(line)
-        counts = walk(items, fo, fe, options, resolve_workers(workers), threads, progress,
-                      scandir)
+        counts, walker = run_builtin(items, fo, fe, options, workers, threads, progress,
+                                     scandir)
     summary = CrawlSummary(out, err, "builtin", counts.entries, counts.directories,
-                           counts.errors + len(gone), time.monotonic() - start, counts.skipped)
+                           counts.errors + len(gone), time.monotonic() - start, counts.skipped,
+                           walker)
     tmp = shard_summary(out_dir, index).with_suffix(".json.part")
     tmp.write_text(json.dumps(summary.to_json(), indent=1) + "\n")
     os.replace(tmp, shard_summary(out_dir, index))
