@@ -18,8 +18,8 @@ on the same disk:
 
 For each: entries/s (median and best of the runs), wall seconds, CPU seconds (user + system of
 the process and all its children, from wait4), peak RSS of the whole process tree (the sum of
-VmRSS over the process and its descendants, sampled every 20 ms, and never below wait4's
-ru_maxrss), and the 1-minute load average when the runs started.  ``--cold`` drops the page
+the peak RSS, VmHWM, of the process and each descendant, sampled every 20 ms), and the 1-minute
+load average when the runs started.  ``--cold`` drops the page
 cache before every run (``/proc/sys/vm/drop_caches``, needs root; says so when refused).
 ``--shards`` also times a crawl split in 1 and 2 shards run as parallel processes, one CPU
 each (as array tasks of ``--cpus-per-task 1``).
@@ -68,24 +68,33 @@ def build_tree(root: Path, files_per_dir: int) -> int:
     return n
 
 
-def tree_rss_kib(pid: int) -> int:
-    """VmRSS of ``pid`` and all its descendants, KiB (0 once gone)."""
-    total = 0
+def sample_tree(pid: int, cmdline: bytes, peaks: dict[int, int]) -> None:
+    """Record the peak RSS (VmHWM, KiB) of ``pid`` and each of its descendants in ``peaks``.
+
+    ``pid`` counts only once it runs ``cmdline``: between fork and exec it is a copy of this
+    script, whose pages are not the contender's (wait4's ru_maxrss keeps that pre-exec peak,
+    so it is not used).  The sum of the per-process peaks bounds the tree's peak from above.
+    """
     todo = [pid]
     while todo:
         p = todo.pop()
         try:
-            with open(f"/proc/{p}/status", "rb") as f:
-                for line in f:
-                    if line.startswith(b"VmRSS:"):
-                        total += int(line.split()[1])
-                        break
-            for task in os.listdir(f"/proc/{p}/task"):
+            if p == pid:
+                with open(f"/proc/{p}/cmdline", "rb") as f:
+                    if f.read() != cmdline:
+                        return
+            tasks = os.listdir(f"/proc/{p}/task")
+            for task in tasks:  # a live thread: pwalk's main thread exits early
+                with open(f"/proc/{p}/task/{task}/status", "rb") as f:
+                    hwm = [int(ln.split()[1]) for ln in f if ln.startswith(b"VmHWM:")]
+                if hwm:
+                    peaks[p] = max(peaks.get(p, 0), hwm[0])
+                    break
+            for task in tasks:
                 with open(f"/proc/{p}/task/{task}/children", "rb") as f:
                     todo += [int(c) for c in f.read().split()]
         except (OSError, ValueError):
             continue
-    return total
 
 
 class Run:
@@ -96,12 +105,13 @@ class Run:
         self.load = os.getloadavg()[0]
         t = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.PIPE, env=env)
-        peak = [0]
+        peaks: dict[int, int] = {}
         stop = threading.Event()
+        cmdline = b"".join(os.fsencode(c) + b"\0" for c in cmd)
 
         def sample() -> None:
             while not stop.wait(0.02):
-                peak[0] = max(peak[0], tree_rss_kib(proc.pid))
+                sample_tree(proc.pid, cmdline, peaks)
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
@@ -113,7 +123,7 @@ class Run:
         if stdout_path:
             out.close()
         self.cpu = usage.ru_utime + usage.ru_stime
-        self.rss_kib = max(peak[0], usage.ru_maxrss)
+        self.rss_kib = sum(peaks.values())
         code = os.waitstatus_to_exitcode(status)
         if code != 0:
             raise SystemExit(f"{cmd[0]} failed ({code}): {err.decode()[-500:]}")

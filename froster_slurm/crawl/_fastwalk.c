@@ -10,7 +10,7 @@
  * Shape (as in builtin.py): a shared stack of directories to read; each thread pops one,
  * opens it once (a path of PATH_MAX or more piece by piece with openat, so depth has no
  * limit), lists it with readdir on that descriptor and fstatat()s each name relative to it,
- * formats pwalk rows into a private 1 MiB buffer and pwrite()s full buffers at offsets
+ * formats pwalk rows into a private 256 KiB buffer and pwrite()s full buffers at offsets
  * reserved with one atomic add (no lock, no O_APPEND).  Subdirectories go back on the stack.
  * Memory is bounded by the pending subdirectories, not the tree.  Errors-file records are
  * written under a lock.  Python only starts the walk and polls the counters for progress.
@@ -31,7 +31,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-#define OUT_BUF (1 << 20)
+#define OUT_BUF (256 << 10)
 #define LONG_PATH 4000
 
 typedef struct {

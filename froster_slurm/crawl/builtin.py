@@ -33,7 +33,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import fnmatch
-import multiprocessing
 import os
 import re
 import stat
@@ -42,8 +41,11 @@ import time
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from multiprocessing.connection import Connection, wait
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+if TYPE_CHECKING:  # multiprocessing is imported only by the parallel Python walker
+    import multiprocessing
+    from multiprocessing.connection import Connection
 
 from ..errors import PermanentError
 from . import errorlog
@@ -495,6 +497,7 @@ def _worker_main(conn: Connection, shared: _Shared, options: CrawlOptions, threa
 
 def _context() -> multiprocessing.context.BaseContext:
     """fork where the platform has it: workers start in milliseconds and inherit the seams."""
+    import multiprocessing
     methods = multiprocessing.get_all_start_methods()
     return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
 
@@ -504,6 +507,9 @@ def walk_parallel(items: Iterable[ScanItem], out: BinaryIO, err: BinaryIO,
                   progress: Progress | None = None, scandir: Scandir = scandir_fd,
                   progress_every: float = 0.5) -> Counts:
     """Crawl ``items`` with ``processes`` x ``threads`` walkers; this process writes."""
+    import multiprocessing
+    from multiprocessing.connection import wait
+
     items = list(items)
     counts = Counts()
     if not items:

@@ -32,8 +32,8 @@ except ImportError:  # not built: the Python walker does everything
     _fastwalk = None
 
 WALKERS = ("auto", "c", "python")
-THREADS_PER_CPU = 4
-MIN_THREADS = 8
+THREADS_PER_CPU = 8
+MIN_THREADS = 16
 MAX_THREADS = 64
 
 
