@@ -364,11 +364,34 @@ def init_config_file(path: Path, force: bool = False) -> Path:
     return write_init_file(path, force=force)
 
 
+def _table_of(key: str) -> str | None:
+    """`cost.per_tb_month.GLACIER` -> `cost.per_tb_month`: the table key a leaf belongs to."""
+    parts = key.split(".")
+    for n in range(len(parts) - 1, 0, -1):
+        head = ".".join(parts[:n])
+        if head in DEFAULTS and isinstance(DEFAULTS[head][0], dict):
+            return head
+    return None
+
+
 def set_value(path: Path, key: str, text: str) -> Any:
-    """`config set [--site] KEY VALUE`: validate, then store one value in ``path``."""
+    """`config set [--site] KEY VALUE`: validate, then store one value in ``path``.  KEY may
+    name one entry of a table (`cost.per_tb_month.GLACIER 3.0`)."""
     from .config_file import store_value
 
-    return store_value(path, key, check_value(key, parse_scalar(key, text), "the command line"))
+    table = None if key in DEFAULTS else _table_of(key)
+    if table is None:
+        return store_value(path, key, check_value(key, parse_scalar(key, text),
+                                                  "the command line"))
+    try:
+        value = tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{key}: cannot read {text!r} as a TOML value") from e
+    nested: Any = value
+    for part in reversed(key[len(table) + 1:].split(".")):
+        nested = {part: nested}
+    check_value(table, nested, "the command line")
+    return store_value(path, key, value)
 
 
 def save_snapshot(config: Config, path: Path) -> None:

@@ -80,9 +80,11 @@ def write_init_file(path: Path, force: bool = False) -> Path:
 
 
 def store_value(path: Path, key: str, value: Any) -> Any:
-    """Store one (already validated) value in the TOML file at ``path``."""
+    """Store one (already validated) value in the TOML file at ``path``, keeping its comments
+    (an init file stays readable after `config set`) whenever a line edit can do it."""
     try:
-        data = tomllib.loads(path.read_text()) if path.exists() else {}
+        text = path.read_text() if path.exists() else ""
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML ({e}); fix it before `config set`") from e
     except PermissionError as e:
@@ -91,9 +93,49 @@ def store_value(path: Path, key: str, value: Any) -> Any:
     parts = key.split(".")
     for part in parts[:-1]:
         node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{path}: {'.'.join(parts[:-1])} is not a table")
     node[parts[-1]] = value
-    _write(path, tomli_w.dumps(data))
+    edited = _edit_lines(text, key, value)
+    try:
+        if edited is not None and tomllib.loads(edited) == data:
+            _write(path, edited)
+            return value
+    except tomllib.TOMLDecodeError:
+        pass
+    _write(path, tomli_w.dumps(data))  # a layout a line edit cannot handle: rewrite it
     return value
+
+
+def _edit_lines(text: str, key: str, value: Any) -> str | None:
+    """``text`` with ``key`` set by replacing its line or adding one under its table."""
+    from .config_lines import key_lines
+
+    section, _, name = key.rpartition(".")
+    line = _toml_line(name, value)
+    if isinstance(value, dict):
+        return None
+    lines = text.split("\n") if text else []
+    where = key_lines(text)
+    if key in where:
+        lines[where[key] - 1] = line
+        return "\n".join(lines)
+    if not section:  # a top-level key goes before the first table
+        first = min((n for k, n in where.items() if "." not in k and k not in DEFAULTS
+                     and _is_header(lines[n - 1])), default=None)
+        if first is None:
+            lines.append(line)
+        else:
+            lines.insert(first - 1, line)
+        return "\n".join(lines).rstrip("\n") + "\n"
+    if section in where and _is_header(lines[where[section] - 1]):
+        lines.insert(where[section], line)
+        return "\n".join(lines)
+    return "\n".join(lines).rstrip("\n") + f"\n\n[{section}]\n{line}\n"
+
+
+def _is_header(line: str) -> bool:
+    return line.lstrip().startswith("[")
 
 
 def _write(path: Path, text: str) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 
 from simple_slurm import Slurm
 
-from .errors import ConfigError, NotFoundError, TemplateError
+from .errors import ConfigError, TemplateError
 
 PLACEHOLDER = re.compile(r"@@([A-Za-z_][A-Za-z0-9_]*)@@")
 _STRAY = re.compile(r"@@")
@@ -76,24 +76,21 @@ def is_builtin(file: Traversable, kind: str) -> bool:
 
 
 def load_template(name: str, templates_dir: str | Path | None = None) -> str:
-    """Text of template ``name``, from the site directory when it overrides it."""
-    names = template_names(templates_dir)
-    if name not in names:
-        raise NotFoundError(f"no template named {name!r}; templates: {', '.join(sorted(names))}")
-    return names[name].read_text()
+    """Text of template ``name``: an edited site override, else the built-in.
+
+    Which file wins (and when an exported but unedited copy does not) is ``overrides.resolve``;
+    imported here because that module reads this one's built-ins.
+    """
+    from .overrides import resolve
+
+    return resolve(name, templates_dir, kind="template").text
 
 
 def load_jobscript(name: str, templates_dir: str | Path | None = None) -> str:
-    """Text of a jobscript body; a file of the same name in the site directory wins."""
-    if templates_dir:
-        site = Path(templates_dir).expanduser() / name
-        if site.is_file():
-            return site.read_text()
-    found = builtin_files("jobscripts")
-    if name not in found:
-        raise NotFoundError(f"no jobscript named {name!r}; jobscripts: "
-                            f"{', '.join(sorted(found)) or 'none installed'}")
-    return found[name].read_text()
+    """Text of a jobscript body: an edited site override, else the built-in."""
+    from .overrides import resolve
+
+    return resolve(name, templates_dir, kind="jobscript").text
 
 
 def render(text: str, values: dict[str, Any], name: str = "<template>") -> str:

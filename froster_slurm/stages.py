@@ -16,14 +16,8 @@ from typing import Any
 from . import __version__
 from .config import Config
 from .errors import ConfigError, TemplateError
-from .render import (
-    check_bash,
-    load_jobscript,
-    load_template,
-    parse_extra,
-    render,
-    sbatch_directives,
-)
+from .overrides import report_stale, resolve
+from .render import check_bash, parse_extra, render, sbatch_directives
 from .runs import Run
 
 # Sensible per-stage resources when the config leaves them empty.
@@ -108,11 +102,14 @@ def render_stage(stage: str, config: Config, run: Run, *, options: dict[str, Any
         "RUN_DIR": shlex.quote(str(run.run_dir)),
         "PYTHON": shlex.quote(run.settings.get("python", "python3")),
         "ARRAY_OFFSET": str(int(array_offset)),
-        "COMMON": load_jobscript("common.sh", templates_dir),
-        "BODY": load_jobscript(f"{stage}.sh", templates_dir),
         "PROLOGUE": prologue_block(stage, config.slurm_options(stage)["prologue"]),
     }
-    template = load_template(name, templates_dir)
+    files = {slot: resolve(file, templates_dir) for slot, file in
+             (("TEMPLATE", name), ("COMMON", "common.sh"), ("BODY", f"{stage}.sh"))}
+    for r in files.values():
+        report_stale(r)
+    values.update(COMMON=files["COMMON"].text, BODY=files["BODY"].text)
+    template = files["TEMPLATE"].text
     if config.slurm_options(stage)["prologue"] and "@@PROLOGUE@@" not in template:
         raise TemplateError(f"template {name} (in {templates_dir}) has no @@PROLOGUE@@ slot, "
                             "but a [slurm] prologue is set; add the slot after @@COMMON@@ "

@@ -186,6 +186,11 @@ def test_set_site_writes_the_site_file_and_set_checks_domains(capsys: pytest.Cap
         set_value(user_config_path(), key, good)
     with pytest.raises(ConfigError, match="GLACEIR"):
         set_value(user_config_path(), "cost.per_tb_month", '{GLACEIR = 1.0}')
+    with pytest.raises(ConfigError, match="GLACEIR"):
+        set_value(user_config_path(), "cost.per_tb_month.GLACEIR", "1.0")
+    set_value(user_config_path(), "cost.per_tb_month.GLACIER", "3.0")  # one entry of a table
+    assert load_config().get("cost.per_tb_month")["GLACIER"] == 3.0
+    assert load_config().get("cost.per_tb_month")["STANDARD"] == 23.0
     assert not user_config_path().read_text().count("GLACEIR")
 
 

@@ -81,4 +81,4 @@ def test_site_template_overrides_by_name_and_typos_fail(tmp_path: Path,
     assert "# SITE" in text
     capsys.readouterr()
     assert main(["templates", "show", "nope.sbatch"]) == 66
-    assert "no template named 'nope.sbatch'" in capsys.readouterr().err
+    assert "no template or jobscript named 'nope.sbatch'" in capsys.readouterr().err

@@ -55,13 +55,15 @@ def test_every_command_answers_and_templates_work(installed: Installed, work) ->
     names = {ln.split()[0] for ln in listed}
     assert {"archive.sbatch", "crawl.sbatch", "rank.sbatch", "finalize.sbatch",
             "restore.sbatch", "purge.sbatch", "index.html"} <= names
+    assert {"common.sh", "archive.sh"} <= names  # jobscripts are listed too
     for ln in listed:
-        name, origin, path = ln.split(maxsplit=2)
+        name, kind, origin, path = ln.split(maxsplit=3)
         assert origin == "built-in" and Path(path).is_relative_to(installed.venv), ln
     shown = run(installed, "templates", "show", "archive.sbatch", cwd=cwd, env=env).stdout
     assert "@@SBATCH@@" in shown and "@@BODY@@" in shown
     run(installed, "templates", "export", str(cwd / "site"), cwd=cwd, env=env)
-    assert (cwd / "site" / "common.sh").read_text() == (REPO / "jobscripts/common.sh").read_text()
+    exported = (cwd / "site" / "common.sh").read_text()  # stamped: line 1 names the version
+    assert exported.split("\n", 1)[1] == (REPO / "jobscripts/common.sh").read_text()
     assert not (cwd / "site" / "__init__.py").exists()
 
 

@@ -1,4 +1,4 @@
-"""`froster-slurm templates list|show|export`: what admins tune."""
+"""`froster-slurm templates list|show|export|diff`: what admins tune."""
 
 from __future__ import annotations
 
@@ -7,44 +7,69 @@ from typing import Annotated
 
 import typer
 
-from ..errors import UserError
-from ..render import builtin_files, is_builtin, load_template, template_names
+from ..overrides import diff as diff_text
+from ..overrides import every, resolve, stale_message
+from ..overrides import export as export_files
 from .app import app, get_config, out
 
-templates_app = typer.Typer(help="List, show and export the job templates.",
+templates_app = typer.Typer(help="List, show, export and diff the job templates and jobscripts.",
                             no_args_is_help=True)
 app.add_typer(templates_app, name="templates")
 
 
+def _tdir() -> str | None:
+    return get_config().get("templates_dir") or None
+
+
 @templates_app.command("list")
 def list_() -> None:
-    """Each template and the file in effect (site override or built-in)."""
-    tdir = get_config().get("templates_dir") or None
-    for name, file in template_names(tdir).items():
-        origin = "built-in" if is_builtin(file, "templates") else "site"
-        out(f"{name:<20} {origin:<8} {file}")
+    """Each template and jobscript, and the file in effect (site override or built-in)."""
+    for r in every(_tdir()):
+        where = str(r.site_path) if r.origin == "site" else r.builtin_path
+        note = {"unedited copy": f"  [unedited copy in {r.site_path}: built-in used]",
+                "stale": "  [stale: see templates diff]",
+                "no version stamp": "  [no version stamp: see templates diff]"}.get(r.note, "")
+        out(f"{r.name:<16} {r.kind:<9} {r.origin:<8} {where}{note}")
 
 
 @templates_app.command("show")
 def show(name: str = typer.Argument(..., help="Template name, e.g. archive.sbatch.")) -> None:
-    """Print a template as it will be used."""
-    out(load_template(name, get_config().get("templates_dir") or None).rstrip("\n"))
+    """Print a template or jobscript as it will be used."""
+    out(resolve(name, _tdir()).text.rstrip("\n"))
 
 
 @templates_app.command("export")
-def export(dest: Annotated[Path, typer.Argument(help="Directory to copy the defaults into.")],
+def export(dest: Annotated[Path, typer.Argument(help="Directory to copy into.")],
+           names: Annotated[list[str] | None, typer.Argument(
+               help="Files to export, e.g. archive.sbatch common.sh (default: all).")] = None,
            force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")]
            = False) -> None:
-    """Copy the built-in templates and job bodies for an admin to edit.
+    """Copy built-in templates/jobscripts for an admin to edit, each with a version stamp.
 
-    Point the config key templates_dir at DEST afterwards; files you delete fall back to the
-    built-in ones.
+    Export only what you change: a file left unedited keeps following the installed version,
+    an edited one is reported at submit once an upgrade changes its built-in. Point
+    templates_dir at DEST afterwards (`config set --site templates_dir DEST`).
     """
-    dest.mkdir(parents=True, exist_ok=True)
-    sources = [*builtin_files("templates").values(), *builtin_files("jobscripts").values()]
-    clash = [f.name for f in sources if (dest / f.name).exists()]
-    if clash and not force:
-        raise UserError(f"{dest} already has {', '.join(clash)}; use --force to overwrite")
-    for f in sources:
-        (dest / f.name).write_bytes(f.read_bytes())
-    out(f"copied {len(sources)} files to {dest}; set templates_dir = \"{dest}\" in config")
+    written = export_files(dest, names or [], force=force)
+    out(f"copied {len(written)} file(s) to {dest}: {', '.join(p.name for p in written)}; "
+        f"set templates_dir = \"{dest}\" in the site config")
+
+
+@templates_app.command("diff")
+def diff(name: Annotated[str | None, typer.Argument(
+        help="One template or jobscript (default: every site override).")] = None) -> None:
+    """Unified diff of the built-in file against the site's override."""
+    tdir = _tdir()
+    chosen = [resolve(name, tdir)] if name else every(tdir)
+    for r in chosen:
+        if r.site_path is None:
+            if name:
+                out(f"{r.name}: no site override (templates_dir = {tdir or 'unset'})")
+            continue
+        if r.stale:
+            out(f"# {stale_message(r)}")
+        text = diff_text(r)
+        if text:
+            out(text.rstrip("\n"))
+        elif name:
+            out(f"{r.name}: the site file is the same as the built-in")
