@@ -1,18 +1,17 @@
 """A site install, done the way the README's admin guide says, used by an ordinary account.
 
-root (the admin) builds one shared venv from an interpreter every account may run, writes the site config
-with `config init --site` / `config set --site` (interpreter, rclone, templates_dir, partition,
-prologue) and exports one template to edit; an unprivileged account that can write neither the
-site config nor the templates directory then archives a folder through the real Slurm cluster.
-Its job runs the site's interpreter, the site's rclone, the site prologue and the edited
-template.  The site layer lives in a temporary directory ($FROSTER_SLURM_SITE_CONFIG), never the
-machine's /etc.
+root (the admin) builds one shared venv from an interpreter every account may run, writes
+the site config with `config init --site` / `config set --site` (interpreter, rclone,
+templates_dir, partition, prologue) and exports one template to edit; an unprivileged account
+that can write neither the site config nor the templates directory then archives a folder
+through the real Slurm cluster.  Its job runs the site's interpreter, the site's rclone, the
+site prologue and the edited template.  The site layer lives in a temporary directory
+($FROSTER_SLURM_SITE_CONFIG), never the machine's /etc.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import tempfile
