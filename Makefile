@@ -8,7 +8,7 @@ VENV     ?= .venv
 PY       := $(VENV)/bin/python
 PIP      := $(VENV)/bin/pip
 PYTHON3  ?= python3
-APT_PKGS := slurm-wlm munge rclone chromium gcc python3-dev
+APT_PKGS := slurm-wlm munge rclone chromium gcc python3-dev tmux
 STAMP    := $(VENV)/.installed
 
 .PHONY: setup system-deps venv test lint demo bench cluster-up cluster-down clean help

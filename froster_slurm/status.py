@@ -57,7 +57,10 @@ def collect(run: Run, backend: Backend) -> RunStatus:
                 active += sum(1 for r in rows if r.active)
                 st.jobs.setdefault(stage, []).append(
                     {"job_id": job, "states": states,
-                     "comments": {r.job_id: r.comment for r in rows if r.comment}})
+                     "comments": {r.job_id: r.comment for r in rows if r.comment},
+                     "reasons": {r.job_id: r.reason for r in rows
+                                 if r.state == "PENDING" and r.reason
+                                 and r.reason != "None"}})
     states = {s["index"]: s for s in iter_task_states(run.run_dir)}
     folders = run.folders()
     counts = {"folders": len(folders), "done": 0, "failed": 0, "running": 0, "pending": 0,
@@ -76,6 +79,7 @@ def collect(run: Run, backend: Backend) -> RunStatus:
             "bytes_total": s.get("bytes_total") or 0, "bytes_done": s.get("bytes_done") or 0,
             "error": s.get("error"), "destination": s.get("destination"),
             "warning": s.get("warning"),
+            "retry_after": s.get("retry_after"), "slurm_job": s.get("slurm_job"),
         })
     counts["jobs_active"] = active
     counts["finalized"] = int((run.run_dir / "summary.json").exists())

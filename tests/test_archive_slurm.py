@@ -75,7 +75,7 @@ def test_archive_array_requeue_and_usr1_trap_on_real_slurm(slurm_cluster: None,
         return "upload" in c.get(task, "")
 
     wait_for("task 0 to upload", lambda: uploading(t0), 120)
-    assert seen[t0].startswith("archive 4/6 upload")
+    assert seen[t0].startswith("archive step 4/6 upload")
     subprocess.run(["scontrol", "requeue", t0], check=True)
     wait_for("task 1 to upload", lambda: uploading(t1), 120)
     subprocess.run(["scancel", "--batch", "--signal=USR1", t1], check=True)

@@ -33,6 +33,7 @@ from typing import Any
 
 from ..errors import PermanentError, TransientError
 from ..paths import discard_tree, display
+from ..progress import RateMeter, format_eta, format_rate
 from ..taskstate import (
     clear_steps,
     mark_step_done,
@@ -112,6 +113,8 @@ class ArchiveTask:
         self._last_status = 0.0
         self._lock = threading.Lock()
         self._progress_bytes = 0
+        self._meter_step = ""
+        self._meter = RateMeter()
         self.inv: Inventory | None = None
         self.plan: Plan | None = None
 
@@ -144,11 +147,19 @@ class ArchiveTask:
         set_status(self.s.run_dir, self.index, text)
 
     def step_text(self, step: str, done: int | None = None, total: int | None = None) -> str:
+        """The Comment: which of the six steps, and within it the bytes, rate and ETA
+        ("archive step 4/6 upload 41% 1.2 GiB/2.9 GiB 85.0 MiB/s ETA 12m05s")."""
         n = STEPS.index(step) + 1
-        text = f"archive {n}/{len(STEPS)} {step}"
+        text = f"archive step {n}/{len(STEPS)} {step}"
+        if self._meter_step != step:
+            self._meter_step, self._meter = step, RateMeter(window=120.0)
         if total:
+            self._meter.add(done or 0)
             pct = min(100, int(100 * (done or 0) / total))
             text += f" {pct}% {format_size(done or 0)}/{format_size(total)}"
+            rate = self._meter.rate()
+            if rate is not None:
+                text += f" {format_rate(rate)} ETA {format_eta(self._meter.eta(total))}"
         return text
 
     def _add_progress(self, n: int) -> None:

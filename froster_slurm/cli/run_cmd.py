@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import time
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -15,7 +15,7 @@ from ..errors import UserError
 from ..paths import display
 from ..pipeline import SubmitResult, backend_for_run, retry_run, submit_archive, submit_pipeline
 from ..runs import catalog_path, list_runs, open_run
-from ..status import collect, format_status
+from ..status import collect
 from ..units import format_size
 from .app import app, get_config, info, out
 
@@ -93,21 +93,10 @@ def status(
         return
     r = open_run(cfg, run)
     be = backend_for_run(r, cfg)
-    idle_polls = 0
-    while True:
-        st = collect(r, be)
-        if as_json:
-            out(json.dumps(st.to_json_obj(), ensure_ascii=True))
-        else:
-            out(format_status(st))
-        # Idle twice in a row: nothing will change any more (a job that submits the next
-        # stage is still listed while it does, so one idle poll can be a race).
-        idle_polls = idle_polls + 1 if st.idle else 0
-        if not watch or st.finished or idle_polls >= 2:
-            break
-        time.sleep(interval)
-        if not as_json:
-            out("")
+    from ..live import watch as watch_run
+
+    watch_run(lambda: collect(r, be), sys.stdout, interval=interval, as_json=as_json,
+              once=not watch)
 
 
 @app.command("retry")
