@@ -119,6 +119,21 @@ class TermLine:
         self.stream.flush()
         self._shown = True
 
+    def show(self, text: str) -> None:
+        """Any text as the line (rate-limited like ``update``)."""
+        if not self.enabled:
+            return
+        now = self.clock()
+        if now - self._last < self.every:
+            return
+        self._last = now
+        self.stream.write("\r\x1b[K" + text)
+        self.stream.flush()
+        self._shown = True
+
+    def elapsed(self) -> float:
+        return self.clock() - self._start
+
     def close(self) -> None:
         """Remove the line, so what is printed next starts on a clean line."""
         if self.enabled and self._shown:

@@ -152,6 +152,33 @@ class _Pending:
         return self._value
 
 
+class _ProgressWatch:
+    """Polls ``query_progress`` of a connection from a thread (DuckDB allows that call while
+    another thread runs a query on it) and passes the percentage on."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, progress: Callable[[float], None]):
+        con.execute("SET enable_progress_bar = true; SET enable_progress_bar_print = false")
+        self._con, self._progress = con, progress
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.25):
+            try:
+                pct = float(self._con.query_progress())
+            except (duckdb.Error, RuntimeError):
+                continue
+            if pct >= 0:
+                self._progress(pct)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        with contextlib.suppress(duckdb.Error):
+            self._con.execute("SET enable_progress_bar = false")
+
+
 @functools.cache
 def user_name(uid: int) -> str:
     """The user's name on this machine, or the number when it does not know it."""
@@ -216,13 +243,19 @@ class RankedCrawl:
     """
 
     def __init__(self, inputs: Sequence[str | bytes | os.PathLike], engine: Engine,
-                 now: int | None = None):
+                 now: int | None = None, progress: Callable[[float], None] | None = None):
+        """``progress(percent)``: called about 4 times a second while the crawl loads, with
+        DuckDB's progress through the statement running (each statement starts again at 0);
+        for a person's terminal, so its calls are never an error."""
         self.engine = engine
         self.now = int(time.time()) if now is None else int(now)
         files = resolve_inputs(inputs)
         self._workdir = tempfile.mkdtemp(prefix="froster-rank-", dir=engine.temp_dir or None)
+        watcher: _ProgressWatch | None = None
         try:
             self._con = _connect(engine, self._workdir)
+            if progress is not None:
+                watcher = _ProgressWatch(self._con, progress)
             loader = Loader(files, engine, self._con, self._workdir)
             loader.aggregate()
             min_length = self._con.execute(MIN_FOLDER_LENGTH_SQL).fetchone()[0]
@@ -232,11 +265,17 @@ class RankedCrawl:
             for i in range(loader.parts):
                 self._con.execute(f"DROP TABLE lvl1_p{i}")
         except duckdb.Error as e:
+            if watcher is not None:
+                watcher.stop()
             self.close()
             raise duckdb_error(e, engine) from e
         except BaseException:
+            if watcher is not None:
+                watcher.stop()
             self.close()
             raise
+        if watcher is not None:
+            watcher.stop()
         self._selected: RankParams | None = None
         self._pending: _Pending | None = None
 

@@ -12,13 +12,14 @@ import io
 import json
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Annotated, TextIO
 
 import typer
 
 from ..errors import UserError
 from ..hotspots import Hotspot, write_hotspot_lines
+from ..progress import TermLine, format_rate
 from ..rank import Engine, RankedCrawl, RankParams, resolve_owner, to_parquet
 from ..rank_summary import render_summary
 from ..units import parse_age, parse_size
@@ -49,6 +50,21 @@ def _engine(cfg) -> Engine:
     return Engine(memory_limit=cfg.get("rank.memory_limit"),
                   temp_dir=os.path.expanduser(temp_dir) if temp_dir else "",
                   threads=cfg.get("rank.threads"))
+
+
+def _load_progress(line: TermLine) -> Callable[[float], None]:
+    """DuckDB's percentage through each loading statement, numbered, with the time spent:
+    a person sees rank is working and roughly how far the current pass is."""
+    seen = {"step": 1, "last": 0.0}
+
+    def show(pct: float) -> None:
+        if pct + 5 < seen["last"]:  # a new statement starts again at 0
+            seen["step"] += 1
+        seen["last"] = pct
+        line.show(f"rank: loading the crawl, pass {seen['step']}: {pct:3.0f}%, "
+                  f"{line.elapsed():.0f} s")
+
+    return show
 
 
 @app.command("rank")
@@ -93,7 +109,14 @@ def rank_command(
                         min_avg_size=parse_size(cfg.get("rank.min_avg_size")),
                         older_than=parse_age(cfg.get("rank.older_than")), top=top,
                         owner_uid=resolve_owner(owner) if owner else None)
-    with RankedCrawl(inputs, engine) as crawl:
+    line = TermLine("rank", "rows")
+    with RankedCrawl(inputs, engine, progress=_load_progress(line) if line.enabled else None
+                     ) as crawl:
+        line.close()
+        if line.enabled:
+            secs = line.elapsed()
+            info(f"rank: {crawl.totals.rows:,} crawl rows loaded in {secs:.1f} s "
+                 f"({format_rate(crawl.totals.rows / secs if secs else None, 'rows')})")
         listing = crawl.select(params)
         if output:
             crawl.write_hotspots(output)
