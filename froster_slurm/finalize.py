@@ -6,7 +6,6 @@ ends with a summary that says which folders are safe and how to retry the others
 
 from __future__ import annotations
 
-import html
 import json
 import os
 from datetime import UTC, datetime
@@ -14,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from . import catalog
-from .paths import display
+from .errors import FrosterError
 from .runs import Run
-from .units import format_size
 
 
 def task_record(run: Run, index: int, state: dict[str, Any]) -> dict[str, Any] | None:
@@ -34,8 +32,41 @@ def task_record(run: Run, index: int, state: dict[str, Any]) -> dict[str, Any] |
     return None
 
 
+def _seconds(start: str | None, end: str | None) -> float | None:
+    """Seconds between two ISO 8601 UTC stamps of the state file, or None."""
+    try:
+        a = datetime.strptime(start or "", "%Y-%m-%dT%H:%M:%SZ")
+        b = datetime.strptime(end or "", "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        return None
+    return max(0.0, (b - a).total_seconds())
+
+
+def _log_of(run: Run, index: int, state: dict[str, Any]) -> str | None:
+    """The task's job log, relative to the run directory (where summary.html is)."""
+    job = state.get("slurm_job")
+    if job:
+        log = f"logs/archive-{job}.out"
+        if (run.run_dir / log).exists():
+            return log
+    rclone_logs = f"tasks/{index}/logs"
+    return rclone_logs if (run.run_dir / rclone_logs).is_dir() else None
+
+
+def _prices(run: Run) -> dict[str, Any]:
+    try:
+        from .pipeline import run_config
+
+        return dict(run_config(run).get("cost.per_tb_month"))
+    except (FrosterError, OSError):  # no frozen config (a run made by hand): no prices
+        from .config import load_config
+
+        return dict(load_config({}).get("cost.per_tb_month"))
+
+
 def finalize(run: Run) -> dict[str, Any]:
     """Write the run summary files and add every archived folder to the catalog."""
+    from .report.summary import by_storage_class, summary_html
     from .taskstate import iter_task_states
 
     states = {s["index"]: s for s in iter_task_states(run.run_dir)}
@@ -47,65 +78,46 @@ def finalize(run: Run) -> dict[str, Any]:
         rec = task_record(run, i, s) if state == "done" else None
         if rec:
             records.append(rec)
+        index_page = None
+        if rec and rec.get("index_html"):
+            index_page = os.fsdecode(os.path.join(folder, os.fsencode(rec["index_html"])))
         rows.append({"index": i, "folder": os.fsdecode(folder), "state": state,
                      "step": s.get("step"), "error": s.get("error"),
                      "attempts": s.get("attempts", 0),
                      "destination": (rec or {}).get("destination") or s.get("destination"),
                      "bytes": int((rec or {}).get("bytes") or s.get("bytes_total") or 0),
-                     "files": int((rec or {}).get("files") or s.get("files") or 0)})
+                     "files": int((rec or {}).get("files") or s.get("files") or 0),
+                     "objects": int((rec or {}).get("objects") or s.get("objects") or 0),
+                     "storage_class": (rec or {}).get("storage_class"),
+                     "started_at": s.get("started_at"), "finished_at": s.get("finished_at"),
+                     "seconds": _seconds(s.get("started_at"), s.get("finished_at")),
+                     "index_html": index_page, "log": _log_of(run, i, s)})
     failed = [r for r in rows if r["state"] != "done"]
     cat = Path(run.settings.get("catalog", ""))
     added = catalog.add_records(cat, records) if records and str(cat) else 0
+    finalized = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    classes = by_storage_class(rows, _prices(run))
     summary = {
         "run_id": run.run_id, "kind": run.settings.get("kind"),
         "created": run.settings.get("created"),
-        "finalized": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "finalized": finalized,
         "remote": run.settings.get("archive", {}).get("remote"),
         "totals": {"folders": len(rows), "done": len(rows) - len(failed),
                    "not_done": len(failed), "bytes": sum(r["bytes"] for r in rows
                                                          if r["state"] == "done"),
-                   "catalog_added": added},
+                   "files": sum(r["files"] for r in rows if r["state"] == "done"),
+                   "objects": sum(r["objects"] for r in rows if r["state"] == "done"),
+                   "catalog_added": added,
+                   "run_seconds": _seconds(run.settings.get("created"), finalized),
+                   "monthly_cost": (sum(c["monthly_cost"] for c in classes.values())
+                                    if all(c["monthly_cost"] is not None
+                                           for c in classes.values()) else None)},
+        "storage_classes": classes,
         "retry_command": f"froster-slurm retry {run.run_id}" if failed else None,
         "folders": rows,
     }
     tmp = run.run_dir / "summary.json.tmp"
     tmp.write_text(json.dumps(summary, indent=1, ensure_ascii=True))
-    (run.run_dir / "summary.html").write_text(summary_html(summary))
+    (run.run_dir / "summary.html").write_text(summary_html(summary), encoding="utf-8")
     os.replace(tmp, run.run_dir / "summary.json")
     return summary
-
-
-def summary_html(summary: dict[str, Any]) -> str:
-    """A self-contained page; every name is escaped."""
-    def e(text: str) -> str:
-        """Escaped for HTML, with bytes that are not UTF-8 shown as \\xNN (never a crash)."""
-        return html.escape(display(os.fsencode(text)))
-
-    t = summary["totals"]
-    body = []
-    for r in summary["folders"]:
-        cls = "ok" if r["state"] == "done" else "bad"
-        body.append(
-            f"<tr class='{cls}'><td>{r['index']}</td>"
-            f"<td>{e(r['folder'])}</td><td>{e(r['state'])}</td>"
-            f"<td>{e(format_size(r['bytes']))}</td><td>{r['files']}</td>"
-            f"<td>{e(r['destination'] or '')}</td><td>{e(r['error'] or '')}</td></tr>")
-    retry = (f"<p>Retry the folders that are not done with: "
-             f"<code>{e(summary['retry_command'])}</code></p>" if summary["retry_command"] else "")
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<title>froster-slurm run {e(summary['run_id'])}</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left}}
-tr.ok td:nth-child(3){{color:#070}}tr.bad td:nth-child(3){{color:#b00}}</style></head>
-<body><h1>froster-slurm run {e(summary['run_id'])}</h1>
-<p>Created {e(str(summary['created']))}, finalized {e(summary['finalized'])}.
-Remote: <code>{e(str(summary['remote']))}</code>.</p>
-<p>{t['done']} of {t['folders']} folders archived and verified
-({e(format_size(t['bytes']))}); {t['not_done']} not done.</p>
-{retry}
-<table><tr><th>#</th><th>folder</th><th>state</th><th>size</th><th>files</th>
-<th>destination</th><th>error</th></tr>
-{chr(10).join(body)}
-</table></body></html>
-"""
