@@ -97,7 +97,10 @@ def matcher(rules: Rules, now: float) -> Callable[[Hotspot], bool]:
     def ok(h: Hotspot) -> bool:
         if min_size and size_of(h, by) < min_size:
             return False
-        if older and last_used(h) > cutoff:
+        # A folder with no files in the measured scope has no age (its times are 0): an age
+        # rule never keeps it, or every empty folder would look "unused for ever".
+        if older and (last_used(h) > cutoff or not (h.total_files if by == "total"
+                                                    else h.files)):
             return False
         if owners and h.owner not in owners:
             return False
@@ -118,6 +121,25 @@ def folder_key(path: bytes) -> bytes:
     while b"//" in path:
         path = path.replace(b"//", b"/")
     return path.rstrip(b"/") or (b"/" if path.startswith(b"/") else path)
+
+
+def parent_indices(folders: Sequence[bytes]) -> list[int]:
+    """For each folder, the index of its nearest proper ancestor among ``folders`` (-1 when
+    none is listed): the tree the picker and the report walk, however the rows were filtered.
+    One dict look-up per path level."""
+    index: dict[bytes, int] = {}
+    keys = [folder_key(f) for f in folders]
+    for i, key in enumerate(keys):
+        index.setdefault(key, i)
+    out = []
+    for key in keys:
+        p = -1
+        for anc in ancestors(key):
+            if anc in index:
+                p = index[anc]
+                break
+        out.append(p)
+    return out
 
 
 def ancestors(key: bytes) -> Iterator[bytes]:

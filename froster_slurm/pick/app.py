@@ -65,6 +65,9 @@ class PickTable(FolderTable):
         Binding("x", "app.clear_filters", "Clear filters", show=False),
         *[Binding(str(n), f"app.sort('{c.id}')", f"Sort {c.label}", show=False)
           for n, c in enumerate(COLUMNS, start=1)],
+        Binding("t", "app.toggle_tree", "Tree/list"),
+        Binding("enter,right,l", "app.tree_enter", "Open", show=False),
+        Binding("backspace,left,h", "app.tree_up", "Up", show=False),
         Binding("c", "app.confirm", "Confirm"),
         Binding("q", "app.quit_picker", "Quit"),
         Binding("question_mark", "app.help", "Help"),
@@ -82,7 +85,9 @@ class PickApp(App[PickResult]):
     #totals { height: 1; background: $secondary; color: $foreground; padding: 0 1;
               text-style: bold; }
     """
-    BINDINGS = [Binding("ctrl+q", "quit_picker", "Quit", show=False, priority=True)]
+    # Ctrl-C quits exactly like q (same question when something is selected, exit code 1,
+    # nothing written): Textual reads it as a key, so it never becomes a traceback.
+    BINDINGS = [Binding("ctrl+q,ctrl+c", "quit_picker", "Quit", show=False, priority=True)]
 
     def __init__(self, rows: Sequence[Hotspot], *, output: Path, recursive: bool,
                  by: str = "direct", storage_class: str, prices: Mapping[str, Any],
@@ -150,8 +155,10 @@ class PickApp(App[PickResult]):
         s = self.state
         mode = "recursive (whole subtrees)" if s.recursive else "own files only"
         prefix = f"{self.source}: " if self.source else ""
+        where = (f"tree: {s.where()} (backspace: up, t: list)" if s.tree
+                 else "ranked list (t: tree)")
         self.query_one("#status", Static).update(
-            f"{prefix}{_count(len(s.rows), 'folder')}, {len(s.view):,} shown | "
+            f"{prefix}{_count(len(s.rows), 'folder')}, {len(s.view):,} shown | {where} | "
             f"filter: {s.rules.describe()} | {mode} | ? help")
 
     def _update_current(self) -> None:
@@ -234,16 +241,54 @@ class PickApp(App[PickResult]):
         self.state.sort_by(column_id)
         self._view_changed(keep)
 
-    def action_filter(self, field: str) -> None:
-        def apply(values: FilterInputs | None) -> None:
-            if values is None:
-                return
-            keep = self.table.cursor_row
-            self.filter_inputs = values
-            self.state.set_rules(values.to_rules(self.state.rules.by))
-            self._view_changed(keep)
+    def _apply_filter(self, values: FilterInputs) -> None:
+        keep = self.table.cursor_row
+        self.filter_inputs = values
+        self.state.set_rules(values.to_rules(self.state.rules.by))
+        self._view_changed(keep)
 
-        self.push_screen(FilterScreen(self.filter_inputs, self.state.rules.by, field), apply)
+    def action_filter(self, field: str) -> None:
+        """The form filters the table as you type; enter keeps it, escape puts back the
+        filters that were there before."""
+        before = self.filter_inputs
+
+        def done(values: FilterInputs | None) -> None:
+            self._apply_filter(before if values is None else values)
+
+        self.push_screen(FilterScreen(self.filter_inputs, self.state.rules.by, field,
+                                      on_change=self._apply_filter), done)
+
+    # -- the tree -----------------------------------------------------------------------------
+
+    def action_toggle_tree(self) -> None:
+        keep = self.table.cursor_row
+        self.state.set_tree(not self.state.tree)
+        if self.state.tree and keep is not None and keep not in self.state.view:
+            # open the tree where the cursor's folder is, so it stays in sight
+            self.state.tree_at = self.state.parent(keep)
+            self.state.refresh_view()
+        self._view_changed(keep)
+
+    def action_tree_enter(self) -> None:
+        index = self.table.cursor_row
+        if index is None:
+            return
+        if self.state.enter(index):
+            self.table.set_cursor(0)
+            self._view_changed()
+        elif not self.state.tree:  # a folder with nothing below: show it among its siblings
+            self.state.tree_at = self.state.parent(index)
+            self.state.set_tree(True)
+            self._view_changed(index)
+        else:
+            self.notify("no listed folder below this one", markup=False, timeout=3)
+
+    def action_tree_up(self) -> None:
+        if not self.state.tree:
+            return
+        came_from = self.state.up()
+        if came_from is not None:
+            self._view_changed(came_from)
 
     def action_clear_filters(self) -> None:
         keep = self.table.cursor_row

@@ -6,6 +6,7 @@ appear as typed, not be interpreted.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from textual.app import ComposeResult
@@ -31,14 +32,21 @@ Filtering      /  path text    o  owner(s), comma-separated
                m  minimum size (e.g. 500GiB)    g  minimum age (e.g. 180d, 2y)
                x  clear every filter
                (enter applies, escape cancels, tab moves between the fields)
+               (the table follows as you type; escape puts the old filters back)
+Tree           t  switch between the ranked list and the folder tree
+               enter / right  go into the folder (from the list: show it in the tree)
+               backspace / left  back to the parent folder
 Finishing      c  confirm: write the selection (or submit it) and exit
-               q  quit without writing anything (twice if something is selected)
+               q  quit without writing anything (twice if something is selected);
+                  ctrl-c does the same; both exit with code 1
 
 Marks          *  selected      !  you cannot read this folder: archiving it would fail
+Share          the folder's size against the largest one shown
 Size is the folder's own files; Subtree includes every folder below it.  The footer sums
 what will be archived: subtrees in recursive mode, own files otherwise.  In recursive mode a
 folder and a folder inside it cannot both be selected (it would be archived twice).
-Age filters use the newest of modification and access time.
+Age filters use the newest of modification and access time, and never keep a folder with
+no files of its own (no files in its subtree when ranked by subtree).
 
 Press escape, q or ? to close this help."""
 
@@ -99,11 +107,14 @@ class FilterScreen(ModalScreen[FilterInputs | None]):
     FIELDS = (("text", "Path contains"), ("owners", "Owner(s)"),
               ("min_size", "Minimum size"), ("older_than", "Unused for at least"))
 
-    def __init__(self, current: FilterInputs, by: str, focus: str = "text"):
+    def __init__(self, current: FilterInputs, by: str, focus: str = "text",
+                 on_change: Callable[[FilterInputs], None] | None = None):
+        """``on_change`` gets every valid state of the form while it is typed in."""
         super().__init__()
         self.current = current
         self.by = by
         self.focus_field = focus
+        self.on_change = on_change
 
     def compose(self) -> ComposeResult:
         placeholders = {"text": "part of the path", "owners": "alice,bob",
@@ -121,16 +132,32 @@ class FilterScreen(ModalScreen[FilterInputs | None]):
     def on_mount(self) -> None:
         self.query_one(f"#{self.focus_field}", Input).focus()
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
+    def _values(self) -> FilterInputs | None:
+        """The form as typed, or None (and the reason shown) when a field does not parse."""
         values = FilterInputs(**{name: self.query_one(f"#{name}", Input).value
                                  for name, _ in self.FIELDS})
         try:
             values.to_rules(self.by)
         except UserError as e:
             self.query_one("#error", Static).update(str(e))
+            return None
+        self.query_one("#error", Static).update("")
+        return values
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        if self.on_change is None or not self.is_mounted:
             return
-        self.dismiss(values)
+        values = self._values()
+        if values is not None and values != self.current:
+            self.current = values
+            self.on_change(values)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        values = self._values()
+        if values is not None:
+            self.dismiss(values)
 
     def action_cancel(self) -> None:
         self.dismiss(None)

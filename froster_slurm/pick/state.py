@@ -13,14 +13,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..hotspots import Hotspot
+from ..paths import display
 from ..selection import (
     Conflict,
     FolderSet,
     Rules,
     Totals,
     archived,
+    folder_key,
     matcher,
     monthly_cost,
+    parent_indices,
+    size_of,
 )
 
 
@@ -67,6 +71,11 @@ class PickState:
         self.sort_column = COLUMN_BY_ID["total" if by == "total" else "size"]
         self.sort_descending = self.sort_column.descending
         self.view: list[int] = []
+        self.view_max = 0  # the largest size (by the ranked measure) shown: the bars' scale
+        self.tree = False  # False: the flat ranked list; True: the children of ``tree_at``
+        self.tree_at = -1  # the folder whose children the tree shows (-1: the top level)
+        self._parent: list[int] | None = None
+        self._children: dict[int, list[int]] | None = None
         self.selected: set[int] = set()
         self._guard = FolderSet(recursive)
         self._bytes = 0
@@ -76,17 +85,81 @@ class PickState:
     # -- view ---------------------------------------------------------------------------------
 
     def refresh_view(self) -> None:
-        """Recompute the shown rows from the rules and the sort order."""
+        """Recompute the shown rows from the rules, the sort order and (in the tree) the
+        folder being looked into."""
         rows = self.rows
+        base: Sequence[int] = self.children(self.tree_at) if self.tree else range(len(rows))
         if self.rules.is_empty():
-            idx = list(range(len(rows)))
+            idx = list(base)
         else:
             ok = matcher(self.rules, self.now)
-            idx = [i for i, h in enumerate(rows) if ok(h)]
+            idx = [i for i in base if ok(rows[i])]
         key = self.sort_column.key
         # Python's sort is stable, so equal keys keep the hotspots file's order both ways.
         idx.sort(key=lambda i: key(rows[i]), reverse=self.sort_descending)
         self.view = idx
+        by = self.rules.by
+        self.view_max = max((size_of(rows[i], by) for i in idx), default=0)
+
+    # -- the tree -----------------------------------------------------------------------------
+
+    def parent(self, index: int) -> int:
+        """The nearest listed ancestor's row index, or -1."""
+        if self._parent is None:
+            self._parent = parent_indices([h.folder for h in self.rows])
+        return self._parent[index]
+
+    def children(self, index: int) -> list[int]:
+        """Rows whose nearest listed ancestor is ``index`` (-1: the top-level rows)."""
+        if self._children is None:
+            if self._parent is None and self.rows:
+                self.parent(0)
+            kids: dict[int, list[int]] = {}
+            for i, p in enumerate(self._parent or []):
+                kids.setdefault(p, []).append(i)
+            self._children = kids
+        return self._children.get(index, [])
+
+    def set_tree(self, on: bool) -> None:
+        self.tree = on
+        self.refresh_view()
+
+    def enter(self, index: int) -> bool:
+        """Look into a folder (tree mode); False when nothing is listed below it."""
+        if not self.children(index):
+            return False
+        self.tree, self.tree_at = True, index
+        self.refresh_view()
+        return True
+
+    def up(self) -> int | None:
+        """Back to the parent's level; returns the folder we came from (the cursor goes
+        there), or None at the top."""
+        if self.tree_at < 0:
+            return None
+        came_from = self.tree_at
+        self.tree_at = self.parent(came_from)
+        self.refresh_view()
+        return came_from
+
+    def label(self, index: int) -> str:
+        """How the folder column names a row: the whole path in the list; in the tree the
+        part below the folder being looked into, with a trailing / when it has children."""
+        h = self.rows[index]
+        if not self.tree:
+            return display(h.folder)
+        p = self.parent(index)
+        if p < 0:
+            text = display(h.folder)
+        else:
+            base = folder_key(self.rows[p].folder)
+            rel = folder_key(h.folder)[len(base):].lstrip(b"/")
+            text = display(rel)
+        return text + ("/" if self.children(index) else "")
+
+    def where(self) -> str:
+        """The tree's current folder, for the status line."""
+        return "top level" if self.tree_at < 0 else display(self.rows[self.tree_at].folder)
 
     def set_rules(self, rules: Rules) -> None:
         self.rules = rules

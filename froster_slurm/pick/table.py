@@ -19,15 +19,27 @@ from textual.strip import Strip
 
 from ..hotspots import Hotspot
 from ..paths import display
+from ..selection import size_of
 from ..units import format_age, format_size
 from .access import AccessChecker
 from .state import COLUMNS, PickState
 
 # Fixed column widths; the folder column takes what is left.  When the terminal is narrow the
 # least useful columns go first, so the path stays readable over a small SSH window.
-_WIDTH = {"size": 10, "files": 9, "avg": 10, "total": 10, "mtime": 14, "atime": 14,
-          "owner": 10}
-_DROP_ORDER = ("atime", "avg", "files", "total", "mtime", "owner")
+_WIDTH = {"size": 10, "bar": 10, "files": 9, "avg": 10, "total": 10, "mtime": 14,
+          "atime": 14, "owner": 10}
+_DROP_ORDER = ("atime", "avg", "files", "bar", "total", "mtime", "owner")
+_EIGHTHS = " ▏▎▍▌▋▊▉"
+
+
+def size_bar(value: int, peak: int, width: int) -> str:
+    """``value`` against the largest shown, in eighths of a cell (like ncdu's bars)."""
+    if peak <= 0 or value <= 0:
+        return " " * width
+    eighths = max(1, round(width * 8 * min(1.0, value / peak)))
+    full, part = divmod(eighths, 8)
+    text = "█" * full + (_EIGHTHS[part] if part else "")
+    return text + " " * (width - len(text))
 _MIN_FOLDER = 28
 _MARK = 2
 _RIGHT = {"size", "files", "avg", "total"}
@@ -117,6 +129,7 @@ class FolderTable(ScrollView, can_focus=True):
     def _layout(self) -> list[tuple[str, int]]:
         """(column id, width) for the columns that fit, folder first."""
         shown = [c.id for c in COLUMNS if c.id != "folder"]
+        shown.insert(shown.index("size") + 1, "bar")
         fixed = _MARK + sum(_WIDTH[c] + _GAP.get(c, 1) for c in shown)
         for drop in _DROP_ORDER:
             if self._width - fixed >= _MIN_FOLDER:
@@ -182,6 +195,7 @@ class FolderTable(ScrollView, can_focus=True):
         state = self.state
         arrow = " ▼" if state.sort_descending else " ▲"
         labels = {c.id: c.label + (arrow if c is state.sort_column else "") for c in COLUMNS}
+        labels["bar"] = "Share"
         cells = [_fit(labels[cid], width, cid in _RIGHT) for cid, width in layout]
         text = " " * _MARK + self._join(cells, layout)
         return Strip([Segment(text, style)]).adjust_cell_length(self.size.width, style)
@@ -193,7 +207,7 @@ class FolderTable(ScrollView, can_focus=True):
             parts.append(" " * _GAP.get(cid, 1) + cell)
         return "".join(parts)
 
-    def _cells(self, h: Hotspot, layout: list[tuple[str, int]]) -> list[str]:
+    def _cells(self, h: Hotspot, label: str, layout: list[tuple[str, int]]) -> list[str]:
         now = self.now
         values = {
             "size": lambda: format_size(h.bytes),
@@ -207,7 +221,10 @@ class FolderTable(ScrollView, can_focus=True):
         cells = []
         for cid, width in layout:
             if cid == "folder":
-                cells.append(_fit_left(display(h.folder), width))
+                cells.append(_fit_left(label, width))
+            elif cid == "bar":
+                cells.append(size_bar(size_of(h, self.state.rules.by), self.state.view_max,
+                                      width))
             else:
                 cells.append(_fit(values[cid](), width, cid in _RIGHT))
         return cells
@@ -234,7 +251,8 @@ class FolderTable(ScrollView, can_focus=True):
         if position == self.cursor:
             style += self.get_component_rich_style("folder-table--cursor", partial=True)
         mark = ("*" if selected else " ") + ("!" if readable is False else " ")
-        text = mark + self._join(self._cells(self.state.rows[index], layout), layout)
+        text = mark + self._join(self._cells(self.state.rows[index], self.state.label(index),
+                                             layout), layout)
         return Strip([Segment(text, style)]).adjust_cell_length(self.size.width, base)
 
     def notify_style_update(self) -> None:
