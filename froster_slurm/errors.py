@@ -9,6 +9,17 @@ from __future__ import annotations
 
 import os
 
+# Exit codes, defined once: Python code uses these names; job scripts get them rendered in.
+EXIT_OK = 0
+EXIT_INCOMPLETE = 3
+EXIT_USAGE = 64  # EX_USAGE
+EXIT_DATAERR = 65  # EX_DATAERR
+EXIT_NOINPUT = 66  # EX_NOINPUT
+EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE: an external program failed
+EXIT_PERMANENT = 70  # EX_SOFTWARE: failed for good, a retry cannot help
+EXIT_TEMPFAIL = 75  # EX_TEMPFAIL: transient, worth a retry after a delay
+EXIT_CONFIG = 78  # EX_CONFIG
+
 
 class FrosterError(Exception):
     """Base of every error the tool raises on purpose."""
@@ -19,31 +30,31 @@ class FrosterError(Exception):
 class UserError(FrosterError):
     """Bad arguments or input the user can fix (EX_USAGE)."""
 
-    exit_code = 64
+    exit_code = EXIT_USAGE
 
 
 class DataError(FrosterError):
     """Input data that cannot be read as promised, e.g. a malformed crawl file (EX_DATAERR)."""
 
-    exit_code = 65
+    exit_code = EXIT_DATAERR
 
 
 class NotFoundError(UserError):
     """A file, folder, run or template that does not exist (EX_NOINPUT)."""
 
-    exit_code = 66
+    exit_code = EXIT_NOINPUT
 
 
 class ConfigError(UserError):
     """A bad config key or value; the message lists what is valid (EX_CONFIG)."""
 
-    exit_code = 78
+    exit_code = EXIT_CONFIG
 
 
 class TemplateError(FrosterError):
     """A template that cannot be rendered: unknown or missing placeholder, bad syntax."""
 
-    exit_code = 78
+    exit_code = EXIT_CONFIG
 
 
 class ExternalCommandError(FrosterError):
@@ -53,7 +64,7 @@ class ExternalCommandError(FrosterError):
     is transient, and so the user sees what ran.
     """
 
-    exit_code = 69
+    exit_code = EXIT_UNAVAILABLE
 
     def __init__(self, cmd: list[str | bytes], returncode: int, stderr: str, message: str = ""):
         self.cmd = [os.fsdecode(c) for c in cmd]
@@ -71,16 +82,16 @@ class SlurmError(ExternalCommandError):
 class TransientError(FrosterError):
     """A failure worth retrying later: remote unreachable, throttled, time limit (EX_TEMPFAIL)."""
 
-    exit_code = 75
+    exit_code = EXIT_TEMPFAIL
 
 
 class PermanentError(FrosterError):
     """A failure that retrying will not fix: unreadable file, folder gone, repeated mismatch."""
 
-    exit_code = 70
+    exit_code = EXIT_PERMANENT
 
 
 class IncompleteError(FrosterError):
     """The work finished but some of it could not be done (e.g. a crawl with errors)."""
 
-    exit_code = 3
+    exit_code = EXIT_INCOMPLETE

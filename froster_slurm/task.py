@@ -38,7 +38,7 @@ from typing import Any
 from .archive.names import redact
 from .archive.settings import load_settings
 from .archive.task import ArchiveTask, Stopped, log
-from .errors import FrosterError, TransientError
+from .errors import EXIT_OK, EXIT_PERMANENT, EXIT_TEMPFAIL, EXIT_USAGE, FrosterError, TransientError
 from .paths import display, folder_at
 from .taskstate import (
     now_iso,
@@ -51,7 +51,6 @@ from .taskstate import (
     write_task_state,
 )
 
-EX_OK, EX_TEMPFAIL, EX_FAILED, EX_USAGE = 0, 75, 70, 64
 _TRANSIENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.ESTALE, errno.EIO, errno.ETIMEDOUT,
                      errno.EAGAIN, errno.ENOMEM, errno.EMFILE, errno.ENFILE}
 USAGE = ("usage: python -m froster_slurm.task archive RUN_DIR INDEX\n"
@@ -116,14 +115,14 @@ def _fail_transient(run_dir: Path, index: int, state: dict[str, Any], message: s
         set_status(run_dir, index, f"archive FAILED after {failures} attempts: "
                                    f"{one_line(message, 300)}")
         log(f"FAILED for good after {failures} attempts: {message}")
-        return EX_FAILED
+        return EXIT_PERMANENT
     delay = int(state.get("retry_delay") or 60) * 2 ** (failures - 1)
     state.update(state="retrying", retry_after=time.time() + delay)
     write_task_state(run_dir, index, state)
     set_status(run_dir, index, f"archive retry {failures + 1}/{max_attempts} in {delay}s "
                                f"(at {state.get('step')}): {one_line(message, 300)}")
     log(f"transient failure {failures}/{max_attempts}, retry in {delay}s: {message}")
-    return EX_TEMPFAIL
+    return EXIT_TEMPFAIL
 
 
 def _fail_permanent(run_dir: Path, index: int, state: dict[str, Any], message: str) -> int:
@@ -132,7 +131,7 @@ def _fail_permanent(run_dir: Path, index: int, state: dict[str, Any], message: s
     write_task_state(run_dir, index, state)
     set_status(run_dir, index, f"archive FAILED: {one_line(message, 300)}")
     log(f"FAILED: {message}")
-    return EX_FAILED
+    return EXIT_PERMANENT
 
 
 def archive(run_dir: Path, index: int) -> int:
@@ -146,12 +145,12 @@ def archive(run_dir: Path, index: int) -> int:
     with task_lock(run_dir, index) as mine:
         if not mine:
             log(f"another run of task {index} is active; backing off")
-            return EX_TEMPFAIL
+            return EXIT_TEMPFAIL
         state = read_task_state(run_dir, index)
         if state["state"] == "done" and step_done(run_dir, index, "record"):
             set_status(run_dir, index, "archive done (already archived and verified)")
             log(f"{display(folder)} is already archived and verified; nothing to do")
-            return EX_OK
+            return EXIT_OK
         state.update(folder=os.fsdecode(folder), max_attempts=settings.max_attempts,
                      retry_delay=settings.retry_delay)
         if state["state"] == "failed":  # a person resubmitted it: a fresh set of attempts
@@ -181,7 +180,7 @@ def archive(run_dir: Path, index: int) -> int:
             set_status(run_dir, index, f"archive stopped ({e}) at {state.get('step')}; "
                                        "requeued, resumes there")
             log(f"stopped by {e} during step {state.get('step')}")
-            return EX_TEMPFAIL
+            return EXIT_TEMPFAIL
         except TransientError as e:
             _block_signals()
             return _fail_transient(run_dir, index, state, str(e))
@@ -206,16 +205,16 @@ def archive(run_dir: Path, index: int) -> int:
         dest = display(os.fsencode(state.get("destination") or ""))
         set_status(run_dir, index, f"archive done: {state.get('files')} files verified at {dest}")
         log(f"done: {display(folder)} -> {dest}")
-        return EX_OK
+        return EXIT_OK
 
 
 def interrupted(run_dir: Path, index: int, code: int) -> int:
     """The job script saw the task process end with an unexpected code: count a failure."""
     state = read_task_state(run_dir, index)
     if state["state"] == "done":
-        return EX_OK
+        return EXIT_OK
     if state["state"] == "failed":
-        return EX_FAILED
+        return EXIT_PERMANENT
     how = f"killed by signal {code - 128}" if code > 128 else f"exit code {code}"
     return _fail_transient(run_dir, index, state, f"the task process ended unexpectedly "
                                                   f"({how}) during {state.get('step')}")
@@ -225,13 +224,13 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) < 3 or args[0] not in ("archive", "retry-delay", "interrupted", "status"):
         print(USAGE, file=sys.stderr)
-        return EX_USAGE
+        return EXIT_USAGE
     cmd, run_dir = args[0], Path(args[1])
     try:
         index = int(args[2])
     except ValueError:
         print(f"not a task index: {args[2]!r}\n{USAGE}", file=sys.stderr)
-        return EX_USAGE
+        return EXIT_USAGE
     if cmd == "archive":
         return archive(run_dir, index)
     if cmd == "retry-delay":
@@ -241,11 +240,11 @@ def main(argv: list[str] | None = None) -> int:
             if not free:  # another run of this task is active: do not spin on the lock
                 delay = max(delay, int(st.get("retry_delay") or 60))
         print(delay)
-        return EX_OK
+        return EXIT_OK
     if cmd == "interrupted":
         return interrupted(run_dir, index, int(args[3]) if len(args) > 3 else 1)
     set_status(run_dir, index, " ".join(args[3:]))
-    return EX_OK
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -17,7 +17,13 @@ import pytest
 from installed import Installed, build_and_install, remove
 from s3server import S3Server
 
+from froster_slurm.remotes.exe import packaged_rclone
+
 REPO = Path(__file__).resolve().parent.parent
+# Tests that call `rclone` themselves run the same (packaged, tested) rclone as the tool.
+_RCLONE = packaged_rclone()
+if _RCLONE:
+    os.environ["PATH"] = os.path.dirname(_RCLONE) + os.pathsep + os.environ.get("PATH", "")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 

@@ -281,7 +281,7 @@ def test_remote_mismatch_heals_once_and_fails_for_good_if_it_repeats(tmp_path: P
     assert p.returncode == 75, p.stderr
     st = state(run_dir, 0)
     assert (st["verify_failures"], st["error_kind"]) == (1, "transient")
-    assert "different md5" in st["error"] and "upload" not in st["steps_done"]
+    assert "with another md5 (e.g. big.bin" in st["error"] and "upload" not in st["steps_done"]
     p = run_task(run_dir, 0)  # the re-upload heals it
     assert p.returncode == 0, p.stderr
     assert json.loads((run_dir / "tasks" / "0" / "steps" / "upload").read_text())["sent"] == 1
@@ -309,7 +309,7 @@ def test_unreachable_remote_during_a_check_is_transient_not_a_mismatch(tmp_path:
     """rclone lists an unreachable remote as 'everything missing': that must not count as a
     failed verification (which could end in a permanent failure)."""
     from froster_slurm.archive.rclone import Rclone
-    from froster_slurm.archive.verify import check_remote
+    from froster_slurm.archive.verify import Expect, check_remote
     from froster_slurm.errors import TransientError
 
     conf = tmp_path / "dead.conf"
@@ -319,4 +319,4 @@ def test_unreachable_remote_during_a_check_is_transient_not_a_mismatch(tmp_path:
     rc = Rclone("rclone", str(conf), ["--retries=1", "--low-level-retries=1"], 1,
                 tmp_path / "logs")
     with pytest.raises(TransientError, match="connection refused"):
-        check_remote(rc, {"a.bin": "0" * 32}, "dead:bucket/x", tmp_path / "w", "verify")
+        check_remote(rc, {"a.bin": Expect("0" * 32, 1)}, "dead:bucket/x", tmp_path / "w", "verify")

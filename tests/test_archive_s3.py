@@ -134,7 +134,7 @@ def test_an_object_whose_md5_cannot_be_checked_fails_verification(tmp_path: Path
     """A multipart object uploaded without rclone's md5 metadata (what --s3-disable-checksum
     does, which froster-slurm refuses) has no md5 the remote can tell: that is a failure."""
     from froster_slurm.archive.rclone import Rclone
-    from froster_slurm.archive.verify import check_remote
+    from froster_slurm.archive.verify import Expect, check_remote
 
     data = os.urandom(6 * 1024 * 1024)
     src = tmp_path / "src"
@@ -147,11 +147,11 @@ def test_an_object_whose_md5_cannot_be_checked_fails_verification(tmp_path: Path
                     *RCLONE_TEST_FLAGS], env=env, check=True, capture_output=True)
     rc = Rclone("rclone", str(s3.rclone_config), RCLONE_TEST_FLAGS, 1, tmp_path / "logs")
     md5 = __import__("hashlib").md5
-    report = check_remote(rc, {"blind.bin": md5(data).hexdigest(),
-                               "seen.bin": md5(data[:1000]).hexdigest(),
-                               "gone.bin": "0" * 32}, f"{s3.remote}/nomd5", tmp_path / "w",
-                          "verify")
+    report = check_remote(rc, {"blind.bin": Expect(md5(data).hexdigest(), len(data)),
+                               "seen.bin": Expect(md5(data[:1000]).hexdigest(), 1000),
+                               "gone.bin": Expect("0" * 32, 1)}, f"{s3.remote}/nomd5",
+                          tmp_path / "w", "verify")
     assert not report.ok
     assert report.errors == ["blind.bin"] and report.missing == ["gone.bin"]
     assert report.matched == {"seen.bin"}
-    assert "could not be checked" in report.summary()
+    assert "whose md5 the remote could not tell (e.g. blind.bin)" in report.summary()

@@ -11,12 +11,12 @@ Rules it enforces:
 * logs are JSON lines (``--use-json-log``) appended to the task's log directory, with any
   credential in a connection string redacted; the periodic stats give the upload progress.
 
-Failure classes (``classify``): rclone exit codes are 1 usage (but also many network errors),
-2 uncategorised, 3 directory not found, 4 file not found, 5 temporary, 6 less serious
-(NoRetry), 7 fatal, 8 transfer limit, 9 no files transferred.  The message decides first
-(a refused connection or a 503 is transient whatever the code; AccessDenied or an unknown
-remote is permanent), then the code; an unknown failure counts as transient, bounded by
-``max_attempts``.
+Failure classes (``classify``): the cause in rclone's messages decides first
+(``froster_slurm.remotes.failures``: a bad storage class or an unknown remote is permanent, a
+refused connection or a 503 transient, whatever the exit code), then the code (rclone: 1 usage
+but also many network errors, 2 uncategorised, 3 directory not found, 4 file not found, 5
+temporary, 6 less serious, 7 fatal, 8 transfer limit, 9 no files transferred); an unknown
+failure counts as transient, bounded by ``max_attempts``.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ from pathlib import Path
 
 from ..errors import PermanentError, TransientError
 from ..paths import display
+from ..remotes.exe import find_rclone
+from ..remotes.failures import explain, find_cause
 from ..storage_classes import NO_CLASS
 from .inventory import SourceChanged
 from .names import redact
@@ -42,16 +44,6 @@ DROP_ENV = ("AWS_CA_BUNDLE", "RCLONE_S3_DISABLE_CHECKSUM", "RCLONE_IGNORE_CHECKS
             "RCLONE_CHECKSUM", "RCLONE_DOWNLOAD")
 
 _SOURCE_CHANGED = re.compile(r"source file is being updated|can't copy - source file", re.I)
-_TRANSIENT = re.compile(
-    r"connection refused|connection reset|broken pipe|timed? ?out|timeout|no such host|"
-    r"temporary failure|try again|TLS handshake|unexpected EOF|\bEOF\b|network is unreachable|"
-    r"send request failed|context deadline exceeded|dial tcp|SlowDown|RequestTimeout|"
-    r"Throttl|TooManyRequests|\b429\b|\b500\b|\b502\b|\b503\b|\b504\b|InternalError|"
-    r"ServiceUnavailable|server misbehaving|corrupted on transfer", re.I)
-_PERMANENT = re.compile(
-    r"AccessDenied|InvalidAccessKeyId|SignatureDoesNotMatch|NoSuchBucket|\b403\b|Forbidden|"
-    r"didn't find section in config file|unknown flag|unknown command|unknown shorthand|"
-    r"InvalidStorageClass|invalid storage class|permission denied|InvalidBucketName", re.I)
 TAIL_LINES = 40
 
 
@@ -71,21 +63,25 @@ class Result:
 
 
 def classify(result: Result, what: str) -> Exception:
-    """Turn a failed rclone run into SourceChanged, TransientError or PermanentError."""
-    text = "\n".join(result.tail)
-    msg = f"rclone {what} failed (exit {result.returncode}): {result.last_error}"
-    if _SOURCE_CHANGED.search(text):
-        return SourceChanged(msg)
-    transient = bool(_TRANSIENT.search(text))
-    if _PERMANENT.search(text) and not transient:
-        return PermanentError(msg)
-    if transient or result.returncode < 0:
-        return TransientError(msg)
+    """Turn a failed rclone run into SourceChanged, TransientError or PermanentError.
+
+    The cause is found by ``remotes.failures`` (one classifier for every rclone call); a
+    permanent cause is said in plain words, with rclone's own last line after it.
+    """
+    detail = f"rclone {what} failed (exit {result.returncode}): {result.last_error}"
+    if _SOURCE_CHANGED.search("\n".join(result.tail)):
+        return SourceChanged(detail)
+    cause = find_cause(result.tail)
+    if cause is not None:
+        kind = PermanentError if cause.permanent else TransientError
+        return kind(explain(cause, detail))
+    if result.returncode < 0:  # killed by a signal: try again
+        return TransientError(detail)
     if result.returncode in (3, 4):
-        return SourceChanged(msg)
+        return SourceChanged(detail)
     if result.returncode == 7:
-        return PermanentError(msg)
-    return TransientError(msg)
+        return PermanentError(detail)
+    return TransientError(detail)
 
 
 def rclone_env(base: dict[str, str] | None = None) -> dict[str, str]:
@@ -100,7 +96,7 @@ class Rclone:
 
     def __init__(self, exe: str, config: str = "", flags: Sequence[str] = (),
                  transfers: int = 4, log_dir: Path | None = None, stats_every: str = "5s"):
-        self.exe = exe
+        self.exe = find_rclone(exe)
         self.config = config
         self.flags = list(flags)
         self.transfers = transfers
@@ -159,6 +155,32 @@ class Rclone:
                 log.write(f"# exit {result.returncode}\n")
                 log.close()
         return result
+
+    def capture(self, args: Sequence[str | bytes], log_name: str | None = None,
+                timeout: float | None = 600) -> tuple[Result, bytes]:
+        """Run a short rclone query and return its standard output (never logged: ``config
+        dump`` prints secrets).  Its stderr goes to the log ``log_name`` when given."""
+        cmd: list[str | bytes] = [self.exe, *args, *self.flags]
+        if self.config:
+            cmd += ["--config", self.config]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, env=rclone_env(),
+                                  stdin=subprocess.DEVNULL, timeout=timeout)
+        except FileNotFoundError as e:
+            raise PermanentError(f"rclone executable not found: {self.exe}") from e
+        except subprocess.TimeoutExpired as e:
+            raise TransientError(f"rclone {os.fsdecode(args[0])} did not answer within "
+                                 f"{timeout:.0f}s") from e
+        err = redact(proc.stderr.decode("utf-8", "backslashreplace"))
+        result = Result(proc.returncode, [ln for ln in err.splitlines() if ln.strip()]
+                        [-TAIL_LINES:])
+        if log_name and self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            with open(self.log_dir / f"{log_name}.log", "a", encoding="utf-8") as log:
+                log.write(f"# {time.strftime('%Y-%m-%dT%H:%M:%S')} "
+                          f"{redact(' '.join(display(os.fsencode(c)) for c in cmd))}\n"
+                          f"{err}# exit {proc.returncode}\n")
+        return result, proc.stdout
 
     @staticmethod
     def _digest(line: str, result: Result, progress: Callable[[int, int], None] | None

@@ -59,7 +59,7 @@ from .trace import (
     restore_commands,
     trace_class,
 )
-from .verify import check_remote
+from .verify import Expect, check_remote
 
 STEPS = ("inventory", "bundle", "hash", "upload", "verify", "record")
 MAX_SOURCE_RESTARTS = 3
@@ -246,13 +246,14 @@ class ArchiveTask:
             out.update(b.member_md5)
         return out
 
-    def expected_objects(self) -> dict[str, str]:
-        """Every data object the destination must hold: name relative to it -> md5."""
+    def expected_objects(self) -> dict[str, Expect]:
+        """Every data object the destination must hold: name relative to it -> md5, size."""
         inv, plan = self.inventory(), self.the_plan()
         md5s = self.object_md5s()
-        out = {os.fsdecode(inv.entries[i].rel): md5s[i] for i in plan.objects}
+        out = {os.fsdecode(inv.entries[i].rel): Expect(md5s[i], inv.entries[i].size)
+               for i in plan.objects}
         for b in self.bundles():
-            out[f"{self.bundle_dir}/{b.name}"] = b.md5
+            out[f"{self.bundle_dir}/{b.name}"] = Expect(b.md5, b.size)
         return out
 
     # --- steps ---------------------------------------------------------------------------------
@@ -408,7 +409,7 @@ class ArchiveTask:
                       unchanged_since=same["version"])
             return {"sent": 0, "unchanged_since": same["version"]}
         expected = self.expected_objects()
-        sizes = self._object_sizes()
+        sizes = {rel: e.size for rel, e in expected.items()}
         present = check_remote(self.rclone, expected, self.dest, self.work, "precheck").matched
         objects = [rel for rel in expected if rel not in present
                    and not rel.startswith(self.bundle_dir + "/")]
@@ -452,13 +453,6 @@ class ArchiveTask:
         self.save(bytes_done=self.state.get("bytes_total") or 0)
         return {"sent": len(objects) + len(bundles), "already_there": len(present),
                 "bytes": total}
-
-    def _object_sizes(self) -> dict[str, int]:
-        inv, plan = self.inventory(), self.the_plan()
-        out = {os.fsdecode(inv.entries[i].rel): inv.entries[i].size for i in plan.objects}
-        for b in self.bundles():
-            out[f"{self.bundle_dir}/{b.name}"] = b.size
-        return out
 
     def step_verify(self) -> dict[str, Any]:
         if self.unchanged() is not None:
@@ -527,7 +521,7 @@ class ArchiveTask:
                                log_name="trace")
         if res.returncode != 0:
             raise classify(res, "copy of the trace")
-        expected = {os.fsdecode(n): _md5(d) for n, d in files.items()}
+        expected = {os.fsdecode(n): Expect(_md5(d), len(d)) for n, d in files.items()}
         report = check_remote(self.rclone, expected, self.dest, self.work, "verify-trace")
         if not report.ok:
             raise TransientError(f"the trace files did not verify on the remote: "

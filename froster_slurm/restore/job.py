@@ -32,19 +32,27 @@ from typing import Any
 from ..archive import ours
 from ..archive.bundle import BUNDLE_DIR_REMOTE
 from ..archive.settings import load_settings
-from ..errors import DataError, FrosterError, PermanentError, TransientError, UserError
+from ..errors import (
+    EXIT_OK,
+    EXIT_PERMANENT,
+    EXIT_TEMPFAIL,
+    DataError,
+    FrosterError,
+    PermanentError,
+    TransientError,
+    UserError,
+)
 from ..paths import discard_tree, display
 from ..runs import Run
 from ..taskstate import update_task_state
 from . import tracefiles
 from .place import apply_metadata, place_all
 from .record import Archive, parse, read_local
-from .remote import NotReady, download, rclone_from_settings
+from .remote import NotReady, check_objects, download, rclone_from_settings
 from .safefs import DirCache, open_root
 from .state import now_iso, read_state, write_state
 from .unpack import check_object, extract_bundle, verify_staged
 
-EX_OK, EX_TEMPFAIL, EX_FAILED = 0, 75, 70
 TRACE_DIR = "trace"
 
 
@@ -98,7 +106,7 @@ class RestoreJob:
         phase = self.state["phase"]
         if phase == "done":
             log("already done")
-            return EX_OK
+            return EXIT_OK
         root_fd = open_root(self.target, create=True)
         try:
             try:
@@ -134,12 +142,14 @@ class RestoreJob:
                 self._place(staged, target)
         if self.state["phase"] == "placed":
             self._finish(root_fd)
-        return EX_OK
+        return EXIT_OK
 
     def _download(self, stage: Path) -> None:
         extracted = set(self.state.get("extracted", []))
         objects = [o for o in self.arch.data_objects() if o not in extracted]
         checks = int(self.state.get("checks") or 0) + 1
+        if not self.state.get("proven_at"):
+            self._prove(objects)
         self.save(phase="downloading", checks=checks, last_check=now_iso())
         status(f"restore: check {checks}, downloading {len(objects)} objects")
         log(f"check {checks}: downloading {len(objects)} objects from "
@@ -151,6 +161,19 @@ class RestoreJob:
             raise NotReady(str(e)) from None
         self.save(phase="downloaded", downloaded_at=now_iso(), error=None,
                   ready_at=self.state.get("ready_at") or now_iso())
+
+    def _prove(self, objects: list[str]) -> None:
+        """Before anything is fetched: the remote holds each object with the size and md5
+        the record names (the archive's own proof, from the remote's listing).  An object that
+        is missing or is not what was archived will not get better by waiting: permanent."""
+        expected = self.arch.expected_objects()
+        report = check_objects(self.rclone, {o: expected[o] for o in objects},
+                               self.arch.destination, self.work, "restore-proof")
+        if not report.ok:
+            raise PermanentError(f"the remote does not hold this archive as it was archived: "
+                                 f"{report.summary()}; nothing was restored")
+        self.save(proven_at=now_iso())
+        log(f"the remote holds all {len(objects)} objects with the archived sizes and md5s")
 
     def _unpack(self, stage: Path, staged: DirCache) -> None:
         status("restore: verifying and unpacking")
@@ -259,7 +282,7 @@ def _schedule(run_dir: Path, state: dict[str, Any], delay: int, why: str) -> int
     update_task_state(run_dir, 0, retry_after=time.time() + delay)  # the local backend reads it
     status(f"restore: {why}; next check in {delay}s")
     log(f"{why}; next check in {delay}s")
-    return EX_TEMPFAIL
+    return EXIT_TEMPFAIL
 
 
 class Stopped(BaseException):  # noqa: N818 - like KeyboardInterrupt: nothing may swallow it
@@ -277,7 +300,7 @@ def run_restore(run_dir: Path) -> int:
         job = RestoreJob(run_dir)
     except FrosterError as e:
         log(f"cannot start: {e}")
-        return EX_FAILED
+        return EXIT_PERMANENT
     interval = int(job.opts.get("check_interval") or 1800)
     for sig in (signal.SIGTERM, signal.SIGUSR1):
         signal.signal(sig, _on_signal)
@@ -307,4 +330,4 @@ def _fail(run_dir: Path, state: dict[str, Any], message: str) -> int:
     write_state(run_dir, state)
     status(f"restore FAILED: {message}"[:900])
     log(f"FAILED: {message}")
-    return EX_FAILED
+    return EXIT_PERMANENT

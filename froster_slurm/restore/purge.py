@@ -264,7 +264,7 @@ def purge_folder(folder: bytes, *, rclone: Any, work: Path, dry_run: bool, worke
             if plan.blockers:
                 result.blockers = plan.blockers
                 return result
-            report = check_objects(rclone, {**arch.data_objects(), **arch.trace_objects()},
+            report = check_objects(rclone, arch.expected_objects(trace=True),
                                    arch.destination, work, f"purge-check-{_slug(folder)}")
             if not report.ok:
                 result.blockers.append(f"the remote does not hold the archive intact: "

@@ -17,6 +17,7 @@ from typing import Any
 from ..archive import ours
 from ..archive.bundle import BUNDLE_DIR_REMOTE
 from ..archive.names import md5sum_unescape
+from ..archive.verify import Expect
 from ..archive.versions import version_of
 from ..errors import DataError, NotFoundError
 from ..paths import display
@@ -128,6 +129,16 @@ class Archive:
     def trace_objects(self) -> dict[str, str]:
         """The manifest copy beside the data (it never changes after archiving)."""
         return {ours.MANIFEST_NAME.decode(): md5_hex(self.manifest_raw)}
+
+    def expected_objects(self, trace: bool = False) -> dict[str, Expect]:
+        """What the remote must hold, md5 and size (the proof ``archive.verify`` checks):
+        every data object, and with ``trace`` the manifest copy too."""
+        sizes = self.object_sizes()
+        out = {name: Expect(md5, sizes[name]) for name, md5 in self.data_objects().items()}
+        if trace:
+            out[ours.MANIFEST_NAME.decode()] = Expect(md5_hex(self.manifest_raw),
+                                                      len(self.manifest_raw))
+        return out
 
 
 def md5_hex(data: bytes) -> str:

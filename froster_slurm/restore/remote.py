@@ -22,10 +22,11 @@ from pathlib import Path
 from ..archive.names import redact
 from ..archive.rclone import Rclone, Result, classify, rclone_env
 from ..archive.settings import ArchiveSettings, check_flags
-from ..archive.verify import Report, check_remote
+from ..archive.verify import Expect, Report, check_remote
 from ..config import Config
 from ..errors import PermanentError
 from ..paths import display
+from ..remotes.resolve import resolve_with
 from .estimate import needs_thaw
 
 _NOT_READY = re.compile(r"restore first|InvalidObjectState|object is archived", re.I)
@@ -92,10 +93,14 @@ def needs_restore_request(rclone: Rclone, destination: str, storage_class: str) 
     return needs_thaw(storage_class) and remote_type(rclone, destination) == "s3"
 
 
-def check_objects(rclone: Rclone, expected: dict[str, str], destination: str, work: Path,
+def check_objects(rclone: Rclone, expected: dict[str, Expect], destination: str, work: Path,
                   log_name: str) -> Report:
-    """The remote's md5 of each expected object against ours (see archive.verify)."""
-    return check_remote(rclone, expected, destination, work, log_name)
+    """The remote's size and md5 of each expected object against ours (``archive.verify``,
+    the same proof the archive's verify step made).  Under crypt the remote has no md5 of
+    our data: sizes are compared here, the bytes are proven when they are downloaded."""
+    info = resolve_with(rclone, destination)
+    return check_remote(rclone, expected, destination, work, log_name,
+                        hashes=info.hash_passthrough)
 
 
 @dataclass
