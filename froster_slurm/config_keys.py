@@ -85,6 +85,12 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "restore.tier": ("Bulk", "Bulk or Standard"),
     "restore.days": (7, "days a restored copy stays readable"),
     "restore.check_interval": (1800, "seconds between checks while a restore is pending"),
+    "restore.max_wait": (5 * 86400, "seconds a restore waits for objects to thaw before it "
+                                    "fails naming what is still frozen (Deep Archive Bulk "
+                                    "takes up to 48 hours)"),
+    "remotes.no_thaw": ([], "rclone remote names whose cold storage classes read at once, so "
+                            "no thaw is asked for (e.g. a Ceph RGW remote: RGW answers the "
+                            "request with 501)"),
     "restore.price_per_gb": ({"DEEP_ARCHIVE": {"Bulk": 0.0025, "Standard": 0.02},
                               "GLACIER": {"Bulk": 0.0, "Standard": 0.01}},
                              "ESTIMATE: USD per GB retrieved, by storage class and tier "
@@ -111,6 +117,7 @@ for _key, (_default, _help) in SLURM_KEYS.items():
 LIST_MERGE: dict[str, str] = {
     "crawl.exclude": "extend",
     "archive.rclone_flags": "extend",
+    "remotes.no_thaw": "extend",
 }
 for _key in ("extra", "prologue", "skip"):
     LIST_MERGE[f"slurm.{_key}"] = "extend"
@@ -248,6 +255,7 @@ VALIDATORS: dict[str, Callable[[Any], str | None]] = {
     "restore.tier": _one_of(*RESTORE_TIERS),
     "restore.days": _at_least(1),
     "restore.check_interval": _at_least(1),
+    "restore.max_wait": _at_least(1),
     "restore.price_per_gb": _price_table(2),
     "restore.price_per_1000_requests": _price_table(2),
     "purge.inline_max": _SIZE,

@@ -140,9 +140,10 @@ class Rclone:
             try:
                 assert proc.stderr is not None
                 for raw in proc.stderr:
-                    line = redact(raw.decode("utf-8", "backslashreplace").rstrip("\n"))
+                    line = raw.decode("utf-8", "backslashreplace").rstrip("\n")
                     if log is not None:
-                        log.write(line + "\n")
+                        log.write(redact(line) + "\n")
+                    # parsed before redaction (which can break the JSON), redacted after
                     self._digest(line, result, progress)
                 result.returncode = proc.wait()
             except BaseException:
@@ -202,7 +203,7 @@ class Rclone:
         else:
             msg, level = line.strip(), "error"
         if level in ("error", "warning", "notice", "critical") and msg:
-            result.tail.append(msg)
+            result.tail.append(redact(msg))
             del result.tail[:-TAIL_LINES]
 
     def copy(self, src: bytes | str, dst: str, *, files_from: Path | None,

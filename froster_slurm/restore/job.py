@@ -157,8 +157,9 @@ class RestoreJob:
         try:
             download(self.rclone, self.arch.destination, objects, stage, self.work)
         except NotReady as e:
-            self.save(phase="waiting", error=None)
-            raise NotReady(str(e)) from None
+            self.save(phase="waiting", error=None, frozen=e.frozen[:50],
+                      frozen_count=len(e.frozen))
+            raise NotReady(str(e), e.frozen) from None
         self.save(phase="downloaded", downloaded_at=now_iso(), error=None,
                   ready_at=self.state.get("ready_at") or now_iso())
 
@@ -312,6 +313,16 @@ def run_restore(run_dir: Path) -> int:
         return _schedule(run_dir, job.state, 0, f"stopped by {e} in phase "
                                                 f"{job.state.get('phase')}; resumes there")
     except NotReady as e:
+        waited = _waited(job.state)
+        limit = int(job.opts.get("max_wait") or 0)
+        if limit and waited >= limit:
+            shown = ", ".join(e.frozen[:10]) or str(e)
+            more = f" and {len(e.frozen) - 10} more" if len(e.frozen) > 10 else ""
+            return _fail(run_dir, job.state,
+                         f"still frozen after {waited // 3600} h {waited % 3600 // 60} min "
+                         f"(restore.max_wait is {limit} s): {shown}{more}; ask the storage "
+                         "admin whether the thaw request reached the remote, then restore "
+                         "again")
         return _schedule(run_dir, job.state, interval, f"objects are not readable yet ({e})")
     except (TransientError, OSError) as e:
         failures = int(job.state.get("failures") or 0) + 1
@@ -322,6 +333,20 @@ def run_restore(run_dir: Path) -> int:
         return _schedule(run_dir, job.state, delay, f"attempt {failures} failed: {e}")
     except (PermanentError, DataError, UserError) as e:
         return _fail(run_dir, job.state, str(e))
+
+
+def _waited(state: dict[str, Any]) -> int:
+    """Seconds since the thaw was asked for (or the restore created)."""
+    from datetime import datetime
+
+    for key in ("requested_at", "created_at"):
+        try:
+            start = datetime.fromisoformat(str(state[key]))
+        except (KeyError, ValueError):
+            continue
+        now = datetime.now(start.tzinfo)
+        return max(0, int((now - start).total_seconds()))
+    return 0
 
 
 def _fail(run_dir: Path, state: dict[str, Any], message: str) -> int:

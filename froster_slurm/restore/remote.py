@@ -5,9 +5,10 @@ environment without ``AWS_CA_BUNDLE``, JSON logs with credentials redacted, fail
 and its remote check (``froster_slurm.archive.verify.check_remote``: the remote's own md5 of each
 object, nothing downloaded, "hashes could not be checked" counted as a failure).
 
-Two rclone calls need their standard output (``listremotes`` and ``backend restore`` print
-their answer there), which ``Rclone.run`` sends to the log file; ``_output`` runs those with
-the same executable, config, flags and environment and captures stdout.
+What the remote really is (S3 under an alias or a crypt?) comes from ``remotes.resolve``;
+where a thaw request goes, from ``remotes.thaw``.  ``backend restore`` prints its answer on
+standard output: ``Rclone.capture`` runs it with the same executable, config, flags and
+environment and keeps stdout.
 """
 
 from __future__ import annotations
@@ -15,18 +16,16 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..archive.names import redact
-from ..archive.rclone import Rclone, Result, classify, rclone_env
+from ..archive.rclone import Rclone, Result, classify
 from ..archive.settings import ArchiveSettings, check_flags
 from ..archive.verify import Expect, Report, check_remote
 from ..config import Config
 from ..errors import PermanentError
-from ..paths import display
-from ..remotes.resolve import resolve_with
+from ..remotes.resolve import config_dump, resolve_with
+from ..remotes.thaw import targets
 from .estimate import needs_thaw
 
 _NOT_READY = re.compile(r"restore first|InvalidObjectState|object is archived", re.I)
@@ -35,7 +34,11 @@ _NOT_COLD = re.compile(r"Not GLACIER or DEEP_ARCHIVE", re.I)
 
 
 class NotReady(Exception):  # noqa: N818 - an expected state, not a failure
-    """Some objects are still thawing: check again later."""
+    """Some objects are still thawing: check again later.  ``frozen``: the ones rclone named."""
+
+    def __init__(self, message: str, frozen: list[str] | None = None):
+        super().__init__(message)
+        self.frozen = frozen or []
 
 
 def rclone_from_config(config: Config, log_dir: Path | None) -> Rclone:
@@ -51,46 +54,15 @@ def rclone_from_settings(s: ArchiveSettings, log_dir: Path | None) -> Rclone:
     return Rclone(s.rclone, s.rclone_config, s.rclone_flags, s.transfers, log_dir)
 
 
-def _output(rclone: Rclone, args: list[str | bytes]) -> tuple[Result, str]:
-    cmd: list[str | bytes] = [rclone.exe, *args, *rclone.flags]
-    if rclone.config:
-        cmd += ["--config", rclone.config]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, env=rclone_env(),
-                              stdin=subprocess.DEVNULL)
-    except FileNotFoundError as e:
-        raise PermanentError(f"rclone executable not found: {rclone.exe}") from e
-    err = redact(proc.stderr.decode("utf-8", "backslashreplace"))
-    result = Result(proc.returncode, [ln for ln in err.splitlines() if ln.strip()][-40:])
-    if rclone.log_dir is not None:
-        rclone.log_dir.mkdir(parents=True, exist_ok=True)
-        with open(rclone.log_dir / "restore-request.log", "a", encoding="utf-8") as log:
-            log.write(redact(" ".join(display(os.fsencode(c)) for c in cmd)) + "\n" + err +
-                      f"# exit {proc.returncode}\n")
-    return result, proc.stdout.decode("utf-8", "surrogateescape")
-
-
-def remote_type(rclone: Rclone, destination: str) -> str:
-    """'local' for a path, else the configured backend type of ``name:`` (s3, sftp, ...)."""
-    if destination.startswith("/"):
-        return "local"
-    name = destination.split(":", 1)[0]
-    if name.startswith(":"):  # an on-the-fly remote ":s3,opt=...:bucket"
-        return name[1:].split(",", 1)[0]
-    res, out = _output(rclone, ["listremotes", "--long"])
-    if res.returncode != 0:
-        raise classify(res, "listremotes")
-    for line in out.splitlines():
-        remote, _, kind = line.partition(":")
-        if remote.strip() == name:
-            return kind.strip()
-    raise PermanentError(f"rclone has no remote named {name!r} (rclone config file: "
-                         f"{rclone.config or 'rclone default'})")
-
-
-def needs_restore_request(rclone: Rclone, destination: str, storage_class: str) -> bool:
-    """Glacier/Deep Archive objects on S3 must be thawed; every other remote reads at once."""
-    return needs_thaw(storage_class) and remote_type(rclone, destination) == "s3"
+def needs_restore_request(rclone: Rclone, destination: str, storage_class: str,
+                          no_thaw: list[str] | tuple[str, ...] = ()) -> bool:
+    """Cold (Glacier/Deep Archive) data on an S3 backend must be thawed, whatever wraps it
+    (alias, crypt, union: ``remotes.resolve``), unless config marks one of the remotes on the
+    way as needing no thaw (``remotes.no_thaw``, e.g. Ceph RGW); every other remote reads at
+    once."""
+    if not needs_thaw(storage_class) or destination.startswith("/"):
+        return False
+    return resolve_with(rclone, destination).needs_thaw(True, no_thaw)
 
 
 def check_objects(rclone: Rclone, expected: dict[str, Expect], destination: str, work: Path,
@@ -122,32 +94,47 @@ def write_list(path: Path, names: list[str]) -> Path:
 
 def request_restore(rclone: Rclone, destination: str, objects: list[str], tier: str,
                     days: int, work: Path) -> RequestOutcome:
-    """``rclone backend restore DEST --files-from-raw LIST -o priority=T -o lifetime=D``.
+    """``rclone backend restore ROOT --files-from-raw LIST -o priority=T -o lifetime=D`` on
+    each S3 backend under the destination (``remotes.thaw``: through alias, crypt, union).
 
-    One call on the folder for all of its objects (not one per file).  Each object's answer is
-    sorted into requested / already in progress / not a cold class / failed.
+    One call per backend for all of its objects (not one per file).  Each object's answer is
+    sorted into requested / already in progress / not a cold class / failed (an object of a
+    union counts as failed only if no backend took the request).
     """
-    lst = write_list(work / "restore-objects.lst", objects)
-    res, out = _output(rclone, ["backend", "restore", os.fsencode(destination),
-                                "--files-from-raw", str(lst), "-o", f"priority={tier}",
-                                "-o", f"lifetime={int(days)}"])
-    if res.returncode != 0:
-        raise classify(res, "backend restore")
     outcome = RequestOutcome()
-    try:
-        answers = json.loads(out) if out.strip() else []
-    except ValueError as e:
-        raise PermanentError(f"rclone backend restore printed no JSON: {out[:200]!r}") from e
-    for item in answers:
-        name, status = str(item.get("Remote", "")), str(item.get("Status", ""))
+    plan = targets(rclone, config_dump(rclone), destination, objects)
+    answered: dict[str, str] = {}
+    failures: dict[str, str] = {}
+    for n, (root, names) in enumerate(plan):
+        lst = write_list(work / f"restore-objects-{n}.lst", list(names))
+        res, raw = rclone.capture(["backend", "restore", os.fsencode(root),
+                                   "--files-from-raw", str(lst), "-o", f"priority={tier}",
+                                   "-o", f"lifetime={int(days)}"], "restore-request")
+        out = raw.decode("utf-8", "surrogateescape")
+        if res.returncode != 0 or (not out.strip() and res.tail):
+            raise classify(res, "backend restore")
+        try:
+            answers = json.loads(out) if out.strip() else []
+        except ValueError as e:
+            raise PermanentError(f"rclone backend restore printed no JSON: {out[:200]!r}") from e
+        for item in answers:
+            name = names.get(str(item.get("Remote", "")).lstrip("/"))
+            if name is None:
+                continue
+            status = str(item.get("Status", ""))
+            if status == "OK" or _ALREADY.search(status) or _NOT_COLD.search(status):
+                answered[name] = status
+                failures.pop(name, None)
+            elif name not in answered:
+                failures[name] = status
+    for name, status in sorted(answered.items()):
         if status == "OK":
             outcome.requested.append(name)
         elif _ALREADY.search(status):
             outcome.already.append(name)
-        elif _NOT_COLD.search(status):
-            outcome.not_cold.append(name)
         else:
-            outcome.failed.append((name, status))
+            outcome.not_cold.append(name)
+    outcome.failed = sorted(failures.items())
     return outcome
 
 
@@ -165,7 +152,9 @@ def download(rclone: Rclone, destination: str, objects: list[str], stage: Path,
         return res
     text = "\n".join(res.tail)
     if _NOT_READY.search(text):
-        raise NotReady(res.last_error)
+        frozen = sorted({line.split(": ", 1)[0] for line in res.tail
+                         if _NOT_READY.search(line) and ": " in line} & set(objects))
+        raise NotReady(res.last_error, frozen)
     raise classify(res, "copy from the remote")
 
 

@@ -260,7 +260,8 @@ def _start(folder: bytes, target: bytes, config: Config, tier: str | None, days:
                         f"({shown}{' ...' if len(conflicts) > 5 else ''}); restore never "
                         "overwrites without --force (or choose another place with --to)")
     rclone = rclone_from_config(config, None)
-    thaw = needs_restore_request(rclone, arch.destination, arch.storage_class)
+    thaw = needs_restore_request(rclone, arch.destination, arch.storage_class,
+                                 config.get("remotes.no_thaw"))
     sizes = arch.object_sizes()
     out.estimate = estimate(config, arch.storage_class, tier, days, sum(sizes.values()),
                             len(sizes), thaw)
@@ -297,6 +298,7 @@ def _new_run(config: Config, folder: bytes, target: bytes, arch: Archive, be: Ba
              thaw: bool, tier: str, days: int, force: bool) -> Run:
     options = {"target": os.fsdecode(target), "tier": tier, "days": days, "force": force,
                "check_interval": int(config.get("restore.check_interval")),
+               "max_wait": int(config.get("restore.max_wait")),
                "templates_dir": config.get("templates_dir"), "thaw": thaw}
     # run.toml is TOML (UTF-8 only): paths that may hold any byte live in folders.nul and
     # restore.json; [archive] carries the rclone settings, its remote is only a placeholder.

@@ -1,0 +1,92 @@
+"""Where a thaw request must go: the S3 objects under a destination's wrappers.
+
+``rclone backend restore`` is a command of the S3 backend.  Through an ``alias`` it reaches
+S3 (an alias is only a path), but ``crypt`` answers "command not found" (and exits 0), and a
+``union`` has no such command.  So the request is sent to each S3 backend itself, with the
+object names as that backend stores them: the same names under alias and union, the
+encrypted names under crypt (``rclone backend encode``, which needs no network).
+
+``targets`` returns, per S3 backend, the root to send the request to and a map from the
+backend's object names back to ours, so each answer is reported under the name the record
+uses.  Chunker and compress change names in ways a request cannot follow: refused with a plain
+message (permanent: waiting will not help).
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+
+from ..archive.rclone import Rclone, classify
+from ..errors import PermanentError
+from .resolve import MAX_DEPTH, MULTI, WRAPPERS, join, split_remote
+
+ENCODE_BATCH = 200  # names per ``rclone backend encode`` call (argument list size)
+
+
+def _root(name: str) -> str:
+    return f"{name}:"
+
+
+def targets(rclone: Rclone, dump: dict[str, dict[str, str]], destination: str,
+            objects: list[str]) -> list[tuple[str, dict[str, str]]]:
+    """[(S3 root to request on, {name on that root: our object name})]."""
+    name, _inline, path = split_remote(destination)
+    full = {join(path, rel) if path else rel: rel for rel in objects}
+    return _down(rclone, dump, name, full, 0)
+
+
+def _down(rclone: Rclone, dump: dict[str, dict[str, str]], name: str,
+          full: dict[str, str], depth: int) -> list[tuple[str, dict[str, str]]]:
+    if not name or depth > MAX_DEPTH:
+        return []  # a local path: nothing to thaw
+    opts = {"type": name[1:]} if name.startswith(":") else dump.get(name)
+    if opts is None:
+        raise PermanentError(f"the rclone remote {name!r} is not configured")
+    kind = opts.get("type", "")
+    if kind == "s3":
+        # Ask on the objects' common folder, with names relative to it: the answers then
+        # name objects as the archive does (a folder's odd bytes never come back re-encoded).
+        paths = {p.lstrip("/"): rel for p, rel in full.items()}
+        base = posixpath.commonpath([posixpath.dirname(p) for p in paths]) if paths else ""
+        cut = len(base) + 1 if base else 0
+        return [(_root(name) + base, {p[cut:]: rel for p, rel in paths.items()})]
+    if kind == "crypt":
+        full = dict(zip(encode(rclone, _root(name), list(full)), full.values(), strict=True))
+    elif kind in ("chunker", "compress"):
+        raise PermanentError(f"a thaw request cannot be sent through the {kind} remote "
+                             f"{name!r}: ask for the restore on its S3 remote by hand, or "
+                             "archive to a cold class without this wrapper")
+    if kind in WRAPPERS:
+        iname, _, ipath = split_remote(opts.get(WRAPPERS[kind], ""))
+        return _down(rclone, dump, iname, {join(ipath, p) if ipath else p: r
+                                           for p, r in full.items()}, depth + 1)
+    if kind in MULTI:
+        out: list[tuple[str, dict[str, str]]] = []
+        for up in opts.get(MULTI[kind], "").split():
+            prefix = ""
+            if kind == "combine":
+                prefix, _, up = up.partition("=")
+            up = re.sub(r":(ro|nc|writeback)$", "", up)
+            iname, _, ipath = split_remote(up)
+            mine = {p[len(prefix):].lstrip("/") if prefix else p: r for p, r in full.items()
+                    if not prefix or p.startswith(prefix + "/")}
+            out += _down(rclone, dump, iname, {join(ipath, p) if ipath else p: r
+                                               for p, r in mine.items()}, depth + 1)
+        return out
+    return []  # sftp, local, ...: no storage classes, nothing to thaw
+
+
+def encode(rclone: Rclone, crypt_root: str, names: list[str]) -> list[str]:
+    """The names a crypt remote stores for ``names`` (same order)."""
+    out: list[str] = []
+    for i in range(0, len(names), ENCODE_BATCH):
+        batch = names[i:i + ENCODE_BATCH]
+        res, stdout = rclone.capture(["backend", "encode", crypt_root,
+                                      *[os.fsencode(n) for n in batch]], "restore-request")
+        lines = stdout.decode("utf-8", "surrogateescape").splitlines()
+        if res.returncode != 0 or len(lines) != len(batch):
+            raise classify(res, "backend encode")
+        out += lines
+    return out
