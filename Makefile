@@ -9,9 +9,11 @@ PY       := $(VENV)/bin/python
 PIP      := $(VENV)/bin/pip
 PYTHON3  ?= python3
 APT_PKGS := slurm-wlm munge rclone chromium gcc python3-dev tmux
+# The Ceph RGW the tests use as a second real S3 (scripts/ceph-rgw.sh)
+RGW_PKGS := ceph-mon ceph-osd radosgw curl
 STAMP    := $(VENV)/.installed
 
-.PHONY: setup system-deps venv test lint demo bench cluster-up cluster-down clean help
+.PHONY: setup system-deps venv test lint demo bench cluster-up cluster-down rgw-up rgw-down clean help
 
 help:
 	@echo "make setup        venv + Python deps (as root also Debian: $(APT_PKGS))"
@@ -21,15 +23,17 @@ help:
 	@echo "make lint         ruff"
 	@echo "make cluster-up   start (or reuse) the single-node Slurm cluster"
 	@echo "make cluster-down stop what cluster-up started"
+	@echo "make rgw-up       start (or reuse) the Ceph RGW S3 server on 127.0.0.1:7480"
+	@echo "make rgw-down     stop what rgw-up started"
 
 setup: system-deps $(STAMP)
 
 # Debian packages: only when root and only what is missing (idempotent, no prompts).
 system-deps:
 	if [ "$$(id -u)" != 0 ]; then
-	  echo "not root: skipping apt; make sure $(APT_PKGS) are installed" >&2; exit 0; fi
+	  echo "not root: skipping apt; make sure $(APT_PKGS) $(RGW_PKGS) are installed" >&2; exit 0; fi
 	missing=""
-	for p in $(APT_PKGS) python3-venv; do
+	for p in $(APT_PKGS) $(RGW_PKGS) python3-venv; do
 	  dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"
 	done
 	if [ -n "$$missing" ]; then
@@ -56,10 +60,17 @@ cluster-up: system-deps
 cluster-down:
 	bash scripts/slurm-cluster.sh down
 
+rgw-up: system-deps
+	bash scripts/ceph-rgw.sh up
+
+rgw-down:
+	bash scripts/ceph-rgw.sh down
+
 # The whole suite, real Slurm included. Under CI=true a Slurm test that cannot reach the
 # cluster fails instead of skipping (tests/conftest.py).
 test: setup
 	bash scripts/slurm-cluster.sh up
+	bash scripts/ceph-rgw.sh up
 	$(VENV)/bin/ruff check froster_slurm tests bench
 	$(VENV)/bin/pytest -p no:cacheprovider tests
 

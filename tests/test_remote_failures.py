@@ -34,7 +34,9 @@ TIMEOUT = "context deadline exceeded (Client.Timeout exceeded while awaiting hea
 
 @pytest.mark.parametrize(("line", "name"), [
     (BAD_CLASS, "storage-class"), (NO_BUCKET, "missing-bucket"), (NO_REMOTE, "not-configured"),
-    (DENIED, "access-denied"), (TOO_BIG, "too-large"), (NO_HASH, "hash-unsupported")])
+    (DENIED, "access-denied"), (TOO_BIG, "too-large"), (NO_HASH, "hash-unsupported"),
+    (RGW_CLASS, "bad-request"), ("Failed to copy: s3 upload: 400 Bad Request: status code: 400",
+                                 "bad-request")])
 def test_misconfiguration_and_rejected_requests_are_permanent(line: str, name: str) -> None:
     cause = find_cause([line])
     assert cause is not None and cause.name == name and cause.permanent
@@ -44,6 +46,7 @@ def test_misconfiguration_and_rejected_requests_are_permanent(line: str, name: s
 
 
 @pytest.mark.parametrize("line", [THROTTLED, REFUSED, TIMEOUT,
+                                  "StatusCode: 400, api error RequestTimeout: idle too long",
                                   "StatusCode: 500, api error InternalError"])
 def test_network_5xx_and_throttling_stay_transient(line: str) -> None:
     cause = find_cause([line])

@@ -80,6 +80,12 @@ CAUSES: tuple[Cause, ...] = (
        r"send request failed|temporary failure|try again", False,
        "the remote could not be reached"),
     _c("corrupted", r"corrupted on transfer", False, "data was corrupted on the way; resent"),
+    # Last: a plain 400 is a request the server will refuse again (Ceph RGW answers an
+    # undefined storage class with "400 InvalidArgument: UnknownError", rclone 1.60 with a
+    # bare "status code: 400"); the transient 400s (RequestTimeout) matched above.
+    _c("bad-request", r"api error InvalidArgument|InvalidRequest|status ?code: 400\b",
+       True, "the remote rejected the request as invalid (with S3 most often a storage class "
+       "it does not define)", "check --storage-class against the classes the remote defines"),
 )
 
 

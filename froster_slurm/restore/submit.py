@@ -20,6 +20,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import stat
 import time
 from collections.abc import Iterator
@@ -44,6 +45,8 @@ from .job import TRACE_DIR
 from .record import Archive, parse, read_local
 from .remote import fetch_small, needs_restore_request, rclone_from_config, request_restore
 from .state import ACTIVE, now_iso, read_state, write_state
+
+_NOT_IMPLEMENTED = re.compile(r"\b501\b|NotImplemented")
 
 
 @dataclass
@@ -283,8 +286,13 @@ def _start(folder: bytes, target: bytes, config: Config, tier: str | None, days:
                               run.run_dir / "work")
         if got.failed:
             what, why = got.failed[0]
+            hint = ""
+            if _NOT_IMPLEMENTED.search(why):
+                hint = ("; this remote does not implement thaw requests (Ceph RGW answers 501 "
+                        "and reads every class at once): add its name to remotes.no_thaw "
+                        "and restore again")
             raise UserError(f"the restore request failed for {len(got.failed)} object(s), "
-                            f"e.g. {what}: {why}")
+                            f"e.g. {what}: {why}{hint}")
         out.requested = len(got.requested) + len(got.already)
         state = read_state(run.run_dir)
         state.update(requested_at=now_iso(), requested=out.requested)
