@@ -59,7 +59,7 @@ from .trace import (
     restore_commands,
     trace_class,
 )
-from .verify import Expect, check_remote
+from .verify import Expect, check_remote, listing
 
 STEPS = ("inventory", "bundle", "hash", "upload", "verify", "record")
 MAX_SOURCE_RESTARTS = 3
@@ -287,9 +287,9 @@ class ArchiveTask:
             return
         choice = versions.first_choice(self.base_dest, prior)
         for _ in range(1000):
-            probe = check_remote(self.rclone, {ours.RECORD_NAME.decode(): "0" * 32},
-                                 choice.destination, self.work, "version-probe")
-            if probe.missing:
+            there = listing(self.rclone, choice.destination, [ours.RECORD_NAME.decode()],
+                            self.work, "version-probe", hashes=False)
+            if not there or ours.RECORD_NAME.decode() not in there:
                 break
             log(f"{names.redact(choice.destination)} already holds an archive record: "
                 "not overwriting it, trying the next version")

@@ -122,6 +122,8 @@ def check_remote(rclone: Rclone, expected: dict[str, Expect], dst: str, work: Pa
         report.missing = sorted(expected)
         return report
     for rel, want in sorted(expected.items()):
+        if not isinstance(want, Expect):  # an md5 alone is not proof: refuse, loudly
+            raise TypeError(f"check_remote needs Expect(md5, size) for {rel!r}, got {want!r}")
         have = got.get(rel)
         if have is None:
             report.missing.append(rel)

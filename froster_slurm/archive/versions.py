@@ -33,6 +33,7 @@ from ..errors import PermanentError
 from ..paths import display
 from . import names, ours
 from .inventory import DIR, FILE, LINK, Inventory
+from .verify import Expect
 
 VERSIONS_DIR = ours.VERSIONS_DIR.decode()
 LINK_FIELDS = ("version", "destination", "archived_at", "run_id", "task_index", "user", "host",
@@ -166,9 +167,11 @@ def record_key(record: dict[str, Any]) -> set[tuple[Any, ...]]:
     return out
 
 
-def data_objects(record: dict[str, Any]) -> dict[str, str]:
-    """The data objects a record names: key relative to its destination -> md5."""
-    out = {str(e["object"]): str(e["md5"]) for e in record.get("entries") or []
-           if e.get("type") == FILE and e.get("object")}
-    out.update({str(b["name"]): str(b["md5"]) for b in record.get("bundles") or []})
+def data_objects(record: dict[str, Any]) -> dict[str, Expect]:
+    """The data objects a record names: key relative to its destination -> md5 and size
+    (what ``archive.verify.check_remote`` proves)."""
+    out = {str(e["object"]): Expect(str(e["md5"]), int(e["size"]))
+           for e in record.get("entries") or [] if e.get("type") == FILE and e.get("object")}
+    out.update({str(b["name"]): Expect(str(b["md5"]), int(b["size"]))
+                for b in record.get("bundles") or []})
     return out
