@@ -12,10 +12,17 @@ import os
 import pwd
 import shutil
 import subprocess
+import sys
+import sysconfig
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
+
+REPO = Path(__file__).resolve().parent.parent
 
 # Names tests may use; prefix keeps them apart from real people on a shared machine.
 PREFIX = "fstest"
@@ -68,3 +75,49 @@ def run_as(user: pwd.struct_passwd, argv: Sequence[str | bytes | os.PathLike], *
         list(argv), user=user.pw_uid, group=user.pw_gid, extra_groups=[], umask=umask,
         env=env if env is not None else account_env(user), cwd=cwd or user.pw_dir,
         capture_output=True, text=True, timeout=timeout)
+
+
+def as_user(account: pwd.struct_passwd) -> list[str]:
+    """Command prefix (``setpriv``) running what follows as ``account``, for helpers that take
+    a prefix (``archive_helpers.run_task``)."""
+    if shutil.which("setpriv") is None:
+        pytest.fail("setpriv is missing (Debian package util-linux); the test needs it")
+    return ["setpriv", f"--reuid={account.pw_uid}", f"--regid={account.pw_gid}",
+            "--clear-groups"]
+
+
+def user_python() -> tuple[str, str]:
+    """(interpreter, PYTHONPATH) another account can run this worktree's code with.
+
+    The test's own interpreter may live where only root can go (pyenv under /root): then the
+    system's python3 of the same minor version runs the repository with the test's
+    site-packages.  Jobs the tool starts use it too (config ``python``).
+    """
+    here = os.path.realpath(sys.executable)
+    site = sysconfig.get_paths()["purelib"]
+    path = os.pathsep.join([str(REPO), site])
+    if _others_can_reach(here):
+        return sys.executable, path
+    minor = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    system = shutil.which(minor, path="/usr/bin:/usr/local/bin")
+    if system is None or not _others_can_reach(site):
+        pytest.fail(f"no Python another account can run: {here} is not reachable and there "
+                    f"is no /usr/bin/{minor} (or {site} is not reachable)")
+    return system, path
+
+
+def _others_can_reach(path: str) -> bool:
+    """Every directory above ``path`` is searchable by others (mode o+x)."""
+    return all(os.stat(d).st_mode & 0o001 for d in Path(path).parents if str(d) != "/")
+
+
+@contextmanager
+def shared_dir(prefix: str = "froster-shared-") -> Iterator[Path]:
+    """A fresh directory under /tmp that every account can reach (mode 0755; pytest's tmp
+    dirs are root's)."""
+    d = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    d.chmod(0o755)
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)

@@ -38,12 +38,17 @@ def restore(
     version: Annotated[int | None, typer.Option("--version", help="Which version of the "
                                                 "folder's archive (default: the latest).")
                        ] = None,
+    owners_from_record: Annotated[bool, typer.Option(
+        "--owners-from-record", help="Root only: give restored entries the uid/gid the record "
+        "lists (the record is writable by the folder's owner: use only for records you "
+        "trust). Default as root: the archived folder's owner. Set-id bits are never "
+        "restored.")] = False,
 ) -> None:
     """Bring an archived folder back (thaw, download, verify, unpack) in one guarded job."""
     cfg = get_config()
     started = start_restore(os.fsencode(folder), cfg, to=os.fsencode(to) if to else None,
                             tier=tier, days=days, force=force, backend=backend,
-                            version=version)
+                            version=version, owners_from_record=owners_from_record)
     for line in started.messages:
         out(line)
     if started.already_queued or started.job_id is None:

@@ -21,9 +21,11 @@ one, since a restore is in progress there).
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import signal
+import stat
 import sys
 import time
 from pathlib import Path
@@ -46,7 +48,7 @@ from ..paths import discard_tree, display
 from ..runs import Run
 from ..taskstate import update_task_state
 from . import tracefiles
-from .place import apply_metadata, place_all
+from .place import Owners, owners_for, place_all
 from .record import Archive, parse, read_local
 from .remote import NotReady, check_objects, download, rclone_from_settings
 from .safefs import DirCache, open_root
@@ -121,11 +123,17 @@ class RestoreJob:
             stage_fd = os.open(stage_name(self.run.run_id), os.O_RDONLY | os.O_DIRECTORY |
                                os.O_NOFOLLOW, dir_fd=root_fd)
             try:
+                _require_private(stage_fd, self.target)
                 return self._phases(root_fd, stage_fd)
             finally:
                 os.close(stage_fd)
         finally:
             os.close(root_fd)
+
+    def owners(self) -> Owners:
+        owner = self.opts.get("owner")
+        return owners_for(tuple(owner) if owner else None,
+                          from_record=bool(self.opts.get("owners_from_record")))
 
     def _stage_path(self) -> Path:
         return Path(os.fsdecode(os.path.join(self.target, stage_name(self.run.run_id))))
@@ -189,7 +197,7 @@ class RestoreJob:
                 self.save(phase="waiting")  # lost before it was unpacked: fetch it again
                 raise TransientError(f"{b.name} vanished from staging; downloading it again")
             check_object(tar, b.md5, b.name)
-            n = extract_bundle(tar, b, staged)
+            n = extract_bundle(tar, b, staged, self.arch)
             extracted.append(b.name)
             self.save(extracted=extracted)
             tar.unlink()
@@ -201,7 +209,8 @@ class RestoreJob:
 
     def _place(self, staged: DirCache, target: DirCache) -> None:
         status("restore: placing files")
-        placed = place_all(self.arch, staged, target, force=bool(self.opts.get("force")))
+        placed = place_all(self.arch, staged, target, force=bool(self.opts.get("force")),
+                           owners=self.owners())
         if placed.conflicts and not self.opts.get("force"):
             shown = "; ".join(placed.conflicts[:5])
             more = f" (and {len(placed.conflicts) - 5} more)" if len(placed.conflicts) > 5 else ""
@@ -209,12 +218,19 @@ class RestoreJob:
                                  f"{display(self.target)} would be overwritten: {shown}{more}."
                                  " Nothing was placed; run the restore again with --force to "
                                  "replace them")
-        apply_metadata(self.arch, target)
         log(f"placed {placed.files} files, {placed.links} symlinks; {placed.already} already "
             f"there; {placed.replaced} replaced")
+        if placed.setid_dropped:
+            log(f"{placed.setid_dropped} set-uid/set-gid bits in the record were not restored "
+                "(restore never creates set-id files)")
+        if placed.dirs_kept:
+            log(f"{placed.dirs_kept} folders already there belong to someone else: their mode "
+                "and mtime were left alone")
         self.save(phase="placed", placed_at=now_iso(),
                   placed={"files": placed.files, "links": placed.links, "dirs": placed.dirs,
-                          "already": placed.already, "replaced": placed.replaced})
+                          "already": placed.already, "replaced": placed.replaced,
+                          "setid_dropped": placed.setid_dropped,
+                          "dirs_kept": placed.dirs_kept})
 
     def _finish(self, root_fd: int) -> None:
         note = self._update_trace(root_fd)
@@ -266,6 +282,29 @@ class RestoreJob:
         except (OSError, FrosterError) as e:  # the copy is complete; the note is a courtesy
             return f"copy restored; the original folder's record not updated ({e})"
         return "copy restored; noted in the original folder's record"
+
+
+def _require_private(stage_fd: int, target: bytes) -> None:
+    """Staging is where owners and modes are set before entries are placed (``place``): it
+    must be ours and closed to everyone else, or someone could swap what it holds."""
+    st = os.fstat(stage_fd)
+    if st.st_uid != os.geteuid() or st.st_mode & 0o077:
+        raise PermanentError(f"the staging folder in {display(target)} is not private to this "
+                             f"restore (owner uid {st.st_uid}, mode {stat.S_IMODE(st.st_mode):o})"
+                             "; refusing to use it")
+
+
+# errno values worth a later retry; any other OSError (a name too long, permission denied, a
+# read-only file system, ...) fails the restore at once with its message.
+_TRANSIENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.ESTALE, errno.EIO, errno.ETIMEDOUT,
+                     errno.EAGAIN, errno.EINTR, errno.ENOMEM, errno.EMFILE, errno.ENFILE,
+                     errno.ENOLINK, errno.EBUSY}
+
+
+def _os_message(e: OSError) -> str:
+    name = e.filename if e.filename is not None else ""
+    where = f" ({display(os.fsencode(name))[:200]})" if name != "" else ""
+    return f"{e.strerror or e}{where}"
 
 
 def retry_delay(run_dir: Path) -> int:
@@ -324,13 +363,12 @@ def run_restore(run_dir: Path) -> int:
                          "admin whether the thaw request reached the remote, then restore "
                          "again")
         return _schedule(run_dir, job.state, interval, f"objects are not readable yet ({e})")
-    except (TransientError, OSError) as e:
-        failures = int(job.state.get("failures") or 0) + 1
-        job.state.update(failures=failures, error=str(e))
-        if failures >= job.settings.max_attempts:
-            return _fail(run_dir, job.state, f"gave up after {failures} attempts: {e}")
-        delay = min(interval, job.settings.retry_delay * 2 ** (failures - 1))
-        return _schedule(run_dir, job.state, delay, f"attempt {failures} failed: {e}")
+    except OSError as e:
+        if e.errno not in _TRANSIENT_ERRNOS:
+            return _fail(run_dir, job.state, _os_message(e))
+        return _retry(run_dir, job, interval, _os_message(e))
+    except TransientError as e:
+        return _retry(run_dir, job, interval, str(e))
     except (PermanentError, DataError, UserError) as e:
         return _fail(run_dir, job.state, str(e))
 
@@ -347,6 +385,16 @@ def _waited(state: dict[str, Any]) -> int:
         now = datetime.now(start.tzinfo)
         return max(0, int((now - start).total_seconds()))
     return 0
+
+
+def _retry(run_dir: Path, job: RestoreJob, interval: int, e: str) -> int:
+    """A transient failure: try again later, with a growing delay, up to max_attempts."""
+    failures = int(job.state.get("failures") or 0) + 1
+    job.state.update(failures=failures, error=e)
+    if failures >= job.settings.max_attempts:
+        return _fail(run_dir, job.state, f"gave up after {failures} attempts: {e}")
+    delay = min(interval, job.settings.retry_delay * 2 ** (failures - 1))
+    return _schedule(run_dir, job.state, delay, f"attempt {failures} failed: {e}")
 
 
 def _fail(run_dir: Path, state: dict[str, Any], message: str) -> int:

@@ -2,18 +2,27 @@
 
 Rules:
 
-* an existing file with the archived content (same md5) is left as it is and counts as
-  restored (so a restore that was interrupted, or run twice, just finishes);
+* an existing file with the archived content (same md5) is left exactly as it is (content,
+  mode, times, owner) and counts as restored, so a restore that was interrupted, or run twice,
+  just finishes, and a restore never changes a file it did not create;
 * any other existing entry at a name the archive needs is a conflict.  Without ``force``,
   conflicts are found for the whole tree first and nothing is placed; with ``force`` a
   conflicting file or symlink is replaced atomically (``rename``).  A directory where a file
   belongs, or a symlink where a directory belongs, is never removed, not even with force;
-* a file is placed with ``link(2)`` from the staging directory, which fails rather than
-  overwrite (no window where a file created meanwhile could be replaced), then the staged name
-  is dropped.  Staging lives inside the target, on the same file system, so this is a rename
-  in effect and needs no extra space;
-* modes and mtimes come from the record, directories last and deepest first (placing files
-  into a directory changes its mtime); as root, owners too.
+* owner, mode and mtime of a file or symlink are set while it is still in the staging
+  directory (private: mode 0700, ours, checked by the job), through a descriptor opened with
+  ``O_NOFOLLOW``; then it is placed with ``link(2)``, which fails rather than overwrite and
+  never follows a link, so no name in the target is ever used to change metadata.  Staging
+  lives inside the target, on the same file system, so this needs no extra space;
+* directories are made by ``DirCache`` (0700, given their owner at once through their
+  descriptor); their modes and mtimes are set last, deepest first, through the same
+  descriptors.  A directory that was already there is changed only when it belongs to the
+  owner restored files get (what that owner could do anyway);
+* set-uid and set-gid bits are never restored (the record is writable by the folder's owner:
+  as root, a restored set-id file would hand that person another identity);
+* owners (root only, see ``Owners``): by default every restored entry belongs to the owner of
+  the archived folder on the file system; only ``--owners-from-record`` takes the record's
+  per-entry uid/gid.  A user's restore never changes owners.
 """
 
 from __future__ import annotations
@@ -23,7 +32,9 @@ import os
 import shutil
 import stat
 from dataclasses import dataclass, field
+from typing import Any
 
+from ..archive import ours
 from ..errors import DataError, UserError
 from ..paths import display
 from .record import Archive
@@ -42,9 +53,11 @@ class Placed:
     already: int = 0
     replaced: int = 0
     conflicts: list[str] = field(default_factory=list)
+    setid_dropped: int = 0  # set-uid/set-gid bits the record asked for and did not get
+    dirs_kept: int = 0  # directories already there, another's: mode and mtime left alone
 
 
-def _lstat(dirs: DirCache, rel: bytes) -> os.stat_result | None:
+def lstat_in(dirs: DirCache, rel: bytes) -> os.stat_result | None:
     """lstat of target/rel without following links; None when absent (or its parent is)."""
     try:
         dfd, name = dirs.parent_of(rel)
@@ -53,7 +66,7 @@ def _lstat(dirs: DirCache, rel: bytes) -> os.stat_result | None:
         return None
 
 
-def _parent_problem(dirs: DirCache, rel: bytes) -> str | None:
+def parent_problem(dirs: DirCache, rel: bytes) -> str | None:
     """A parent component that is a symlink or a file: the target cannot be reached safely."""
     head = rel.rpartition(b"/")[0]
     if not head:
@@ -72,18 +85,18 @@ def find_conflicts(arch: Archive, target: DirCache) -> tuple[list[str], set[byte
     conflicts: list[str] = []
     same: set[bytes] = set()
     for rel in sorted(arch.dirs):
-        problem = _parent_problem(target, rel)
-        st = None if problem else _lstat(target, rel)
+        problem = parent_problem(target, rel)
+        st = None if problem else lstat_in(target, rel)
         if problem:
             conflicts.append(problem)
         elif st is not None and not stat.S_ISDIR(st.st_mode):
             conflicts.append(f"{display(rel)} exists and is not a folder")
     for rel, f in sorted(arch.files.items()):
-        problem = _parent_problem(target, rel)
+        problem = parent_problem(target, rel)
         if problem:
             conflicts.append(problem)
             continue
-        st = _lstat(target, rel)
+        st = lstat_in(target, rel)
         if st is None:
             continue
         if stat.S_ISREG(st.st_mode) and st.st_size == f.size:
@@ -93,11 +106,11 @@ def find_conflicts(arch: Archive, target: DirCache) -> tuple[list[str], set[byte
                 continue
         conflicts.append(f"{display(rel)} exists with other content")
     for rel, lk in sorted(arch.links.items()):
-        problem = _parent_problem(target, rel)
+        problem = parent_problem(target, rel)
         if problem:
             conflicts.append(problem)
             continue
-        st = _lstat(target, rel)
+        st = lstat_in(target, rel)
         if st is None:
             continue
         if stat.S_ISLNK(st.st_mode):
@@ -114,119 +127,225 @@ def _hard_conflict(st: os.stat_result | None) -> bool:
     return st is not None and stat.S_ISDIR(st.st_mode)
 
 
-def place_all(arch: Archive, stage: DirCache, target: DirCache, *, force: bool) -> Placed:
-    """Place every staged entry into the target (see the module docstring)."""
+SETID = stat.S_ISUID | stat.S_ISGID
+
+
+@dataclass(frozen=True)
+class Owners:
+    """Who restored entries belong to.
+
+    ``uid``/``gid`` None: leave the owner the creating process gives (a user's restore, or
+    root restoring a folder whose owner is unknown).  ``from_record``: the record's per-entry
+    uid/gid (root only, the explicit ``--owners-from-record``).
+    """
+
+    uid: int | None = None
+    gid: int | None = None
+    from_record: bool = False
+
+    def of(self, entry: dict[str, Any] | None) -> tuple[int, int] | None:
+        if self.from_record:
+            if entry is None or "uid" not in entry:
+                return None
+            return int(entry["uid"]), int(entry["gid"])
+        if self.uid is None:
+            return None
+        return self.uid, self.gid if self.gid is not None else -1
+
+
+def owners_for(owner: tuple[int, int] | None, *, from_record: bool) -> Owners:
+    """The ownership policy of one restore (see the module docstring): ``owner`` is the
+    archived folder's owner on the file system (None when unknown)."""
+    if os.geteuid() != 0:
+        return Owners()
+    if from_record:
+        return Owners(from_record=True)
+    if owner is None:
+        return Owners()
+    return Owners(owner[0], owner[1])
+
+
+def folder_owner(*candidates: bytes) -> tuple[int, int] | None:
+    """(uid, gid) of the first of ``candidates`` that is a directory: the archived folder,
+    then the target; None when none exists (the restore then creates the folder)."""
+    for path in candidates:
+        try:
+            st = os.lstat(path)
+        except OSError:
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            return st.st_uid, st.st_gid
+    return None
+
+
+class Placer:
+    """Places one archive's staged entries into the target (see the module docstring)."""
+
+    def __init__(self, arch: Archive, stage: DirCache, target: DirCache, owners: Owners):
+        self.arch = arch
+        self.stage = stage
+        self.target = target
+        self.owners = owners
+        self.entries = {os.fsencode(e["path"]): e for e in arch.record.get("entries", [])}
+        self.prepared: set[bytes] = set()
+        self.out = Placed()
+        target.on_create = self._own_dir
+
+    def mode(self, mode: int) -> int:
+        if mode & SETID:
+            self.out.setid_dropped += 1
+        return stat.S_IMODE(mode) & ~SETID
+
+    def _own_dir(self, fd: int, rel: bytes) -> None:
+        """A directory we just made: its owner now (its mode and mtime come at the end)."""
+        who = self.owners.of(self.entries.get(rel))
+        if who is not None:
+            os.chown(fd, *who)
+
+    def _set_file(self, fd: int, rel: bytes) -> None:
+        f = self.arch.files[rel]
+        who = self.owners.of(self.entries.get(rel))
+        if who is not None:
+            os.chown(fd, *who)
+        os.chmod(fd, self.mode(f.mode))
+        os.utime(fd, ns=(f.mtime_ns, f.mtime_ns))
+
+    def _set_file_by_name(self, sfd: int, sname: bytes, rel: bytes) -> None:
+        """Like ``_set_file`` by name: only for staging, which nobody else can enter."""
+        if not stat.S_ISREG(os.stat(sname, dir_fd=sfd, follow_symlinks=False).st_mode):
+            raise UnsafePathError(f"staged {display(rel)} is not a regular file")
+        f = self.arch.files[rel]
+        who = self.owners.of(self.entries.get(rel))
+        if who is not None:
+            os.chown(sname, *who, dir_fd=sfd, follow_symlinks=False)
+        os.chmod(sname, self.mode(f.mode), dir_fd=sfd)
+        os.utime(sname, ns=(f.mtime_ns, f.mtime_ns), dir_fd=sfd)
+
+    def prepare_file(self, rel: bytes) -> None:
+        """Owner, mode and mtime on the staged copy (private staging; through a descriptor)."""
+        if rel in self.prepared:
+            return
+        sfd, sname = self.stage.parent_of(rel)
+        try:
+            fd = os.open(sname, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                         dir_fd=sfd)
+        except PermissionError:
+            self._set_file_by_name(sfd, sname, rel)  # an earlier run made it unreadable
+            self.prepared.add(rel)
+            return
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise UnsafePathError(f"staged {display(rel)} is not a regular file")
+            self._set_file(fd, rel)
+        finally:
+            os.close(fd)
+        self.prepared.add(rel)
+
+    def prepare_link(self, rel: bytes) -> None:
+        sfd, sname = self.stage.parent_of(rel)
+        if not stat.S_ISLNK(os.stat(sname, dir_fd=sfd, follow_symlinks=False).st_mode):
+            raise UnsafePathError(f"staged {display(rel)} is not a symlink")
+        who = self.owners.of(self.entries.get(rel))
+        if who is not None:
+            os.chown(sname, *who, dir_fd=sfd, follow_symlinks=False)
+        lk = self.arch.links[rel]
+        os.utime(sname, ns=(lk.mtime_ns, lk.mtime_ns), dir_fd=sfd, follow_symlinks=False)
+
+    def place_entry(self, rel: bytes, staged: bytes, force: bool) -> None:
+        """Link the staged inode ``staged`` to ``rel`` in the target; with force, replace
+        a file or symlink there (through a temporary name and one rename)."""
+        sfd, sname = self.stage.parent_of(staged)
+        dfd, name = self.target.parent_of(rel, create=True)
+        try:
+            os.link(sname, name, src_dir_fd=sfd, dst_dir_fd=dfd, follow_symlinks=False)
+            return
+        except FileExistsError:
+            st = lstat_in(self.target, rel)
+            if not force or _hard_conflict(st):
+                raise DataError(f"{display(rel)} appeared in the target while restoring; "
+                                "not overwriting it") from None
+            tmp = ours.TMP_PREFIX + os.urandom(6).hex().encode() + ours.TMP_SUFFIX
+            os.link(sname, tmp, src_dir_fd=sfd, dst_dir_fd=dfd, follow_symlinks=False)
+            os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+            self.out.replaced += 1
+        except OSError as e:
+            if e.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+                raise
+            self._copy_exclusive(rel, staged, sfd, sname, dfd, name)
+
+    def _copy_exclusive(self, rel: bytes, staged: bytes, sfd: int, sname: bytes, dfd: int,
+                        name: bytes) -> None:
+        """Fallback where hard links are not allowed: a new file that must not exist yet,
+        given its metadata through its own descriptor (a symlink is made anew)."""
+        if rel in self.arch.links:
+            os.symlink(self.arch.links[rel].target, name, dir_fd=dfd)
+            lk = self.arch.links[rel]
+            who = self.owners.of(self.entries.get(rel))
+            if who is not None:
+                os.chown(name, *who, dir_fd=dfd, follow_symlinks=False)
+            os.utime(name, ns=(lk.mtime_ns, lk.mtime_ns), dir_fd=dfd, follow_symlinks=False)
+            return
+        src = os.open(sname, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=sfd)
+        try:
+            dst = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW |
+                          os.O_CLOEXEC, 0o600, dir_fd=dfd)
+            with os.fdopen(src, "rb", closefd=False) as fi, os.fdopen(dst, "wb") as fo:
+                shutil.copyfileobj(fi, fo, 4 * 1024 * 1024)
+                fo.flush()
+                self._set_file(fo.fileno(), staged)
+        finally:
+            os.close(src)
+
+    def finish_dirs(self) -> None:
+        """Modes and mtimes of the archived directories, deepest first, through the
+        descriptors we hold: those we made, and those already there that belong to the owner
+        restored entries get (root: that owner; a user: the user)."""
+        for rel in sorted(self.arch.dirs, key=lambda r: (-r.count(b"/"), r)):
+            d = self.arch.dirs[rel]
+            try:
+                fd = self.target.get(rel)
+            except FileNotFoundError:
+                continue
+            if rel not in self.target.created:
+                who = self.owners.of(self.entries.get(rel))
+                uid = who[0] if who is not None else os.geteuid()
+                if os.fstat(fd).st_uid != uid:
+                    self.out.dirs_kept += 1
+                    continue
+            os.chmod(fd, self.mode(d.mode))
+            os.utime(fd, ns=(d.mtime_ns, d.mtime_ns))
+
+
+def place_all(arch: Archive, stage: DirCache, target: DirCache, *, force: bool,
+              owners: Owners | None = None) -> Placed:
+    """Place every staged entry into the target, then set directory metadata (see the
+    module docstring).  With conflicts and no force, nothing is placed."""
     conflicts, same = find_conflicts(arch, target)
-    out = Placed(conflicts=conflicts)
+    p = Placer(arch, stage, target, owners or Owners())
+    out = p.out
+    out.conflicts = conflicts
     if conflicts and not force:
         return out
     for rel in sorted(arch.dirs):
         target.get(rel, create=True)
         out.dirs += 1
-    firsts = {rel: f for rel, f in arch.files.items() if not f.hardlink_to}
-    for rel in sorted(firsts):
-        if rel in same:
-            out.already += 1
-            continue
-        _place_file(rel, stage, target, force, out)
     for rel, f in sorted(arch.files.items()):
-        if not f.hardlink_to or rel in same:
-            if f.hardlink_to:
-                out.already += 1
-            continue
-        _place_hardlink(rel, f.hardlink_to, stage, target, force, out)
-    for rel, lk in sorted(arch.links.items()):
         if rel in same:
             out.already += 1
             continue
-        dfd, name = target.parent_of(rel, create=True)
-        st = _lstat(target, rel)
-        if st is not None:
-            if _hard_conflict(st):
-                raise DataError(f"{display(rel)} is a folder; not replacing it with a symlink")
-            os.unlink(name, dir_fd=dfd)
-            out.replaced += 1
-        os.symlink(lk.target, name, dir_fd=dfd)
-        out.links += 1
-    return out
-
-
-def _place_file(rel: bytes, stage: DirCache, target: DirCache, force: bool,
-                out: Placed) -> None:
-    sfd, sname = stage.parent_of(rel)
-    dfd, name = target.parent_of(rel, create=True)
-    try:
-        os.link(sname, name, src_dir_fd=sfd, dst_dir_fd=dfd, follow_symlinks=False)
-    except FileExistsError:
-        st = _lstat(target, rel)
-        if not force or _hard_conflict(st):
-            raise DataError(f"{display(rel)} appeared in the target while restoring; "
-                            "not overwriting it") from None
-        os.replace(sname, name, src_dir_fd=sfd, dst_dir_fd=dfd)
-        out.replaced += 1
+        first = f.hardlink_to or rel  # later names link to the staged first name's inode
+        p.prepare_file(first)
+        p.place_entry(rel, first, force)
         out.files += 1
-        return
-    except OSError as e:
-        if e.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
-            raise
-        _copy_exclusive(sfd, sname, dfd, name)
-    os.unlink(sname, dir_fd=sfd)
-    out.files += 1
-
-
-def _copy_exclusive(sfd: int, sname: bytes, dfd: int, name: bytes) -> None:
-    """Fallback where hard links are not allowed: copy into a new file that must not exist."""
-    src = os.open(sname, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=sfd)
-    try:
-        dst = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                      0o600, dir_fd=dfd)
-        with os.fdopen(src, "rb", closefd=False) as fi, os.fdopen(dst, "wb") as fo:
-            shutil.copyfileobj(fi, fo, 4 * 1024 * 1024)
-    finally:
-        os.close(src)
-
-
-def _place_hardlink(rel: bytes, first: bytes, stage: DirCache, target: DirCache, force: bool,
-                    out: Placed) -> None:
-    """A later name of a hard-linked inode: link it to the first name, as it was."""
-    ffd, fname = target.parent_of(first)
-    dfd, name = target.parent_of(rel, create=True)
-    st = _lstat(target, rel)
-    if st is not None:
-        if not force or _hard_conflict(st):
-            raise DataError(f"{display(rel)} appeared in the target while restoring")
-        os.unlink(name, dir_fd=dfd)
-        out.replaced += 1
-    os.link(fname, name, src_dir_fd=ffd, dst_dir_fd=dfd, follow_symlinks=False)
-    try:  # drop the staged copy (bundled hard links share the first name's inode anyway)
-        sfd, sname = stage.parent_of(rel)
-        os.unlink(sname, dir_fd=sfd)
-    except FileNotFoundError:
-        pass
-    out.files += 1
-
-
-def apply_metadata(arch: Archive, target: DirCache) -> None:
-    """Modes, mtimes (and owners when root) from the record; directories last, deepest first."""
-    as_root = os.geteuid() == 0
-    entries = {e["path"]: e for e in arch.record.get("entries", [])}
-    for rel, f in sorted(arch.files.items()):
-        dfd, name = target.parent_of(rel)
-        _owner(dfd, name, entries.get(os.fsdecode(rel)), as_root)
-        os.chmod(name, stat.S_IMODE(f.mode), dir_fd=dfd)
-        os.utime(name, ns=(f.mtime_ns, f.mtime_ns), dir_fd=dfd)
-    for rel, lk in sorted(arch.links.items()):
-        dfd, name = target.parent_of(rel)
-        _owner(dfd, name, entries.get(os.fsdecode(rel)), as_root)
-        os.utime(name, ns=(lk.mtime_ns, lk.mtime_ns), dir_fd=dfd, follow_symlinks=False)
-    for rel in sorted(arch.dirs, key=lambda r: (-r.count(b"/"), r)):
-        d = arch.dirs[rel]
-        dfd, name = target.parent_of(rel)
-        _owner(dfd, name, entries.get(os.fsdecode(rel)), as_root)
-        os.chmod(name, stat.S_IMODE(d.mode), dir_fd=dfd)
-        os.utime(name, ns=(d.mtime_ns, d.mtime_ns), dir_fd=dfd)
-
-
-def _owner(dfd: int, name: bytes, entry: dict | None, as_root: bool) -> None:
-    if as_root and entry is not None and "uid" in entry:
-        os.chown(name, int(entry["uid"]), int(entry["gid"]), dir_fd=dfd, follow_symlinks=False)
+    for rel in sorted(arch.links):
+        if rel in same:
+            out.already += 1
+            continue
+        st = lstat_in(target, rel)
+        if st is not None and _hard_conflict(st):
+            raise DataError(f"{display(rel)} is a folder; not replacing it with a symlink")
+        p.prepare_link(rel)
+        p.place_entry(rel, rel, force)
+        out.links += 1
+    p.finish_dirs()
+    return out

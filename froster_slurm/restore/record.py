@@ -21,6 +21,7 @@ from ..archive.verify import Expect
 from ..archive.versions import version_of
 from ..errors import DataError, NotFoundError
 from ..paths import display
+from .members import check_names
 from .safefs import check_rel, open_root, read_small_at
 
 
@@ -176,9 +177,11 @@ def parse(folder: bytes, record_raw: bytes, manifest_raw: bytes) -> Archive:
     arch = Archive(folder=folder, record=record, manifest_raw=manifest_raw)
     try:
         by_bundle: dict[str, list[bytes]] = {}
+        kinds: dict[bytes, list[str]] = {}
         for e in record["entries"]:
             rel = check_rel(os.fsencode(e["path"]))
             kind = e["type"]
+            kinds.setdefault(rel, []).append(str(kind))
             if kind == "file":
                 link_to = e.get("hardlink_to")
                 arch.files[rel] = FileEntry(
@@ -209,6 +212,7 @@ def parse(folder: bytes, record_raw: bytes, manifest_raw: bytes) -> Archive:
     if by_bundle:
         raise DataError(f"{display(folder)}: record names bundles it does not list: "
                         f"{sorted(by_bundle)[:3]}")
+    check_names(arch, kinds)
     _cross_check(arch)
     return arch
 

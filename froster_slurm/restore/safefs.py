@@ -17,7 +17,7 @@ import errno
 import hashlib
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from ..errors import DataError, NotFoundError, UserError
@@ -80,18 +80,24 @@ class DirCache:
 
     ``get(b"a/b")`` walks ``a`` then ``b`` with ``open_dir_at``; with ``create=True`` missing
     directories are made (mode 0o700 until restore sets the recorded mode at the end, so no
-    one else can slip a file into a half-restored tree).
+    one else can slip a file into a half-restored tree).  ``created`` holds the directories
+    this cache made; ``on_create(fd, rel)`` runs right after each one is made (restore gives it
+    its owner there, through the descriptor).
     """
 
-    def __init__(self, root_fd: int):
+    def __init__(self, root_fd: int,
+                 on_create: Callable[[int, bytes], None] | None = None):
         self.root_fd = root_fd
         self._fds: dict[bytes, int] = {b"": root_fd}
+        self.created: set[bytes] = set()
+        self.on_create = on_create
 
     def get(self, rel_dir: bytes, *, create: bool = False) -> int:
         if rel_dir in self._fds:
             return self._fds[rel_dir]
         parent, _, name = rel_dir.rpartition(b"/")
         pfd = self.get(parent, create=create)
+        made = False
         try:
             fd = open_dir_at(pfd, name)
         except FileNotFoundError:
@@ -99,10 +105,15 @@ class DirCache:
                 raise
             try:
                 os.mkdir(name, 0o700, dir_fd=pfd)
+                made = True
             except FileExistsError:
                 pass
             fd = open_dir_at(pfd, name)
         self._fds[rel_dir] = fd
+        if made:
+            self.created.add(rel_dir)
+            if self.on_create is not None:
+                self.on_create(fd, rel_dir)
         return fd
 
     def parent_of(self, rel: bytes, *, create: bool = False) -> tuple[int, bytes]:

@@ -42,9 +42,12 @@ from ..stages import render_stage, sbatch_options
 from . import guard
 from .estimate import Estimate, check_tier, estimate
 from .job import TRACE_DIR
+from .place import folder_owner, lstat_in, parent_problem
 from .record import Archive, parse, read_local
 from .remote import fetch_small, needs_restore_request, rclone_from_config, request_restore
+from .safefs import DirCache, hash_at, open_root
 from .state import ACTIVE, now_iso, read_state, write_state
+from .trust import check_belongs, folder_stat
 
 _NOT_IMPLEMENTED = re.compile(r"\b501\b|NotImplemented")
 
@@ -80,6 +83,7 @@ def find_archive(folder: bytes, config: Config, work: Path,
         arch = None  # the folder itself is gone: the catalog may know it
     if arch is not None:
         if version is None or version == arch.version:
+            check_belongs(arch, folder, folder_st=folder_stat(folder))
             return arch
         link = arch.linked(version)
         if link is None:
@@ -113,10 +117,8 @@ def _fetch_record(folder: bytes, destination: str, config: Config, work: Path,
     names = [ours.RECORD_NAME.decode(), ours.MANIFEST_NAME.decode()]
     fetch_small(rclone, destination, names, into, work)
     arch = parse(folder, (into / names[0]).read_bytes(), (into / names[1]).read_bytes())
-    source = os.path.normpath(os.fsencode(str(arch.record.get("source") or "")))
-    if source != folder:
-        raise DataError(f"the archive record at {display(os.fsencode(destination))} is of "
-                        f"{display(source)}, not of {display(folder)}; refusing to use it")
+    check_belongs(arch, folder, catalog_destination=destination,
+                  folder_st=folder_stat(folder))
     if version is not None and arch.version != version:
         raise DataError(f"the archive record at {display(os.fsencode(destination))} is "
                         f"version {arch.version}, not {version}; refusing to use it")
@@ -124,41 +126,75 @@ def _fetch_record(folder: bytes, destination: str, config: Config, work: Path,
 
 
 def quick_conflicts(arch: Archive, target: bytes) -> list[str]:
-    """Existing entries that certainly differ from the archive (by type or size).
+    """Existing entries that certainly differ from the archive (by type or size), looked at
+    without following any symlink (a folder of the archive that is a symlink in the target
+    is a conflict, never a way through).
 
     Same-size files may be identical and are left to the job, which hashes them.
     """
+    try:
+        root_fd = open_root(target)
+    except NotFoundError:
+        return []
+    except (OSError, FrosterError):
+        return []  # the job reports what is wrong with the target itself
     out: list[str] = []
-    if not os.path.lexists(target):
-        return out
-    for rel, f in sorted(arch.files.items()):
-        try:
-            st = os.lstat(os.path.join(target, rel))
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        if not stat.S_ISREG(st.st_mode) or st.st_size != f.size:
-            out.append(f"{display(rel)} exists with other content")
-    for rel, lk in sorted(arch.links.items()):
-        p = os.path.join(target, rel)
-        if os.path.lexists(p) and (not os.path.islink(p) or os.readlink(p) != lk.target):
-            out.append(f"{display(rel)} exists and is not the archived symlink")
-    return out
+    try:
+        with DirCache(root_fd) as dirs:
+            for rel, f in sorted(arch.files.items()):
+                problem = parent_problem(dirs, rel)
+                st = None if problem else lstat_in(dirs, rel)
+                if problem:
+                    out.append(problem)
+                elif st is not None and (not stat.S_ISREG(st.st_mode) or st.st_size != f.size):
+                    out.append(f"{display(rel)} exists with other content")
+            for rel, lk in sorted(arch.links.items()):
+                problem = parent_problem(dirs, rel)
+                st = None if problem else lstat_in(dirs, rel)
+                if problem:
+                    out.append(problem)
+                elif st is not None and (not stat.S_ISLNK(st.st_mode) or os.fsencode(
+                        os.readlink(rel.rpartition(b"/")[2],
+                                    dir_fd=dirs.parent_of(rel)[0])) != lk.target):
+                    out.append(f"{display(rel)} exists and is not the archived symlink")
+    finally:
+        os.close(root_fd)
+    return sorted(set(out))
 
 
 def already_present(arch: Archive, target: bytes) -> bool:
-    """Every archived file is in place with its size and mtime, every symlink too: a thaw
-    (billed) and a download would bring back nothing."""
+    """Every archived file is in place with its content, every symlink too: a thaw (billed)
+    and a download would bring back nothing.
+
+    Content means md5: a file damaged in place keeps its size and mtime, and ``--force``
+    must repair it.  Sizes are compared first, so a folder that is not complete costs no
+    reading; reading local files is far cheaper than a thaw.
+    """
     for rel, f in arch.files.items():
         try:
             st = os.lstat(os.path.join(target, rel))
         except OSError:
             return False
-        if not stat.S_ISREG(st.st_mode) or (st.st_size, st.st_mtime_ns) != (f.size, f.mtime_ns):
+        if not stat.S_ISREG(st.st_mode) or st.st_size != f.size:
             return False
     for rel, lk in arch.links.items():
         p = os.path.join(target, rel)
-        if not os.path.islink(p) or os.readlink(p) != lk.target:
+        if not os.path.islink(p) or os.fsencode(os.readlink(p)) != lk.target:
             return False
+    try:
+        root_fd = open_root(target)
+    except FrosterError:
+        return False
+    try:
+        with DirCache(root_fd) as dirs:
+            for rel, f in sorted(arch.files.items()):
+                try:
+                    if hash_at(*dirs.parent_of(rel)).md5 != f.md5:
+                        return False
+                except (OSError, FrosterError):
+                    return False
+    finally:
+        os.close(root_fd)
     return True
 
 
@@ -198,19 +234,29 @@ def _target_lock(config: Config, target: bytes) -> Iterator[None]:
 
 def start_restore(folder: str | bytes, config: Config, *, to: str | bytes | None = None,
                   tier: str | None = None, days: int | None = None, force: bool = False,
-                  backend: str | None = None, version: int | None = None) -> Started:
+                  backend: str | None = None, version: int | None = None,
+                  owners_from_record: bool = False) -> Started:
     """Steps 1-5 of the module docstring; returns what happened.  ``version``: which
-    version of the folder's archive (default: the latest)."""
+    version of the folder's archive (default: the latest).
+
+    ``owners_from_record`` (root only): give restored entries the record's uid/gid instead of
+    the archived folder's owner; never set-id bits either way (``place``).
+    """
     folder = normalize(folder)
     target = normalize(to) if to else folder
     if version is not None and version < 1:
         raise UserError("--version counts from 1")
+    if owners_from_record and os.geteuid() != 0:
+        raise UserError("--owners-from-record needs root (a user's restore never changes "
+                        "owners)")
     with _target_lock(config, target):
-        return _start(folder, target, config, tier, days, force, backend, version)
+        return _start(folder, target, config, tier, days, force, backend, version,
+                      owners_from_record)
 
 
 def _start(folder: bytes, target: bytes, config: Config, tier: str | None, days: int | None,
-           force: bool, backend: str | None, version: int | None = None) -> Started:
+           force: bool, backend: str | None, version: int | None = None,
+           owners_from_record: bool = False) -> Started:
     tier = check_tier(tier or config.get("restore.tier"))
     days = int(days or config.get("restore.days"))
     if days < 1:
@@ -252,7 +298,7 @@ def _start(folder: bytes, target: bytes, config: Config, tier: str | None, days:
     preflight.before_restore(config, arch.destination)  # before any request or sbatch
     if not prior and already_present(arch, target):
         out.messages.append(f"{display(target)}: every archived file is already there (same "
-                            "sizes and mtimes) and every symlink too; nothing to restore. "
+                            "content, checked by md5) and every symlink too; nothing to restore. "
                             "To fetch a verified copy anyway, restore into a new folder "
                             "with --to")
         return out
@@ -269,7 +315,7 @@ def _start(folder: bytes, target: bytes, config: Config, tier: str | None, days:
     out.estimate = estimate(config, arch.storage_class, tier, days, sum(sizes.values()),
                             len(sizes), thaw)
     if prior:
-        state.update(force=force, tier=tier, days=days,
+        state.update(force=force, tier=tier, days=days, owners_from_record=owners_from_record,
                      failures=0, error=None)
         if state["phase"] == "failed":
             state["phase"] = state.get("failed_phase") or "waiting"
@@ -277,7 +323,16 @@ def _start(folder: bytes, target: bytes, config: Config, tier: str | None, days:
                 state["phase"] = "waiting"
         write_state(run.run_dir, state)
     else:
-        run = _new_run(config, folder, target, arch, be, thaw, tier, days, force)
+        run = _new_run(config, folder, target, arch, be, thaw, tier, days, force,
+                       owners_from_record)
+        owner = read_state(run.run_dir).get("owner")
+        if os.geteuid() == 0 and not owners_from_record:
+            out.messages.append(
+                f"restoring as root: restored entries will belong to uid {owner[0]}, gid "
+                f"{owner[1]} (the folder's owner)" if owner else
+                "restoring as root: the folder is gone, so its owner is unknown; restored "
+                "entries stay owned by root (--owners-from-record gives them the record's "
+                "owners)")
         discard_tree(work)
     out.run = run
     rclone.log_dir = run.run_dir / "logs" / "rclone"
@@ -303,8 +358,12 @@ def _start(folder: bytes, target: bytes, config: Config, tier: str | None, days:
 
 
 def _new_run(config: Config, folder: bytes, target: bytes, arch: Archive, be: Backend,
-             thaw: bool, tier: str, days: int, force: bool) -> Run:
+             thaw: bool, tier: str, days: int, force: bool,
+             owners_from_record: bool = False) -> Run:
+    owner = folder_owner(folder, target)
     options = {"target": os.fsdecode(target), "tier": tier, "days": days, "force": force,
+               "owner": list(owner) if owner else None,
+               "owners_from_record": owners_from_record,
                "check_interval": int(config.get("restore.check_interval")),
                "max_wait": int(config.get("restore.max_wait")),
                "templates_dir": config.get("templates_dir"), "thaw": thaw}

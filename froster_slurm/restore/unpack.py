@@ -21,8 +21,9 @@ from pathlib import Path
 
 from ..errors import DataError
 from ..paths import display
+from .members import MemberCheck
 from .record import Archive, Bundle
-from .safefs import CHUNK, DirCache, check_rel, hash_at, md5_path
+from .safefs import CHUNK, DirCache, hash_at, md5_path
 
 
 def _clear(dfd: int, name: bytes) -> None:
@@ -35,16 +36,18 @@ def _clear(dfd: int, name: bytes) -> None:
         os.unlink(name, dir_fd=dfd)
 
 
-def extract_bundle(tar_path: Path, bundle: Bundle, data: DirCache) -> int:
-    """Write the bundle's members under the staging root; returns how many were written."""
-    allowed = set(bundle.members)
+def extract_bundle(tar_path: Path, bundle: Bundle, data: DirCache, arch: Archive) -> int:
+    """Write the bundle's members under the staging root; returns how many were written.
+
+    Every member is first checked against the record (``members.MemberCheck``): listed for
+    this bundle, once, of the record's type, hard links only within their own group, symlinks
+    pointing where the record says.  Anything else refuses the whole bundle.
+    """
+    check = MemberCheck(arch, bundle)
     n = 0
     with tarfile.open(tar_path, "r:", encoding="utf-8", errors="surrogateescape") as tar:
         for m in tar:
-            rel = check_rel(os.fsencode(m.name.rstrip("/")))
-            if rel not in allowed:
-                raise DataError(f"{bundle.name}: member {display(rel)} is not listed for this "
-                                "bundle in the record")
+            rel = check.check(m)
             dfd, name = data.parent_of(rel, create=True)
             if m.isdir():
                 try:
@@ -63,14 +66,11 @@ def extract_bundle(tar_path: Path, bundle: Bundle, data: DirCache) -> int:
                         out.write(block)
             elif m.issym():
                 _clear(dfd, name)
-                os.symlink(os.fsencode(m.linkname), name, dir_fd=dfd)
-            elif m.islnk():
-                first = check_rel(os.fsencode(m.linkname))
-                sfd, sname = data.parent_of(first)
+                os.symlink(arch.links[rel].target, name, dir_fd=dfd)
+            else:  # a hard link within its group (MemberCheck): link to the staged first name
+                sfd, sname = data.parent_of(os.fsencode(m.linkname))
                 _clear(dfd, name)
                 os.link(sname, name, src_dir_fd=sfd, dst_dir_fd=dfd, follow_symlinks=False)
-            else:
-                raise DataError(f"{bundle.name}: member {display(rel)} has an unexpected type")
             n += 1
     return n
 
