@@ -68,3 +68,36 @@ def test_index_html_in_chromium_shows_destination_and_escapes_names(tmp_path: Pa
     assert record["destination"] in text
     assert "froster-slurm restore" in text and "rclone copy --checksum" in text
     assert "md5sum -c Froster.manifest.md5" in text
+
+
+def test_the_manual_restore_steps_use_a_private_temporary_directory_and_work(
+        tmp_path: Path) -> None:
+    """Seen: the steps used a fixed /tmp path that another user could create first and fill
+    with bundles of their own (md5sum -c still said OK for the listed files).  The steps as
+    printed on the page, run by bash, bring the folder back."""
+    import html
+    import re
+    import shutil
+
+    need("rclone")
+    folder = os.fsencode(tmp_path / "src" / "proj")
+    write_file(folder + b"/data.bin", os.urandom(200 * 1024))
+    write_file(folder + b"/small/odd 'name'.txt", b"small")
+    remote = tmp_path / "remote"
+    run_dir = make_run(tmp_path / "state", [folder], str(remote), bundle_threshold=64 * 1024)
+    p = run_task(run_dir, 0)
+    assert p.returncode == 0, p.stderr
+    page = (Path(os.fsdecode(folder)) / "index.html").read_text()
+    steps = html.unescape(re.search(r'<pre id="rclone-restore">(.*?)</pre>', page, re.S)[1])
+    assert "mktemp -d" in steps and "/tmp/froster-" not in steps, steps
+    os.unlink(folder + b"/data.bin")
+    shutil.rmtree(os.fsdecode(folder + b"/small"))
+    tmpdir = tmp_path / "tmpdir"  # mktemp -d makes its directory here (TMPDIR)
+    tmpdir.mkdir()
+    p = subprocess.run(["bash", "-euo", "pipefail", "-c", steps], capture_output=True,
+                       text=True, cwd=tmp_path, env={**os.environ, "TMPDIR": str(tmpdir)})
+    assert p.returncode == 0, p.stderr
+    assert b"OK" in subprocess.run(["md5sum", "-c", "Froster.manifest.md5"], cwd=folder,
+                                   capture_output=True).stdout
+    assert open(folder + b"/small/odd 'name'.txt", "rb").read() == b"small"
+    assert list(tmpdir.iterdir()) == []  # the private temporary directory is gone again

@@ -129,6 +129,106 @@ def test_a_folder_swapped_for_a_symlink_is_never_followed(make_archived,
     assert snapshot(folder, skip_trace=False) == before
 
 
+def _race_at_last_check(monkeypatch: pytest.MonkeyPatch, folder: bytes, rel: bytes,
+                        race: Callable[[bytes], None]) -> list[int]:
+    """Run ``race(path)`` once, right after purge's last lstat of ``rel`` (once deleting has
+    begun: the record says a purge started), the moment a concurrent writer would hit."""
+    from froster_slurm.restore import tracefiles
+
+    armed, fired = [False], []
+    name = os.path.basename(rel)
+    real_stat, real_write = os.stat, tracefiles.write_trace
+
+    def write_trace(*a, **k):
+        armed[0] = True
+        return real_write(*a, **k)
+
+    def stat_then_race(path, *a, **k):
+        st = real_stat(path, *a, **k)
+        if armed[0] and not fired and k.get("dir_fd") is not None and \
+                os.fsencode(path) == name:
+            fired.append(1)
+            race(folder + b"/" + rel)
+        return st
+
+    monkeypatch.setattr(tracefiles, "write_trace", write_trace)
+    monkeypatch.setattr(os, "stat", stat_then_race)
+    return fired
+
+
+def _save_by_rename(path: bytes, data: bytes) -> None:
+    """How editors save: write a temp file beside it, rename it over the name."""
+    tmp = path + b".swp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.rename(tmp, path)
+
+
+def test_a_file_renamed_over_between_the_last_check_and_the_delete_is_kept(
+        make_archived, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Seen: a file saved by "write temp, rename over" between purge's last lstat and its
+    unlinkat was deleted although its content was never archived."""
+    folder = make_archived()
+    new = b"saved by an editor while purge ran: never archived"
+    fired = _race_at_last_check(monkeypatch, folder, b"sub/big2.bin",
+                                lambda p: _save_by_rename(p, new))
+    rc, out = cli("purge", folder, "--yes")
+    monkeypatch.undo()
+    assert fired, "the race never ran: purge did not lstat sub/big2.bin while deleting"
+    assert Path(os.fsdecode(folder + b"/sub/big2.bin")).read_bytes() == new
+    assert rc != 0 and "changed after it was verified: sub/big2.bin" in out, out
+    assert "left in place" in out
+    assert not [n for n in os.listdir(folder) if n.startswith(b".Froster-purge-")]
+    assert record_of(folder)["state"] != "purged"
+
+
+def test_a_symlink_retargeted_at_the_last_moment_is_kept(
+        make_archived, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = make_archived()
+
+    def retarget(path: bytes) -> None:
+        os.symlink(b"somewhere-new", path + b".new")
+        os.rename(path + b".new", path)
+
+    fired = _race_at_last_check(monkeypatch, folder, b"link-to-file", retarget)
+    rc, out = cli("purge", folder, "--yes")
+    monkeypatch.undo()
+    assert fired
+    assert os.readlink(folder + b"/link-to-file") == b"somewhere-new"
+    assert rc != 0 and "changed after it was verified: link-to-file" in out, out
+
+
+def test_a_file_whose_name_is_taken_again_stays_in_the_quarantine(
+        make_archived, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The entry failed the check in quarantine and its name was created again meanwhile:
+    nothing is replaced, the entry stays in the quarantine and the report says where."""
+    from froster_slurm.restore import quarantine
+
+    folder = make_archived()
+    path = folder + b"/small.txt"
+    real_remove = quarantine.Quarantine.remove
+
+    def remove(self, dfd, name, rel, verify):
+        if rel != b"small.txt":
+            return real_remove(self, dfd, name, rel, verify)
+
+        def verify_then_recreate(st, qfd, qname):
+            write_file(path, b"created again")
+            return "changed after it was verified: small.txt (test)"
+
+        return real_remove(self, dfd, name, rel, verify_then_recreate)
+
+    monkeypatch.setattr(quarantine.Quarantine, "remove", remove)
+    rc, out = cli("purge", folder, "--yes")
+    monkeypatch.undo()
+    assert rc != 0 and "kept as .Froster-purge-" in out, out
+    assert Path(os.fsdecode(path)).read_bytes() == b"created again"
+    kept = [n for n in os.listdir(folder) if n.startswith(b".Froster-purge-")]
+    assert len(kept) == 1 and len(os.listdir(folder + b"/" + kept[0])) == 1
+    rc, out = cli("purge", folder, "--yes")  # the next purge refuses until someone looks
+    assert rc != 0 and "an interrupted purge left" in out, out
+
+
 def test_never_archived_folder_is_a_clear_error(tmp_path: Path, s3: S3Server,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     configure(monkeypatch, s3, backend="local")

@@ -59,7 +59,6 @@ from __future__ import annotations
 import html
 import json
 import os
-import shlex
 import stat
 from datetime import UTC, datetime
 from typing import Any
@@ -188,7 +187,6 @@ def restore_commands(folder: bytes, destination: str, storage_class: str,
     q = names.shell_quote
     dest = os.fsencode(destination)
     bundles = os.fsencode(names.join_remote(destination, bundle_dir))
-    tmp = "/tmp/froster-" + bundle_dir.rsplit("/", 1)[-1]
     steps: list[tuple[str, list[str]]] = []
     if storage_class in GLACIER_CLASSES and not names.is_local_remote(destination):
         steps.append(("Glacier/Deep Archive: request a readable copy, then wait (hours):",
@@ -197,9 +195,14 @@ def restore_commands(folder: bytes, destination: str, storage_class: str,
         ("Copy the files stored as their own objects (mtimes come back too):",
          [f"rclone copy --checksum --exclude '/{BUNDLE_DIR_REMOTE}/**' "
           f"--exclude '/{ours.VERSIONS_DIR.decode()}/**' {q(dest)} {q(folder)}"]),
-        ("Unpack the bundles (small files, symlinks, empty folders, odd names):",
-         [f"rclone copy --checksum {q(bundles)} {shlex.quote(tmp)}",
-          f"for t in {shlex.quote(tmp)}/bundle-*.tar; do tar -xpf \"$t\" -C {q(folder)}; done"]),
+        # A fresh private directory (mktemp -d, mode 0700): a fixed /tmp path is one another
+        # user can create first and fill with bundles of their own.
+        ("Unpack the bundles (small files, symlinks, empty folders, odd names) through a "
+         "private temporary directory:",
+         ['tmp=$(mktemp -d)',
+          f'rclone copy --checksum {q(bundles)} "$tmp"',
+          f'for t in "$tmp"/bundle-*.tar; do tar -xpf "$t" -C {q(folder)}; done',
+          'rm -r "$tmp"']),
         ("Check every file against the manifest:",
          [f"cd {q(folder)} && md5sum -c {ours.MANIFEST_NAME.decode()}"]),
     ]

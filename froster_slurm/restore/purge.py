@@ -33,6 +33,7 @@ import fcntl
 import json
 import os
 import stat
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -44,6 +45,7 @@ from ..paths import display
 from ..preflight import Probe, archive_is_its_source
 from ..units import format_size
 from . import tracefiles
+from .quarantine import Changed, Quarantine, is_quarantine, same_inode
 from .record import Archive, require_local
 from .remote import check_objects
 from .safefs import (
@@ -128,7 +130,11 @@ def scan(arch: Archive, root_fd: int) -> Plan:
         if b"/" not in rel and rel in arch.trace_names:
             continue
         if _is_our_temp(rel):
-            if kind == "dir":
+            if kind == "dir" and is_quarantine(rel):
+                plan.blockers.append(f"an interrupted purge left {display(rel)}: what it holds "
+                                     "failed the last check or was about to be deleted; move "
+                                     "back what belongs to the folder, then remove it")
+            elif kind == "dir":
                 plan.blockers.append(f"a restore is in progress here ({display(rel)} exists)")
             continue
         seen.add(rel)
@@ -316,7 +322,8 @@ def _delete(arch: Archive, root_fd: int, dirs: DirCache, plan: Plan,
     tracefiles.write_trace(root_fd, arch, templates_dir)  # the record says a purge began
     removed: list[os.stat_result] = []
     unlinked: set[tuple[int, int]] = set()  # inodes whose ctime/nlink our own unlink changed
-    files, links = _unlink_all(arch, dirs, plan, hashed, result, removed, unlinked)
+    files, links = _unlink_all(arch, dirs, plan, hashed, result, removed, unlinked, root_fd,
+                               run_id or os.urandom(4).hex())
     result.files, result.links = files, links
     result.bytes_freed = freed_bytes(removed)
     purge.update(files_removed=int(purge.get("files_removed") or 0) + files,
@@ -334,55 +341,83 @@ def _delete(arch: Archive, root_fd: int, dirs: DirCache, plan: Plan,
 
 def _unlink_all(arch: Archive, dirs: DirCache, plan: Plan, hashed: dict[bytes, Hashed],
                 result: PurgeResult, removed: list[os.stat_result],
-                unlinked: set[tuple[int, int]]) -> tuple[int, int]:
-    """Unlink files, then symlinks, each re-checked right before; stop at the first surprise."""
+                unlinked: set[tuple[int, int]], root_fd: int, token: str) -> tuple[int, int]:
+    """Remove files, then symlinks, each through the quarantine (``quarantine``: renamed
+    away, checked to be the verified inode, then unlinked); stop at the first surprise."""
     files = links = 0
-    for rel in sorted(hashed):
-        dfd, name = dirs.parent_of(rel)
-        try:
-            now = os.stat(name, dir_fd=dfd, follow_symlinks=False)
-        except FileNotFoundError:
-            continue
-        was = hashed[rel].st
-        key = (now.st_dev, now.st_ino)
-        unchanged = same_file(now, was) if key not in unlinked else \
-            (key, now.st_size, now.st_mtime_ns) == ((was.st_dev, was.st_ino), was.st_size,
-                                                    was.st_mtime_ns)
-        if not unchanged:
-            result.blockers.append(f"changed after it was verified: {display(rel)}; stopped "
-                                   f"here ({files} files already removed)")
-            break
-        if not _unlink(dfd, name, rel, result):
-            break
-        unlinked.add(key)
-        removed.append(now)
-        files += 1
-    if not result.blockers:
-        for rel in sorted(plan.links):
+    q = Quarantine(root_fd, token)
+    try:
+        for rel in sorted(hashed):
+            was = hashed[rel].st
+            key = (was.st_dev, was.st_ino)
+
+            def verify_file(st: os.stat_result, _qfd: int, _qname: bytes,
+                            was: os.stat_result = was, rel: bytes = rel) -> str | None:
+                if same_inode(st, was):
+                    return None
+                return f"changed after it was verified: {display(rel)} (not the file hashed)"
+
             dfd, name = dirs.parent_of(rel)
             try:
                 now = os.stat(name, dir_fd=dfd, follow_symlinks=False)
-                target = os.fsencode(os.readlink(name, dir_fd=dfd))
             except FileNotFoundError:
                 continue
-            except OSError as e:
-                if e.errno != errno.EINVAL:
-                    raise
-                target = b""
-            if kind_of(now.st_mode) != "symlink" or target != arch.links[rel].target:
-                result.blockers.append(f"changed after it was verified: {display(rel)}")
+            unchanged = same_file(now, was) if key not in unlinked else same_inode(now, was)
+            if not unchanged:
+                result.blockers.append(f"changed after it was verified: {display(rel)}; stopped "
+                                       f"here ({files} files already removed)")
                 break
-            if not _unlink(dfd, name, rel, result):
+            if not _remove(q, dfd, name, rel, verify_file, result, files, removed):
                 break
-            removed.append(now)
-            links += 1
+            unlinked.add(key)
+            files += 1
+        if not result.blockers:
+            for rel in sorted(plan.links):
+                want = arch.links[rel].target
+
+                def verify_link(st: os.stat_result, qfd: int, qname: bytes,
+                                want: bytes = want, rel: bytes = rel) -> str | None:
+                    if not stat.S_ISLNK(st.st_mode) or \
+                            os.fsencode(os.readlink(qname, dir_fd=qfd)) != want:
+                        return f"changed after it was verified: {display(rel)}"
+                    return None
+
+                dfd, name = dirs.parent_of(rel)
+                try:
+                    now = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+                    target = os.fsencode(os.readlink(name, dir_fd=dfd))
+                except FileNotFoundError:
+                    continue
+                except OSError as e:
+                    if e.errno != errno.EINVAL:
+                        raise
+                    target = b""
+                if kind_of(now.st_mode) != "symlink" or target != want:
+                    result.blockers.append(f"changed after it was verified: {display(rel)}")
+                    break
+                if not _remove(q, dfd, name, rel, verify_link, result, files, removed):
+                    break
+                links += 1
+    finally:
+        result.notes.extend(q.close())
     return files, links
 
 
-def _unlink(dfd: int, name: bytes, rel: bytes, result: PurgeResult) -> bool:
-    """unlinkat; a refusal (no write permission on a sub-folder...) stops the purge there."""
+def _remove(q: Quarantine, dfd: int, name: bytes, rel: bytes,
+            verify: Callable[[os.stat_result, int, bytes], str | None], result: PurgeResult,
+            files: int, removed: list[os.stat_result]) -> bool:
+    """One entry through the quarantine; False (with a blocker) stops the purge there.
+
+    A refusal (no write permission on a sub-folder...) also stops it: nothing is half-done,
+    the entry is still at its name.
+    """
     try:
-        os.unlink(name, dir_fd=dfd)
+        removed.append(q.remove(dfd, name, rel, verify))
+    except FileNotFoundError:
+        return True  # gone already (an interrupted purge, or its owner removed it)
+    except Changed as e:
+        result.blockers.append(f"{e}; stopped here ({files} files already removed)")
+        return False
     except OSError as e:
         result.blockers.append(f"stopped: cannot delete {display(rel)}: {e.strerror}")
         return False
