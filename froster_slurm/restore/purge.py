@@ -13,8 +13,10 @@ Small files travel inside tar bundles; their proof is the bundle's md5 on the re
 archive stage recorded while writing that tar from the same bytes it hashed for the manifest.
 
 Any failure stops that folder with a report and deletes nothing there.  Then each file is
-deleted with ``unlinkat`` in a directory opened without following links, after a last lstat
-shows it is still the very inode we hashed, unchanged (same inode, size, mtime, ctime).
+deleted through the quarantine (``quarantine``): a last lstat shows the name still holds the
+very inode we hashed, unchanged (same inode, size, mtime, ctime); the entry is renamed into a
+private directory, checked there again (the rename is atomic, so a file saved over the name
+at that instant is caught), and only then unlinked; what fails is moved back and reported.
 
 What stays: the trace (manifest, record, index.html, updated to say who removed the data,
 when, and how to get it back), files the archive skipped (sockets, FIFOs, subfolders of a
