@@ -44,10 +44,14 @@ def snapshot_tree(root: Path) -> None:
     (root / "file.zfs").write_bytes(b"")  # a file named like it is not a snapshot directory
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_d1_directories_and_the_root_have_no_extension(tmp_path, workers):
+WALKERS = [("python", 1), ("python", 2), ("c", 0)]
+
+
+@pytest.mark.parametrize(("walker", "workers"), WALKERS)
+def test_d1_directories_and_the_root_have_no_extension(tmp_path, monkeypatch, walker, workers):
     root = tmp_path / "my.data"
     snapshot_tree(root)
+    monkeypatch.setenv("FROSTER_CRAWL_WALKER", walker)
     s = crawl([root], tmp_path / "c.csv", engine="builtin", workers=workers)
     got = rows(s.output)
     broot = os.fsencode(root)
@@ -63,7 +67,7 @@ def test_d2_both_engines_skip_the_same_snapshot_directories(tmp_path, pwalk_path
     root = tmp_path / "t"
     snapshot_tree(root)
     crawl([root], tmp_path / "warm.csv", engine="builtin", workers=1)  # settle dir atimes
-    b = crawl([root], tmp_path / "b.csv", engine="builtin", workers=2)
+    b = crawl([root], tmp_path / "b.csv", engine="builtin")
     p = crawl([root], tmp_path / "p.csv", engine="pwalk")
     assert p.engine == "pwalk"
     brows, prows = rows(b.output), rows(p.output)
@@ -76,6 +80,7 @@ def test_d2_both_engines_skip_the_same_snapshot_directories(tmp_path, pwalk_path
     assert (b.entries, b.directories, b.errors) == (p.entries, p.directories, p.errors)
     # --snapshots: both walk into them, still the same rows
     opts = CrawlOptions(no_snapshots=False)
+    crawl([root], tmp_path / "warm2.csv", engine="builtin", workers=1, options=opts)
     b2 = crawl([root], tmp_path / "b2.csv", engine="builtin", workers=1, options=opts)
     p2 = crawl([root], tmp_path / "p2.csv", engine="pwalk", options=opts)
     assert rows(b2.output) == rows(p2.output)
@@ -105,12 +110,15 @@ def make_deep(root: Path, levels: int, name_len: int = 200) -> bytes:
     return path + b"/bottom.txt"
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_d6_a_tree_deeper_than_path_max_is_crawled_whole(tmp_path, workers):
+@pytest.mark.parametrize(("walker", "workers"), WALKERS)
+def test_d6_a_tree_deeper_than_path_max_is_crawled_whole(tmp_path, monkeypatch, walker,
+                                                         workers):
     root = tmp_path / "deep"
     bottom = make_deep(root, levels=50)  # ~10,000-byte paths, 2.5x PATH_MAX
     assert len(bottom) > 2 * 4096
+    monkeypatch.setenv("FROSTER_CRAWL_WALKER", walker)
     s = crawl([root], tmp_path / "c.csv", engine="builtin", workers=workers)
+    assert s.walker == walker
     assert s.errors == 0, read_errors(s.errors_path)
     got = rows(s.output)
     assert len(got) == s.entries == 1 + 50 * 2 + 1  # root, 50 dirs + 50 files, bottom.txt
