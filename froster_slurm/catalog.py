@@ -243,6 +243,9 @@ def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
                 raise DataError(f"cannot open the catalog {path}: {text.splitlines()[0]}") \
                     from e
             time.sleep(0.25)  # its owner is writing it without a lock we could share
+        except duckdb.Error as e:
+            raise DataError(f"cannot open the catalog {path}: {str(e).splitlines()[0]}") \
+                from e
     raise AssertionError("unreachable")
 
 

@@ -94,7 +94,14 @@ def finalize(run: Run) -> dict[str, Any]:
                      "index_html": index_page, "log": _log_of(run, i, s)})
     failed = [r for r in rows if r["state"] != "done"]
     cat = Path(run.settings.get("catalog", ""))
-    added = catalog.add_records(cat, records) if records and str(cat) else 0
+    added, catalog_error = 0, None
+    if records and str(cat):
+        # The catalog is derived data (`catalog rebuild`): a catalog this user may not write
+        # must not cost the run its summary, which says what is safe and how to retry.
+        try:
+            added = catalog.add_records(cat, records)
+        except (FrosterError, OSError) as e:
+            catalog_error = f"catalog not updated: {e}"
     finalized = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     classes = by_storage_class(rows, _prices(run))
     summary = {
@@ -113,6 +120,7 @@ def finalize(run: Run) -> dict[str, Any]:
                                     if all(c["monthly_cost"] is not None
                                            for c in classes.values()) else None)},
         "storage_classes": classes,
+        "catalog_error": catalog_error,
         "retry_command": f"froster-slurm retry {run.run_id}" if failed else None,
         "folders": rows,
     }

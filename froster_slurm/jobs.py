@@ -118,6 +118,8 @@ def finalize(run: Run) -> int:
     t = s["totals"]
     print(f"finalize: {t['done']}/{t['folders']} folders archived; "
           f"{t['catalog_added']} catalog entries", flush=True)
+    if s.get("catalog_error"):
+        print(f"finalize: {s['catalog_error']}", flush=True)
     if s["retry_command"]:
         print(f"retry the others with: {s['retry_command']}", flush=True)
     return 0

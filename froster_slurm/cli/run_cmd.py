@@ -132,8 +132,8 @@ def catalog(
              + (f" under {path}" if path else ""))
         return
     for e in rows:
-        out(f"{e.archived_at}  {e.owner:<10} {format_size(e.bytes):>10} {e.files:>8} files"
-            f"  {e.storage_class:<12} {display(e.folder)}\n"
+        out(f"{e.archived_at or '?'}  {e.owner:<10} {format_size(e.bytes or 0):>10} "
+            f"{e.files or 0:>8} files  {e.storage_class or '':<12} {display(e.folder)}\n"
             f"    -> v{e.version} {e.state}: {display(os.fsencode(e.destination))}")
 
 

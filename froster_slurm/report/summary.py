@@ -98,6 +98,8 @@ def summary_html(summary: dict[str, Any]) -> str:
     retry = (f"<p class='retry'>Retry the folders that are not done with: "
              f"<code>{_e(summary['retry_command'])}</code></p>"
              if summary.get("retry_command") else "")
+    if summary.get("catalog_error"):  # the run is fine; only the derived catalog was not
+        retry += f"<p class='retry'>{_e(summary['catalog_error'])}</p>"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="{CSP}">
