@@ -19,10 +19,12 @@ froster_under_slurm() {
         command -v scontrol >/dev/null 2>&1
 }
 
-# froster_log MESSAGE...: one timestamped line in the job's output file.
+# froster_log MESSAGE...: one timestamped line in the job's output file. A log line that
+# cannot be written (the file system of the run directory is full) must not end the job under
+# `set -e` before it could requeue itself: the payload reports the real problem.
 froster_log() {
     printf '%s %s[%s]: %s\n' "$(date '+%Y-%m-%d %H:%M:%S')" "${FROSTER_STAGE:-job}" \
-        "$(froster_job_ref)" "$*" >&2
+        "$(froster_job_ref)" "$*" >&2 || true
 }
 
 # froster_step NAME: mark the start of a step in the log and in the live status line.

@@ -23,8 +23,10 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import stat
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,8 +67,13 @@ def say(text: str) -> None:
 
 @pytest.fixture
 def small_state_dir(tmp_path: Path) -> Iterator[Path]:
-    """A state directory on its own small tmpfs, so it can really be filled up."""
-    d = tmp_path / "state"
+    """A state directory on its own small tmpfs, so it can really be filled up.
+
+    Outside pytest's numbered tmp dirs: another pytest process on the machine may clean those
+    up while the campaign's jobs still run in them.
+    """
+    base = Path(tempfile.mkdtemp(prefix="froster-campaign-"))
+    d = base / "state"
     d.mkdir()
     p = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={STATE_FS_SIZE},mode=0755",
                         "tmpfs", str(d)], capture_output=True, text=True)
@@ -78,6 +85,7 @@ def small_state_dir(tmp_path: Path) -> Iterator[Path]:
     finally:  # keep the run directories (logs, states) for a look after a failure
         subprocess.run(["cp", "-a", str(d), str(tmp_path / "state-kept")], capture_output=True)
         subprocess.run(["umount", "-l", str(d)], capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def rclone_conf(path: Path, port: int) -> Path:
@@ -143,6 +151,7 @@ def test_fault_campaign_archive_purge_restore(tmp_path: Path, slurm_cluster: Non
     server.start()
     proxy = TcpProxy(server.port, free_port())
     proxy.start()
+    submitted: list[str] = []
     try:
         conf = rclone_conf(tmp_path / "rclone.conf", proxy.port)
         folders = make_folders(os.fsencode(tmp_path / "src"), rng, FOLDERS)
@@ -157,6 +166,7 @@ def test_fault_campaign_archive_purge_restore(tmp_path: Path, slurm_cluster: Non
         remote = f"s3c:{server.bucket}"
         result = archive_folders(folders, remote, cfg, backend="slurm")
         job, run_dir = result.job_ids["archive"][0], result.run_dir
+        submitted += [j for ids in result.job_ids.values() for j in ids]
         say(f"seed {SEED}: {len(folders)} folders, array {job}, fault window {SECONDS:.0f}s")
         injector = Injector(rng, tally, run_dir, job, proxy, small_state_dir, folders,
                             lambda i: task_state(run_dir, i) == "done", say)
@@ -181,12 +191,16 @@ def test_fault_campaign_archive_purge_restore(tmp_path: Path, slurm_cluster: Non
             if not left:
                 break
             for i in left:
-                st = json.loads((run_dir / "tasks" / str(i) / "state.json").read_text())
+                try:
+                    st = json.loads((run_dir / "tasks" / str(i) / "state.json").read_text())
+                except (FileNotFoundError, ValueError):
+                    st = {"state": "no state file (its job ended before the task started)"}
                 say(f"folder {i} not done: {st.get('state')} at {st.get('step')}: "
                     f"{st.get('error')}")
             say(f"retrying folders {left}")
             again = retry_run(open_run(cfg, result.run.run_id), cfg)
             jobs = [j for ids in again.job_ids.values() for j in ids]
+            submitted += jobs
         assert all(task_state(run_dir, i) == "done" for i in range(len(folders))), \
             [task_state(run_dir, i) for i in range(len(folders))]
 
@@ -199,6 +213,7 @@ def test_fault_campaign_archive_purge_restore(tmp_path: Path, slurm_cluster: Non
         if stale:
             say(f"{len(stale)} folders changed after they were archived: archiving again")
             again = archive_folders(stale, remote, cfg, backend="slurm")
+            submitted += [j for ids in again.job_ids.values() for j in ids]
             wait_idle([j for ids in again.job_ids.values() for j in ids], 300)
             runs.append(again.run_dir)
             for i in range(len(stale)):
@@ -255,6 +270,8 @@ def test_fault_campaign_archive_purge_restore(tmp_path: Path, slurm_cluster: Non
             if snapshot(f) != before[f]:
                 tally.violations.append(f"restored {f!r} differs from its source")
     finally:
+        if submitted:  # a failed campaign leaves no job of its own cycling in the cluster
+            subprocess.run(["scancel", *submitted], capture_output=True)
         proxy.stop()
         server.stop()
     say(f"{tally.line()}; {time.time() - started:.0f}s")
