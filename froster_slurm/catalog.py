@@ -123,7 +123,11 @@ def own_file(path: Path) -> Path:
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        return path
+        parent = path.parent
+        if not parent.exists() or os.access(parent, os.W_OK | os.X_OK) or \
+                not users_dir(path).is_dir():
+            return path  # ours to create (or a clear error when we cannot)
+        st = os.stat(parent)  # an admin's folder with only P.users in it: a shard of ours
     if st.st_uid == uid:
         return path
     udir = users_dir(path)

@@ -186,3 +186,21 @@ def test_rebuild_skips_bad_foreign_and_copied_records(shared: Path) -> None:
     assert "describes another folder" in out
     rc, out = froster(bob, cat, "catalog", "--json")
     assert [r["folder"] for r in json.loads(out)] == [str(b_folder)]
+
+
+def test_an_admin_folder_with_only_the_users_folder_takes_shards(shared: Path) -> None:
+    """An admin prepared `catalog.duckdb.users/` (1777) in a folder users cannot write, and
+    no catalog file yet: a user's rows go to a file of their own there."""
+    bob = ensure_account(f"{PREFIX}catb")
+    cat = shared / "site" / "catalog.duckdb"
+    cat.parent.mkdir(mode=0o755)
+    users = cat.with_name(cat.name + ".users")
+    users.mkdir()
+    users.chmod(0o1777)
+    code = ("from pathlib import Path; from froster_slurm import catalog; "
+            f"print(catalog.add_records(Path({str(cat)!r}), [{{'format': "
+            "'froster-slurm-archive', 'source': '/x/proj', 'destination': '/r/x/proj'}]))")
+    rc, out = python_as(bob, cat, code)
+    assert rc == 0 and out.strip() == "1", out
+    assert not cat.exists()
+    assert os.stat(users / f"{bob.pw_uid}.duckdb").st_uid == bob.pw_uid
