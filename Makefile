@@ -13,13 +13,14 @@ APT_PKGS := slurm-wlm munge rclone chromium gcc python3-dev tmux
 RGW_PKGS := ceph-mon ceph-osd radosgw curl
 STAMP    := $(VENV)/.installed
 
-.PHONY: setup system-deps venv test lint demo bench cluster-up cluster-down rgw-up rgw-down clean help
+.PHONY: setup system-deps venv test lint demo bench soak cluster-up cluster-down rgw-up rgw-down clean help
 
 help:
 	@echo "make setup        venv + Python deps (as root also Debian: $(APT_PKGS))"
 	@echo "make test         the whole test suite against a real local Slurm cluster"
 	@echo "make demo         archive a demo tree end to end and show status + catalog"
 	@echo "make bench        crawl, rank, pick, archive and submit benchmarks"
+	@echo "make soak         the fault campaign, longer, random seed (SOAK_SECONDS SOAK_FOLDERS SOAK_SEED)"
 	@echo "make lint         ruff"
 	@echo "make cluster-up   start (or reuse) the single-node Slurm cluster"
 	@echo "make cluster-down stop what cluster-up started"
@@ -73,6 +74,18 @@ test: setup
 	bash scripts/ceph-rgw.sh up
 	$(VENV)/bin/ruff check froster_slurm tests bench
 	$(VENV)/bin/pytest -p no:cacheprovider tests
+
+# The fault campaign of tests/test_fault_campaign.py for longer: a random seed (printed; replay
+# one with SOAK_SEED=N), SOAK_SECONDS of faults over SOAK_FOLDERS folders.
+SOAK_SECONDS ?= 600
+SOAK_FOLDERS ?= 16
+soak: setup
+	bash scripts/slurm-cluster.sh up
+	seed=$${SOAK_SEED:-$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
+	echo "soak: seed $$seed, $(SOAK_SECONDS)s of faults, $(SOAK_FOLDERS) folders"
+	FROSTER_CAMPAIGN_SEED=$$seed FROSTER_CAMPAIGN_SECONDS=$(SOAK_SECONDS) \
+	  FROSTER_CAMPAIGN_FOLDERS=$(SOAK_FOLDERS) \
+	  $(VENV)/bin/pytest -p no:cacheprovider -s tests/test_fault_campaign.py
 
 demo: setup
 	bash scripts/demo.sh

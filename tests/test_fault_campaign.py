@@ -139,7 +139,7 @@ def files_with_md5(folder: bytes) -> dict[bytes, str]:
     return out
 
 
-def test_fault_campaign_archive_purge_restore(tmp_path: Path, slurm_cluster: None,
+def test_fault_campaign_archive_purge_restore(slurm_cluster: None,
                                               small_state_dir: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     need("rclone")
@@ -147,16 +147,17 @@ def test_fault_campaign_archive_purge_restore(tmp_path: Path, slurm_cluster: Non
     started = time.time()
     rng = random.Random(SEED)
     tally = Tally(seed=SEED)
-    server = S3Server(tmp_path / "s3")
+    work = small_state_dir.parent  # everything outside pytest's shared tmp dirs (fixture)
+    server = S3Server(work / "s3")
     server.start()
     proxy = TcpProxy(server.port, free_port())
     proxy.start()
     submitted: list[str] = []
     try:
-        conf = rclone_conf(tmp_path / "rclone.conf", proxy.port)
-        folders = make_folders(os.fsencode(tmp_path / "src"), rng, FOLDERS)
+        conf = rclone_conf(work / "rclone.conf", proxy.port)
+        folders = make_folders(os.fsencode(work / "src"), rng, FOLDERS)
         tally.folders = len(folders)
-        catalog = tmp_path / "catalog.duckdb"
+        catalog = work / "catalog.duckdb"
         cfg = load_config({"state_dir": str(small_state_dir), "catalog": str(catalog),
                            "archive.recursive": True, "archive.bundle_threshold": "64KiB",
                            "archive.transfers": 2, "archive.rclone_flags": FLAGS,
