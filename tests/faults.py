@@ -25,6 +25,7 @@ import os
 import random
 import signal
 import socket
+import stat
 import subprocess
 import threading
 import time
@@ -230,7 +231,7 @@ class Injector:
             return False
         i = self.rng.choice(candidates)
         files = sorted(n for n in os.listdir(self.folders[i])
-                       if os.path.isfile(os.path.join(self.folders[i], n))
+                       if stat.S_ISREG(os.lstat(os.path.join(self.folders[i], n)).st_mode)
                        and not n.startswith(b"Froster.") and n != b"index.html")
         name = self.rng.choice(files)
         path = os.path.join(self.folders[i], name)
