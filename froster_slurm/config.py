@@ -37,7 +37,7 @@ from .config_keys import (
     nearest_key,
 )
 from .config_lines import decode_error_line, key_lines, key_on_line, line_of
-from .errors import ConfigError
+from .errors import ConfigError, UserError
 from .private import write_private
 
 __all__ = ["DEFAULTS", "LIST_MERGE", "SLURM_KEYS", "STAGES", "Config", "Setting",
@@ -306,7 +306,11 @@ class Config:
         broken = dict(self.broken)
         for key, value in overrides.items():
             if value is not None:
-                v = check_value(key, value, "the command line")
+                try:
+                    v = check_value(key, value, "the command line")
+                except ConfigError as e:
+                    # A bad flag is a usage mistake (64), not a broken config file (78).
+                    raise UserError(str(e)) from e
                 merged[key] = Setting(v, "command line", tuple(_leaves(v, "command line")))
                 broken.pop(key, None)
         return Config(merged, problems=self.problems, broken=broken, untrusted=self.untrusted)

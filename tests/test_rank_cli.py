@@ -87,7 +87,7 @@ def test_to_parquet_then_rank_the_parquet(crawl: Path, tmp_path: Path, capsysbin
     (["{dir}/missing.csv"], 66, "input not found"),
     (["{crawl}", "--min-size", "lots"], 64, "not a size"),
     (["{crawl}", "--older-than", "soon"], 64, "not an age"),
-    (["{crawl}", "--by", "sideways"], 64, "--by must be"),
+    (["{crawl}", "--by", "sideways"], 64, "rank.by: 'sideways' is not valid"),
     (["{crawl}", "--owner", "no-such-user-here"], 64, "unknown user"),
     (["{notpwalk}"], 65, "not a pwalk CSV"),
 ])
