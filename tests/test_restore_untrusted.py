@@ -202,10 +202,14 @@ def test_a_path_too_long_fails_at_once_with_its_reason(
     long = os.fsencode(tmp_path) + b"/" + b"/".join([b"d" * 250] * 17)  # > 4096 bytes
     assert len(long) > 4096
     rc, out = restore_to(archived, long)
-    assert rc != 0 and "File name too long" in out and "attempt" not in out, out
+    assert rc != 0 and "path too long for this system" in out and "attempt" not in out, out
     runs = sorted(runs_dir(load_config()).iterdir())
     state = json.loads((runs[-1] / "restore.json").read_text())
     assert state["phase"] == "failed" and not state.get("failures"), state
+    other = long + b"-folder"  # a folder with such a path: one line, no traceback
+    for args in (("restore", other), ("purge", other, "--yes")):
+        rc, out = cli(*args)
+        assert rc != 0 and "path too long for this system" in out, out
 
 
 # --- trust boundaries with a real second account (issue 20) --------------------------------

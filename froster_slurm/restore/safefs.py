@@ -47,12 +47,12 @@ def open_root(path: bytes, *, create: bool = False, mode: int = 0o777) -> int:
     Components above it are resolved normally (``/home -> /data/home`` is the system's business,
     not the user's), but the folder a person named is taken literally.
     """
-    if create:
-        try:
-            os.makedirs(path, mode=mode, exist_ok=True)
-        except FileExistsError as e:
-            raise UserError(f"{os.fsdecode(path)!r} exists and is not a directory") from e
     try:
+        if create:
+            try:
+                os.makedirs(path, mode=mode, exist_ok=True)
+            except FileExistsError as e:
+                raise UserError(f"{os.fsdecode(path)!r} exists and is not a directory") from e
         return os.open(path, DIR_FLAGS)
     except FileNotFoundError as e:
         raise NotFoundError(f"no such folder: {os.fsdecode(path)!r}") from e
@@ -62,6 +62,11 @@ def open_root(path: bytes, *, create: bool = False, mode: int = 0o777) -> int:
         if e.errno == errno.ELOOP:
             raise UserError(f"{os.fsdecode(path)!r} is a symlink; give the folder it points "
                             "to") from e
+        if e.errno == errno.ENAMETOOLONG:  # permanent: no retry makes a path shorter
+            raise UserError(f"path too long for this system ({len(path):,} bytes; the limit "
+                            f"is {os.pathconf('/', 'PC_PATH_MAX'):,}, and "
+                            f"{os.pathconf('/', 'PC_NAME_MAX')} per name): "
+                            f"{os.fsdecode(path)[:100]!r}...") from e
         raise
 
 
