@@ -108,6 +108,8 @@ def render_stage(stage: str, config: Config, run: Run, *, options: dict[str, Any
              (("TEMPLATE", name), ("COMMON", "common.sh"), ("BODY", f"{stage}.sh"))}
     for r in files.values():
         report_stale(r)
+    if stage == "archive":  # the archive task renders index.html inside the job: say it now
+        report_stale(resolve("index.html", templates_dir))
     values.update(COMMON=files["COMMON"].text, BODY=files["BODY"].text)
     template = files["TEMPLATE"].text
     if config.slurm_options(stage)["prologue"] and "@@PROLOGUE@@" not in template:

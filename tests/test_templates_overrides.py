@@ -108,3 +108,21 @@ def test_an_override_from_an_older_version_is_reported_at_submit(tmp_path: Path,
                     "@@BODY@@\n")
     render_finalize(site)
     assert "no version stamp" in capsys.readouterr().err
+
+
+def test_a_stale_index_html_is_reported_when_the_archive_stage_is_rendered(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    site = tmp_path / "site"
+    assert main(["templates", "export", str(site), "index.html"]) == 0
+    path = site / "index.html"
+    lines = path.read_text().splitlines()
+    assert lines[0].lower().startswith("<!doctype") and STAMP_PREFIX in lines[1]
+    lines[1] = re.sub(r"froster-slurm \S+ \(built-in sha256 \w+\)",
+                      "froster-slurm 0.0.9 (built-in sha256 0123456789abcdef)", lines[1])
+    path.write_text("\n".join(lines) + "\n<!-- site edit -->\n")
+    cfg = load_config({"templates_dir": str(site)})
+    run = create_run(cfg, "archive", folders=[b"/x"], archive=archive_settings(cfg, "/tmp/r"))
+    capsys.readouterr()
+    render_stage("archive", cfg, run, options={"job_name": "x", "array": "0-0"})
+    err = capsys.readouterr().err
+    assert "index.html" in err and "templates diff index.html" in err
