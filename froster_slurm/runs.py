@@ -118,6 +118,7 @@ def archive_settings(config: Config, remote: str, *, recursive: bool | None = No
     s["bundle_size"] = parse_size(config.get("archive.bundle_size"))
     s["remote"] = normalize_remote(remote)
     s["prefix"] = config.get("remote_prefix").strip("/")
+    s["no_thaw"] = list(config.get("remotes.no_thaw"))
     return s
 
 

@@ -67,8 +67,11 @@ def must_bundle(entry: Entry, threshold: int) -> bool:
     return entry.rel.split(b"/", 1)[0] in ours.RESERVED_TOP
 
 
-def make_plan(inv: Inventory, threshold: int, bundle_size: int) -> Plan:
-    """Decide object vs bundle for every entry (see the module docstring)."""
+def make_plan(inv: Inventory, threshold: int, bundle_size: int,
+              too_long: set[bytes] | frozenset[bytes] = frozenset()) -> Plan:
+    """Decide object vs bundle for every entry (see the module docstring).  ``too_long``:
+    names whose remote key would be too long for the backend (e.g. after crypt's name
+    encryption); they travel inside a bundle, whose member names have no such limit."""
     groups: dict[tuple[int, int], list[int]] = {}
     for i, e in enumerate(inv.entries):
         if e.kind == FILE and e.nlink > 1:
@@ -82,7 +85,8 @@ def make_plan(inv: Inventory, threshold: int, bundle_size: int) -> Plan:
         if e.kind == FILE:
             members = groups.get((e.dev, e.ino), [i])
             placed.update(members)
-            if any(must_bundle(inv.entries[m], threshold) for m in members):
+            if any(must_bundle(inv.entries[m], threshold) or inv.entries[m].rel in too_long
+                   for m in members):
                 units.append((members, e.size))
             else:
                 plan.objects.extend(members)

@@ -48,6 +48,7 @@ class ArchiveSettings:
     version: str = ""
     backend: str = "slurm"
     templates_dir: str = ""
+    no_thaw: tuple[str, ...] = ()  # remotes.no_thaw: remotes whose cold classes read at once
     extra: dict[str, Any] = field(default_factory=dict)
 
     def workers(self) -> int:
@@ -144,6 +145,7 @@ def load_settings(run_dir: str | os.PathLike) -> ArchiveSettings:
             backend=str(data.get("backend", "slurm")),
             templates_dir=str(a.get("templates_dir") or data.get("templates_dir")
                               or _snapshot_templates_dir(run_dir)),
+            no_thaw=tuple(str(n) for n in a.get("no_thaw") or ()),
             extra={k: v for k, v in data.items() if k != "archive"},
         )
     except (TypeError, ValueError) as e:

@@ -34,6 +34,9 @@ from typing import Any
 from ..errors import PermanentError, TransientError
 from ..paths import discard_tree, display
 from ..progress import RateMeter, format_eta, format_rate
+from ..remotes.resolve import S3_MAX_KEY, RemoteInfo, config_dump, resolve_with
+from ..remotes.thaw import stored_names
+from ..storage_classes import THAW_CLASSES
 from ..taskstate import (
     clear_steps,
     mark_step_done,
@@ -45,8 +48,9 @@ from ..taskstate import (
     write_task_state,
 )
 from ..units import format_size
-from . import names, ours, versions
-from .bundle import BUNDLE_DIR_REMOTE, BundleResult, Plan, build_all, make_plan
+from . import cryptproof, names, ours, versions
+from .bundle import BUNDLE_DIR_REMOTE, BundleResult, Plan, build_all, make_plan, must_bundle
+from .cryptproof import set_tier
 from .hashing import HashStore, md5_file, run_bounded
 from .inventory import FILE, Inventory, SourceChanged, require_unchanged, take_inventory
 from .rclone import Rclone, classify
@@ -59,8 +63,9 @@ from .trace import (
     restore_commands,
     trace_class,
 )
-from .verify import Expect, check_remote, listing
+from .verify import Expect, Report, check_remote, listing
 
+NAME_MAX = 255  # bytes in one path segment on Linux file systems (and most sftp servers)
 STEPS = ("inventory", "bundle", "hash", "upload", "verify", "record")
 MAX_SOURCE_RESTARTS = 3
 MAX_VERIFY_FAILURES = 2
@@ -117,6 +122,7 @@ class ArchiveTask:
         self._meter = RateMeter()
         self.inv: Inventory | None = None
         self.plan: Plan | None = None
+        self._remote: RemoteInfo | None = None
 
     @property
     def choice(self) -> versions.Choice:
@@ -132,6 +138,32 @@ class ArchiveTask:
     @property
     def dest_shown(self) -> str:
         return names.redact(self.dest)
+
+    @property
+    def remote(self) -> RemoteInfo:
+        """What the destination really is (resolved through its wrappers, once per task)."""
+        if self._remote is None:
+            self._remote = resolve_with(self.rclone, self.base_dest)
+        return self._remote
+
+    @property
+    def tier_later(self) -> bool:
+        """Crypt over S3 with a class that must be thawed: upload STANDARD, prove the content
+        with cryptcheck, then change the tier (``cryptproof``)."""
+        return (self.remote.encrypted and needs_thaw(self.s.storage_class)
+                and self.remote.needs_thaw(True, self.s.no_thaw))
+
+    def upload_class(self) -> str:
+        return "STANDARD" if self.tier_later else self.s.storage_class
+
+    def prove(self, expected: dict[str, Expect], dst: str, log_name: str,
+              sources: dict[str, bytes | str | Path] | None = None,
+              sizes_only: bool = False) -> Report:
+        """The one proof (size + md5 from the listing; crypt: sizes + cryptcheck)."""
+        if sources is None:
+            sources = {"": self.folder, self.bundle_dir: self.work / "bundles"}
+        return cryptproof.prove(self.rclone, self.remote, expected, dst, self.work, log_name,
+                                sources, sizes_only)
 
     # --- state and status ------------------------------------------------------------------
 
@@ -192,7 +224,7 @@ class ArchiveTask:
 
     def _forget_work(self) -> None:
         """Clear markers and staged files; keep hash results (stamped) and logs."""
-        clear_steps(self.s.run_dir, self.index, (*STEPS, "record-meta"))
+        clear_steps(self.s.run_dir, self.index, (*STEPS, "record-meta", "crypt-proven"))
         self.state["steps_done"] = []
         for name in ("bundles", "trace"):
             discard_tree(self.work / name)
@@ -265,7 +297,8 @@ class ArchiveTask:
             versions.refuse_lesser(self.folder, prior, inv)
             _write_atomic(self.work / "prior.json", json.dumps(prior).encode())
         self._choose_version(prior)
-        plan = make_plan(inv, self.s.bundle_threshold, self.s.bundle_size)
+        plan = make_plan(inv, self.s.bundle_threshold, self.s.bundle_size,
+                         self._too_long(inv))
         inv.save(self.work / "inventory.json")
         _write_atomic(self.work / "plan.json", json.dumps(plan.to_json()).encode())
         self.inv, self.plan = inv, plan
@@ -278,6 +311,32 @@ class ArchiveTask:
                   version=self.choice.version)
         summary["version"] = self.choice.version
         return summary
+
+    def _too_long(self, inv: Inventory) -> set[bytes]:
+        """Files whose name as the backend stores it would be too long: an S3 key over 1,024
+        bytes, a path segment over 255 bytes on a file system (local, sftp).  Counted on the
+        stored form: under crypt the encrypted name (``rclone backend encode``)."""
+        rels = [os.fsdecode(e.rel) for e in inv.entries
+                if e.kind == FILE and not must_bundle(e, self.s.bundle_threshold)]
+        if not rels or self.remote.hash_passthrough and not self.remote.has_storage_classes:
+            return set()  # plain names on a file system: the source's own limits hold
+        out: set[bytes] = set()
+        for kind, root, keys in stored_names(self.rclone, config_dump(self.rclone), self.dest,
+                                             rels):
+            path = root.split(":", 1)[1].strip("/") if kind != "local" else ""
+            prefix = path.split("/", 1)[1] + "/" if "/" in path else ""  # after the bucket
+            for key, rel in keys.items():
+                raw = key.encode("utf-8", "surrogateescape")
+                if kind == "s3":
+                    bad = len(os.fsencode(prefix)) + len(raw) > S3_MAX_KEY
+                else:
+                    bad = any(len(seg) > NAME_MAX for seg in raw.split(b"/"))
+                if bad:
+                    out.add(os.fsencode(rel))
+        if out:
+            log(f"{len(out)} file(s) whose stored name would be too long for the remote "
+                "travel inside a bundle")
+        return out
 
     def _choose_version(self, prior: dict[str, Any] | None) -> None:
         """Pick (once per task) the version to write: after the folder's latest, skipping any
@@ -410,7 +469,15 @@ class ArchiveTask:
             return {"sent": 0, "unchanged_since": same["version"]}
         expected = self.expected_objects()
         sizes = {rel: e.size for rel, e in expected.items()}
-        present = check_remote(self.rclone, expected, self.dest, self.work, "precheck").matched
+        if self.tier_later and not cryptproof.can_set_tier(self.remote):
+            providers = sorted({b.provider or "?" for b in self.remote.backends})
+            raise PermanentError(
+                f"{self.s.storage_class} under a crypt remote cannot be proven: cryptcheck "
+                "must read each object before it goes cold, and rclone changes an object's "
+                f"tier afterwards only with provider AWS (this remote: {', '.join(providers)})."
+                " Archive in STANDARD (a bucket lifecycle rule can move it later), or list "
+                "the remote in remotes.no_thaw if its cold class reads at once")
+        present = self.prove(expected, self.dest, "precheck").matched
         objects = [rel for rel in expected if rel not in present
                    and not rel.startswith(self.bundle_dir + "/")]
         bundles = [rel for rel in expected if rel not in present
@@ -433,7 +500,7 @@ class ArchiveTask:
             lst = self.work / "upload-objects.lst"
             _write_atomic(lst, b"".join(os.fsencode(r) + b"\n" for r in sorted(objects)))
             res = self.rclone.copy(self.folder, self.dest, files_from=lst,
-                                   storage_class=self.s.storage_class, log_name="upload",
+                                   storage_class=self.upload_class(), log_name="upload",
                                    progress=progress)
             if res.returncode != 0:
                 raise classify(res, "copy")
@@ -445,7 +512,7 @@ class ArchiveTask:
                                         for r in sorted(bundles)))
             res = self.rclone.copy(self.work / "bundles",
                                    names.join_remote(self.dest, self.bundle_dir),
-                                   files_from=lst, storage_class=self.s.storage_class,
+                                   files_from=lst, storage_class=self.upload_class(),
                                    log_name="upload", progress=progress)
             if res.returncode != 0:
                 raise classify(res, "copy")
@@ -459,17 +526,26 @@ class ArchiveTask:
             return {"verified": 0, "unchanged_since": self.unchanged()["version"]}
         expected = self.expected_objects()
         self.status(f"{self.step_text('verify')} {len(expected)} objects")
-        report = check_remote(self.rclone, expected, self.dest, self.work, "verify")
+        proven = read_marker(self.s.run_dir, self.index, "crypt-proven")
+        report = self.prove(expected, self.dest, "verify", sizes_only=bool(proven))
         if not report.ok:
             n = int(self.state.get("verify_failures") or 0) + 1
             self.state["verify_failures"] = n
-            clear_steps(self.s.run_dir, self.index, ["upload"])
+            clear_steps(self.s.run_dir, self.index, ["upload", "crypt-proven"])
             self.save(steps_done=[s for s in STEPS
                                   if step_done(self.s.run_dir, self.index, s)])
             if n >= MAX_VERIFY_FAILURES:
                 raise PermanentError(f"verification failed {n} times: {report.summary()}")
             raise TransientError(f"verification failed: {report.summary()}; the missing or "
                                  "different objects will be uploaded again")
+        if self.tier_later:
+            # proven by cryptcheck while still readable: now (and only now) make it cold
+            mark_step_done(self.s.run_dir, self.index, "crypt-proven",
+                           {"objects": len(report.matched)})
+            self.status(f"{self.step_text('verify')} moving {len(expected)} objects to "
+                        f"{self.s.storage_class}")
+            set_tier(self.rclone, self.dest, sorted(expected), self.s.storage_class, self.work)
+            log(f"proven by cryptcheck in STANDARD, then moved to {self.s.storage_class}")
         # Verified: the staged bundles are no longer needed (their checksums stay recorded).
         for p in (self.work / "bundles").glob("*.tar"):
             p.unlink(missing_ok=True)
@@ -522,7 +598,7 @@ class ArchiveTask:
         if res.returncode != 0:
             raise classify(res, "copy of the trace")
         expected = {os.fsdecode(n): Expect(_md5(d), len(d)) for n, d in files.items()}
-        report = check_remote(self.rclone, expected, self.dest, self.work, "verify-trace")
+        report = self.prove(expected, self.dest, "verify-trace", sources={"": tdir})
         if not report.ok:
             raise TransientError(f"the trace files did not verify on the remote: "
                                  f"{report.summary()}")
@@ -633,3 +709,7 @@ def _whoami() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return str(os.getuid())
+
+
+def needs_thaw(storage_class: str) -> bool:
+    return storage_class in THAW_CLASSES

@@ -32,38 +32,57 @@ def _root(name: str) -> str:
 def targets(rclone: Rclone, dump: dict[str, dict[str, str]], destination: str,
             objects: list[str]) -> list[tuple[str, dict[str, str]]]:
     """[(S3 root to request on, {name on that root: our object name})]."""
+    return [(root, names) for _kind, root, names in
+            stored_names(rclone, dump, destination, objects, ("s3",))]
+
+
+def stored_names(rclone: Rclone, dump: dict[str, dict[str, str]], destination: str,
+                 objects: list[str], kinds: tuple[str, ...] | None = None
+                 ) -> list[tuple[str, str, dict[str, str]]]:
+    """[(backend type, root, {name as that backend stores it: our name})] for the backends
+    of ``kinds`` (None: every backend; a local path has type 'local')."""
     name, _inline, path = split_remote(destination)
     full = {join(path, rel) if path else rel: rel for rel in objects}
-    return _down(rclone, dump, name, full, 0)
+    return _down(rclone, dump, name, full, 0, kinds)
+
+
+def _leaf(kind: str, root: str, full: dict[str, str]) -> tuple[str, str, dict[str, str]]:
+    """Names relative to their common folder: answers then name objects as the archive does
+    (a folder's odd bytes never come back re-encoded)."""
+    absolute = kind == "local"
+    paths = {(p if absolute else p.lstrip("/")): rel for p, rel in full.items()}
+    base = posixpath.commonpath([posixpath.dirname(p) for p in paths]) if paths else ""
+    cut = len(base.rstrip("/")) + 1 if base else 0
+    return kind, root + base, {p[cut:]: rel for p, rel in paths.items()}
 
 
 def _down(rclone: Rclone, dump: dict[str, dict[str, str]], name: str,
-          full: dict[str, str], depth: int) -> list[tuple[str, dict[str, str]]]:
-    if not name or depth > MAX_DEPTH:
-        return []  # a local path: nothing to thaw
+          full: dict[str, str], depth: int, kinds: tuple[str, ...] | None
+          ) -> list[tuple[str, str, dict[str, str]]]:
+    if depth > MAX_DEPTH:
+        return []
+    if not name:  # a local path
+        return [_leaf("local", "", full)] if kinds is None or "local" in kinds else []
     opts = {"type": name[1:]} if name.startswith(":") else dump.get(name)
     if opts is None:
         raise PermanentError(f"the rclone remote {name!r} is not configured")
     kind = opts.get("type", "")
-    if kind == "s3":
-        # Ask on the objects' common folder, with names relative to it: the answers then
-        # name objects as the archive does (a folder's odd bytes never come back re-encoded).
-        paths = {p.lstrip("/"): rel for p, rel in full.items()}
-        base = posixpath.commonpath([posixpath.dirname(p) for p in paths]) if paths else ""
-        cut = len(base) + 1 if base else 0
-        return [(_root(name) + base, {p[cut:]: rel for p, rel in paths.items()})]
+    if kind not in WRAPPERS and kind not in MULTI:
+        if kinds is not None and kind not in kinds:
+            return []
+        return [_leaf(kind, _root(name), full)]
     if kind == "crypt":
         full = dict(zip(encode(rclone, _root(name), list(full)), full.values(), strict=True))
-    elif kind in ("chunker", "compress"):
+    elif kind in ("chunker", "compress") and kinds is not None:
         raise PermanentError(f"a thaw request cannot be sent through the {kind} remote "
                              f"{name!r}: ask for the restore on its S3 remote by hand, or "
                              "archive to a cold class without this wrapper")
     if kind in WRAPPERS:
         iname, _, ipath = split_remote(opts.get(WRAPPERS[kind], ""))
         return _down(rclone, dump, iname, {join(ipath, p) if ipath else p: r
-                                           for p, r in full.items()}, depth + 1)
+                                           for p, r in full.items()}, depth + 1, kinds)
     if kind in MULTI:
-        out: list[tuple[str, dict[str, str]]] = []
+        out: list[tuple[str, str, dict[str, str]]] = []
         for up in opts.get(MULTI[kind], "").split():
             prefix = ""
             if kind == "combine":
@@ -73,9 +92,9 @@ def _down(rclone: Rclone, dump: dict[str, dict[str, str]], name: str,
             mine = {p[len(prefix):].lstrip("/") if prefix else p: r for p, r in full.items()
                     if not prefix or p.startswith(prefix + "/")}
             out += _down(rclone, dump, iname, {join(ipath, p) if ipath else p: r
-                                               for p, r in mine.items()}, depth + 1)
+                                               for p, r in mine.items()}, depth + 1, kinds)
         return out
-    return []  # sftp, local, ...: no storage classes, nothing to thaw
+    return []
 
 
 def encode(rclone: Rclone, crypt_root: str, names: list[str]) -> list[str]:
