@@ -92,6 +92,15 @@ def test_alias_over_s3_deep_archive_is_thawed_and_restored(
     assert "no restore request needed" not in out and "from DEEP_ARCHIVE" in out
     assert snapshot(dest) == original
     assert record["destination"].startswith("al:")
+    # the record names what "al:" was, without a secret
+    remote = record["remote"]
+    assert (remote["name"], remote["type"], remote["provider"]) == ("al", "s3", "Other")
+    assert (remote["bucket"], remote["endpoint"]) == (s3.bucket, s3.endpoint)
+    assert remote["through"] == "alias" and remote["region"] == "us-east-1"
+    raw = Path(os.fsdecode(folder + b"/Froster.archive.json")).read_text()
+    assert "froster-test-secret" not in raw and "froster-test-access" not in raw
+    page = Path(os.fsdecode(folder + b"/index.html")).read_text()
+    assert f"bucket {s3.bucket}" in page and "through alias" in page
 
 
 def test_a_restore_that_stays_frozen_fails_after_max_wait_naming_the_objects(

@@ -567,7 +567,8 @@ class ArchiveTask:
         meta = {"run_id": self.s.run_id, "index": self.index, "destination": self.dest_shown,
                 "version": self.choice.version, "previous": self.choice.previous,
                 "storage_class": self.s.storage_class, "archived_at": now_iso(),
-                "user": self.s.user or _whoami(), "host": self.s.host or os.uname().nodename}
+                "user": self.s.user or _whoami(), "host": self.s.host or os.uname().nodename,
+                "remote": self.remote.describe()}
         prior = read_marker(self.s.run_dir, self.index, "record-meta")
         if prior.get("archived_at"):  # a rerun of this step keeps the first timestamp
             meta["archived_at"] = prior["archived_at"]

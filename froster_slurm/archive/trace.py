@@ -65,6 +65,7 @@ from typing import Any
 
 from .. import __version__
 from ..paths import display
+from ..remotes.resolve import describe_text
 from ..render import load_template, render
 from ..storage_classes import GLACIER_CLASSES, NO_CLASS
 from ..units import format_size
@@ -131,6 +132,7 @@ def build_record(inv: Inventory, plan: Plan, bundles: list[BundleResult],
         "source": os.fsdecode(inv.root), "destination": meta["destination"],
         "storage_class": meta["storage_class"],
         "trace_storage_class": trace_class(meta["storage_class"]),
+        "remote": meta.get("remote") or {},
         "archived_at": meta["archived_at"], "user": meta["user"], "host": meta["host"],
         "recursive": inv.recursive, "files": len(files),
         "bytes": sum(e.size for e in files),
@@ -242,6 +244,7 @@ def index_html(inv: Inventory, record: dict[str, Any], restore_cmd: str, rclone_
         "HOST": e(record["host"]),
         "DESTINATION": e(display(os.fsencode(record["destination"]))),
         "STORAGE_CLASS": e(record["storage_class"]),
+        "REMOTE": e(describe_text(record.get("remote")) or "(not recorded)"),
         "STORAGE_NOTE": e(storage_note(record["storage_class"], record["destination"])),
         "FILES": e(f"{record['files']:,}"),
         "BYTES": e(format_size(record["bytes"])),

@@ -277,3 +277,22 @@ def resolve_with(rclone: Rclone, destination: str) -> RemoteInfo:
     if destination.startswith("/"):
         return resolve({}, destination)
     return resolve(config_dump(rclone), destination)
+
+
+def describe_text(desc: dict[str, Any] | None) -> str:
+    """One line for people: ``s3 (provider AWS), bucket lab, region us-east-1, through
+    alias/crypt, encrypted``; '' when the record has no remote entry (older archives)."""
+    if not desc:
+        return ""
+    if desc.get("backends"):
+        return "union of " + "; ".join(describe_text(b) for b in desc["backends"])
+    parts = [str(desc.get("type", "?")) + (f" (provider {desc['provider']})"
+                                           if desc.get("provider") else "")]
+    for key, label in (("endpoint", "at"), ("host", "host"), ("bucket", "bucket"),
+                       ("region", "region"), ("through", "through")):
+        if desc.get(key):
+            parts.append(f"{label} {desc[key]}")
+    if desc.get("encrypted"):
+        parts.append("encrypted (rclone crypt: the remote's config holds the key)")
+    name = desc.get("name") or desc.get("remote")
+    return (f"rclone remote {name!r}: " if name else "") + ", ".join(parts)
