@@ -54,7 +54,7 @@ def get_config(overrides: dict[str, Any] | None = None) -> Config:
     for problem in cfg.problems:
         if problem not in _WARNED:
             _WARNED.add(problem)
-            print(f"froster-slurm: warning: site config {problem}", file=sys.stderr,
+            print(f"froster-slurm: warning: site config: {problem}", file=sys.stderr,
                   flush=True)
     return cfg
 

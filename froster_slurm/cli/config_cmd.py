@@ -31,7 +31,8 @@ def show(as_json: bool = typer.Option(False, "--json", help="JSON object of key:
         out(json.dumps({k: v for k, v, _ in cfg.items()}, indent=1))
         return
     rows = [(k, json.dumps(v), src) for k, v, src in cfg.elements()]
-    rows += [(k, "(unusable)", msg.split(": ", 1)[0]) for k, msg in sorted(cfg.broken.items())]
+    rows += [(k, "(unusable)", "site file problem: see the warning above")
+             for k in sorted(cfg.broken)]
     width = max(len(k) for k, _, _ in rows)
     vwidth = min(40, max(len(v) for _, v, _ in rows))
     for k, v, src in rows:
