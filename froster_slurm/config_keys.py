@@ -75,6 +75,9 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "archive.rclone_config": ("", "rclone config file (empty: rclone's default)"),
     "archive.rclone_flags": ([], "extra rclone flags, e.g. ['--s3-upload-concurrency=8']"),
     "archive.transfers": (4, "rclone --transfers"),
+    "archive.upload_memory": ("", "memory rclone may use for S3 part buffers (transfers x "
+                                  "chunk x concurrency); empty: half of the job's memory, "
+                                  "else 1GiB"),
     "cost.per_tb_month": ({"DEEP_ARCHIVE": 0.99, "GLACIER": 3.6, "GLACIER_IR": 4.0,
                            "STANDARD_IA": 12.5, "STANDARD": 23.0},
                           "USD per TB-month by storage class, for the picker's estimate"),
@@ -244,6 +247,7 @@ VALIDATORS: dict[str, Callable[[Any], str | None]] = {
     "archive.storage_class": _storage_class,
     "archive.bundle_threshold": _SIZE,
     "archive.bundle_size": _SIZE,
+    "archive.upload_memory": lambda v: None if v == "" else _SIZE(v),
     "archive.hash_workers": _at_least(0),
     "archive.throttle": _at_least(1),
     "archive.max_attempts": _at_least(1),

@@ -119,6 +119,8 @@ def archive_settings(config: Config, remote: str, *, recursive: bool | None = No
     s["remote"] = normalize_remote(remote)
     s["prefix"] = config.get("remote_prefix").strip("/")
     s["no_thaw"] = list(config.get("remotes.no_thaw"))
+    memory = config.get("archive.upload_memory")
+    s["upload_memory"] = parse_size(memory) if memory else 0
     return s
 
 

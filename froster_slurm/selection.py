@@ -295,9 +295,15 @@ class Uploads:
 
     @classmethod
     def from_flags(cls, bundle_threshold: int, bundle_size: int,
-                   rclone_flags: Sequence[str] = ()) -> Uploads:
-        """Take ``--s3-upload-cutoff``/``--s3-chunk-size`` from the site's rclone flags."""
-        found = {"--s3-upload-cutoff": S3_UPLOAD_CUTOFF, "--s3-chunk-size": S3_CHUNK_SIZE}
+                   rclone_flags: Sequence[str] = (), storage_class: str = "") -> Uploads:
+        """Take ``--s3-upload-cutoff``/``--s3-chunk-size`` from the site's rclone flags; the
+        part size is otherwise the one the archive task uses for ``storage_class``
+        (``archive.chunks``: 64 MiB for the Glacier classes)."""
+        from .archive.chunks import default_chunk
+
+        found = {"--s3-upload-cutoff": S3_UPLOAD_CUTOFF,
+                 "--s3-chunk-size": default_chunk(storage_class) if storage_class
+                 else S3_CHUNK_SIZE}
         flags = list(rclone_flags)
         for i, flag in enumerate(flags):
             name, eq, value = flag.partition("=")
@@ -311,7 +317,10 @@ class Uploads:
         """PUT-class requests for one object of this size."""
         if object_bytes <= self.upload_cutoff:
             return 1
-        return -(-object_bytes // self.chunk_size) + 2
+        from .archive.chunks import needed_chunk
+
+        chunk = max(self.chunk_size, needed_chunk(object_bytes))  # S3: at most 10,000 parts
+        return -(-object_bytes // chunk) + 2
 
     def folder(self, h: Hotspot, recursive: bool) -> tuple[int, int]:
         """(objects, PUT requests) for one folder, from its file count and average size.

@@ -208,7 +208,8 @@ class Rclone:
 
     def copy(self, src: bytes | str, dst: str, *, files_from: Path | None,
              storage_class: str | None, log_name: str,
-             progress: Callable[[int, int], None] | None = None) -> Result:
+             progress: Callable[[int, int], None] | None = None,
+             extra: Sequence[str] = ()) -> Result:
         """``rclone copy --checksum SRC DST [--files-from-raw LIST]`` with the storage class."""
         args: list[str | bytes] = ["copy", os.fsencode(src), os.fsencode(dst), "--checksum",
                                    "--transfers", str(self.transfers)]
@@ -216,6 +217,7 @@ class Rclone:
             args += ["--files-from-raw", str(files_from), "--no-traverse"]
         if storage_class and storage_class != NO_CLASS:  # "none": the remote has no classes
             args += ["--s3-storage-class", storage_class]
+        args += list(extra)  # after --transfers: rclone takes the last value
         return self.run(args, log_name, progress)
 
     def md5sum(self, dst: str, files_from: Path, out: Path, log_name: str) -> Result:

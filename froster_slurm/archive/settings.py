@@ -49,6 +49,7 @@ class ArchiveSettings:
     backend: str = "slurm"
     templates_dir: str = ""
     no_thaw: tuple[str, ...] = ()  # remotes.no_thaw: remotes whose cold classes read at once
+    upload_memory: int = 0  # bytes for rclone's part buffers (0: from the job, chunks.py)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def workers(self) -> int:
@@ -146,6 +147,7 @@ def load_settings(run_dir: str | os.PathLike) -> ArchiveSettings:
             templates_dir=str(a.get("templates_dir") or data.get("templates_dir")
                               or _snapshot_templates_dir(run_dir)),
             no_thaw=tuple(str(n) for n in a.get("no_thaw") or ()),
+            upload_memory=int(a.get("upload_memory") or 0),
             extra={k: v for k, v in data.items() if k != "archive"},
         )
     except (TypeError, ValueError) as e:

@@ -48,8 +48,9 @@ from ..taskstate import (
     write_task_state,
 )
 from ..units import format_size
-from . import cryptproof, names, ours, versions
+from . import chunks, cryptproof, names, ours, versions
 from .bundle import BUNDLE_DIR_REMOTE, BundleResult, Plan, build_all, make_plan, must_bundle
+from .chunks import ChunkPlan
 from .cryptproof import set_tier
 from .hashing import HashStore, md5_file, run_bounded
 from .inventory import FILE, Inventory, SourceChanged, require_unchanged, take_inventory
@@ -297,6 +298,7 @@ class ArchiveTask:
             versions.refuse_lesser(self.folder, prior, inv)
             _write_atomic(self.work / "prior.json", json.dumps(prior).encode())
         self._choose_version(prior)
+        self._refuse_too_large(inv)
         plan = make_plan(inv, self.s.bundle_threshold, self.s.bundle_size,
                          self._too_long(inv))
         inv.save(self.work / "inventory.json")
@@ -311,6 +313,28 @@ class ArchiveTask:
                   version=self.choice.version)
         summary["version"] = self.choice.version
         return summary
+
+    def _refuse_too_large(self, inv: Inventory) -> None:
+        """Before days of upload: a file over the backend's object limit (S3: 5 TiB)."""
+        limit = self.remote.max_object
+        if limit is None:
+            return
+        big = [e for e in inv.entries if e.kind == FILE and e.size > limit]
+        if big:
+            e = max(big, key=lambda x: x.size)
+            raise PermanentError(f"{len(big)} file(s) are larger than the remote's object "
+                                 f"limit of {format_size(limit)} (S3), e.g. "
+                                 f"{display(e.rel)} ({format_size(e.size)}): split them, or "
+                                 "archive this folder to a remote without that limit")
+
+    def chunk_plan(self, sizes: list[int]) -> ChunkPlan | None:
+        """Part size, concurrency and transfers for an S3 upload (``chunks``); None for
+        remotes without multipart uploads."""
+        if not self.remote.has_storage_classes or not sizes:
+            return None
+        return chunks.plan(max(sizes), self.s.storage_class, self.s.transfers,
+                           chunks.memory_budget(self.s.upload_memory),
+                           max_object=self.remote.max_object)
 
     def _too_long(self, inv: Inventory) -> set[bytes]:
         """Files whose name as the backend stores it would be too long: an S3 key over 1,024
@@ -489,6 +513,12 @@ class ArchiveTask:
             log(f"{len(present)} objects already on the remote with the right md5: not sent "
                 "again")
 
+        cplan = self.chunk_plan([sizes[r] for r in [*objects, *bundles]])
+        extra = cplan.flags() if cplan else []
+        if cplan:
+            puts = sum(cplan.requests(sizes[r]) for r in [*objects, *bundles])
+            log(f"S3 upload: {cplan.describe()}; {puts:,} PUT requests")
+
         def progress(done: int, _total: int) -> None:
             if time.monotonic() - self._last_status < STATUS_EVERY:
                 return
@@ -501,7 +531,7 @@ class ArchiveTask:
             _write_atomic(lst, b"".join(os.fsencode(r) + b"\n" for r in sorted(objects)))
             res = self.rclone.copy(self.folder, self.dest, files_from=lst,
                                    storage_class=self.upload_class(), log_name="upload",
-                                   progress=progress)
+                                   progress=progress, extra=extra)
             if res.returncode != 0:
                 raise classify(res, "copy")
             base += sum(sizes[r] for r in objects)
@@ -513,13 +543,16 @@ class ArchiveTask:
             res = self.rclone.copy(self.work / "bundles",
                                    names.join_remote(self.dest, self.bundle_dir),
                                    files_from=lst, storage_class=self.upload_class(),
-                                   log_name="upload", progress=progress)
+                                   log_name="upload", progress=progress, extra=extra)
             if res.returncode != 0:
                 raise classify(res, "copy")
         require_unchanged(inv, "during the upload")
         self.save(bytes_done=self.state.get("bytes_total") or 0)
-        return {"sent": len(objects) + len(bundles), "already_there": len(present),
-                "bytes": total}
+        out = {"sent": len(objects) + len(bundles), "already_there": len(present),
+               "bytes": total}
+        if cplan:
+            out.update(chunk=cplan.chunk, puts=puts, buffers=cplan.memory)
+        return out
 
     def step_verify(self) -> dict[str, Any]:
         if self.unchanged() is not None:

@@ -60,7 +60,8 @@ def report(
         prices=cfg.get("cost.per_tb_month"), put_prices=cfg.get("cost.put_per_1000"),
         uploads=Uploads.from_flags(parse_size(cfg.get("archive.bundle_threshold")),
                                    parse_size(cfg.get("archive.bundle_size")),
-                                   cfg.get("archive.rclone_flags")))
+                                   cfg.get("archive.rclone_flags"),
+                                   str(cfg.get("archive.storage_class"))))
     w = write_report(inputs, output, settings, _engine(cfg))
     p = w.plan
     out(f"wrote {display(str(w.path))}: {w.size / 1e6:.1f} MB, {w.folders:,} folders")
