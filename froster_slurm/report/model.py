@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from ..hotspots import Hotspot
 from ..paths import display
 from ..rank_sql import AGE_DAYS
-from ..selection import folder_key
+from ..selection import folder_key, parent_indices
 
 # (label, upper bound in days) of the age buckets; the last one is open-ended.
 AGE_BUCKETS = tuple(zip(("< 30 days", "30-90 days", "90 days-1 year", "1-2 years",
@@ -44,31 +44,17 @@ class Tree:
 
 
 def build_tree(rows: Sequence[Hotspot]) -> Tree:
-    """Parent links by the nearest listed ancestor: one dict look-up per path level."""
+    """Rows in path order with ``selection.parent_indices`` (the picker's tree too)."""
     keyed = sorted(((folder_key(h.folder), h) for h in rows), key=lambda kh: kh[0])
-    index: dict[bytes, int] = {}
-    parent: list[int] = []
-    names: list[str] = []
-    for i, (key, _) in enumerate(keyed):
-        p = -1
-        cut = len(key)
-        while True:
-            cut = key.rfind(b"/", 0, cut)
-            if cut < 0:
-                break
-            anc = key[:cut] or b"/"
-            if anc in index:
-                p = index[anc]
-                break
-            if cut == 0:
-                break
-        index[key] = i
-        parent.append(p)
+    keys = [k for k, _ in keyed]
+    parent = parent_indices(keys)
+    names = []
+    for key, p in zip(keys, parent, strict=True):
         if p < 0:
             names.append(show(key))
         else:
-            start = len(keyed[p][0]) + (0 if keyed[p][0].endswith(b"/") else 1)
-            names.append(show(key[start:]))
+            base = keys[p]
+            names.append(show(key[len(base) + (0 if base.endswith(b"/") else 1):]))
     return Tree([h for _, h in keyed], parent, names)
 
 
