@@ -55,13 +55,33 @@ def plan_crawl(run: Run, shards: int) -> None:
     plan_shards(roots, shards, out, options)
 
 
+def _crawl_comment(index: int, every: float = 30.0):
+    """The shard's Comment while it walks: entries so far and the rate (a crawl has no total,
+    so no ETA), at most every ``every`` seconds (each update is one scontrol call)."""
+    from .progress import RateMeter, format_rate
+
+    meter = RateMeter(window=120.0)
+    last = [time.monotonic()]
+
+    def progress(entries: int, _directories: int, errors: int) -> None:
+        now = time.monotonic()
+        meter.add(entries, now)
+        if now - last[0] < every:
+            return
+        last[0] = now
+        text = f"crawl shard {index}: {entries:,} entries, {format_rate(meter.rate(), 'entries')}"
+        set_comment(text + (f", {errors:,} errors so far" if errors else ""))
+
+    return progress
+
+
 def crawl(run: Run, index: int) -> int:
     """Array task ``index``: crawl share ``index`` of the plan into crawl/shard-NNNN.csv."""
     from .crawl import crawl_shard
 
     cfg = run_config(run)
     set_comment(f"crawl shard {index}")
-    summary = crawl_shard(crawl_dir(run), index,
+    summary = crawl_shard(crawl_dir(run), index, progress=_crawl_comment(index),
                           workers=cfg.get("crawl.workers"), threads=cfg.get("crawl.threads"),
                           one_file_system=cfg.get("crawl.one_file_system"),
                           exclude=cfg.get("crawl.exclude"),

@@ -106,6 +106,8 @@ def folder_line(f: dict[str, Any], tracker: Tracker, now: float, comment: str = 
         return f"{head} {retry_text(f, now)}  {name}"
     if f["state"] == "failed":
         return f"{head} {f.get('error') or 'failed'}  {name}"
+    if f["state"] == "pending" and not total:
+        return f"{head} waiting to start  {name}"
     rate, eta = tracker.folder(f)
     text = (f"{head} {_bar(done, total)} {_pct(done, total)} "
             f"{format_size(done):>10}/{format_size(total):<10} {format_rate(rate):>12} "

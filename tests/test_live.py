@@ -203,3 +203,21 @@ def test_status_watch_redraws_in_place_on_a_real_terminal(tmp_path: Path) -> Non
         assert "EXIT=0" in text
     finally:
         subprocess.run(["tmux", "-L", sock, "kill-server"], capture_output=True)
+
+
+def test_crawl_shard_comment_carries_entries_and_rate(monkeypatch: pytest.MonkeyPatch) -> None:
+    from froster_slurm import jobs
+
+    said: list[str] = []
+    monkeypatch.setattr(jobs, "set_comment", said.append)
+    progress = jobs._crawl_comment(3, every=0)
+    progress(1000, 10, 0)
+    time.sleep(1.1)
+    progress(5000, 50, 2)
+    assert said[-1].startswith("crawl shard 3: 5,000 entries, ")
+    assert "entries/s" in said[-1] and said[-1].endswith("2 errors so far")
+
+
+def test_pending_folder_says_it_waits() -> None:
+    line = frame(status([folder(0, "pending")]), Tracker(), width=200, height=40)[1]
+    assert "waiting to start" in line and "[" not in line
