@@ -18,8 +18,9 @@ anyone can write is a file anyone can rewrite.  Hence
 
 DuckDB lets one process write a database file at a time, so every access takes an ``flock``
 on ``<file>.lock`` first (shared to read, exclusive to write; a reader that cannot create or
-write another user's lock file opens it read-only, or reads without it).  Finalize jobs are
-also serialised by Slurm (one job name, ``--dependency=singleton``).  The catalog is derived
+write another user's lock file opens it read-only, or reads without it).  That lock alone
+keeps concurrent finalize jobs apart: they are not serialised across runs by Slurm (one run's
+finalize waiting days for its archive must not hold back another's).  The catalog is derived
 data: ``rebuild`` recreates the caller's rows from the records left in the archived folders,
 skipping (and reporting) records that are broken, not ours, copied from another folder, or
 owned by someone else.

@@ -6,7 +6,7 @@ and chains the jobs with dependencies::
     crawl (array over shards, singleton per root set)
       -> rank (afterok)  ... submits, once it knows the folder count:
            -> archive array(s), one task per folder, chunked by MaxArraySize
-           -> finalize (afterany on every archive array; singleton on one shared name)
+           -> finalize (afterany on every archive array; singleton per run)
 
 Every job id is recorded in the run's jobs.toml so status, retry and finalize can find them.
 """
@@ -178,7 +178,10 @@ def dispatch_archive(run: Run, config: Config, be: Backend, result: SubmitResult
             archive_ids.append(job)
             run.record_jobs("archive", [job], offset=offset, count=len(tasks),
                             script=script.name)
-    opts = sbatch_options("finalize", config, run, job_name=FINALIZE_JOB_NAME)
+    # singleton on a per-run name: a retry's finalize waits for the run's first one, but one
+    # user's archive that runs for days never holds back another run's finalize (the catalog
+    # has its own flock).
+    opts = sbatch_options("finalize", config, run, job_name=f"{FINALIZE_JOB_NAME}-{run.run_id}")
     script = render_stage("finalize", config, run, options=opts,
                           script_name=f"finalize-{len(run.jobs().get('finalize', [])):03d}.sbatch")
     result.scripts.append(script)

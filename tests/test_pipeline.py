@@ -151,6 +151,27 @@ def test_two_runs_at_once_keep_the_catalog_intact(slurm_cluster: None, tmp_path:
 
 
 @pytest.mark.slurm
+def test_a_waiting_finalize_never_holds_back_another_runs(slurm_cluster: None,
+                                                          tmp_path: Path) -> None:
+    """One run's finalize still waiting (here: held, as if its archive ran for days) must not
+    keep a later run of the same user from finishing: singleton is per run, not shared."""
+    cfg = load_config()
+    first = archive_folders(make_tree(tmp_path / "one"), str(tmp_path / "remote"), cfg,
+                            backend="slurm")
+    [held] = first.job_ids["finalize"]
+    subprocess.run(["scontrol", "hold", held], check=True)
+    try:
+        second = archive_folders(make_tree(tmp_path / "two"), str(tmp_path / "remote"), cfg,
+                                 backend="slurm")
+        wait_finished(second.run, cfg)
+        assert (second.run_dir / "summary.json").exists()
+        assert not (first.run_dir / "summary.json").exists()
+    finally:
+        subprocess.run(["scontrol", "release", held], check=True)
+    wait_finished(first.run, cfg)
+
+
+@pytest.mark.slurm
 def test_dry_run_submits_nothing(slurm_cluster: None, tmp_path: Path,
                                  capsys: pytest.CaptureFixture[str]) -> None:
     make_tree(tmp_path / "lab")
