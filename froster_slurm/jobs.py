@@ -18,7 +18,7 @@ from .pipeline import SubmitResult, backend_for_run, dispatch_archive, run_confi
 from .runs import Run
 from .slurm import SlurmClient
 from .taskstate import clip_comment, slurm_task_id
-from .units import parse_age, parse_size
+from .units import format_size, parse_age, parse_size
 
 
 def set_comment(text: str) -> None:
@@ -97,7 +97,7 @@ def crawl(run: Run, index: int) -> int:
 def rank(run: Run) -> int:
     """Rank the crawl, select folders by the run's rules, submit archive + finalize."""
     from .rank import rank_to_file
-    from .selection import Rules, archive_units, load_hotspots, select_by_rules
+    from .selection import Rules, archive_units, load_hotspots, select_by_rules, why_none
 
     cfg = run_config(run)
     sel = run.settings.get("select", {})
@@ -117,16 +117,27 @@ def rank(run: Run) -> int:
     recursive = bool(run.settings["archive"]["recursive"])
     # A folder with nothing to archive (no files directly inside, or in its subtree when
     # recursive) is never an archive unit, whatever the thresholds.
-    rows = archive_units(load_hotspots(hotspots), min_avg, recursive)
-    chosen = select_by_rules(rows, rules, top=sel.get("top"), recursive=recursive,
-                             now=time.time())
+    ranked = load_hotspots(hotspots)
+    rows = archive_units(ranked, min_avg, recursive)
+    now = time.time()
+    chosen = select_by_rules(rows, rules, top=sel.get("top"), recursive=recursive, now=now)
     folders = [h.folder for h in chosen.chosen]
     write_folder_list(run.folders_path, folders)
-    print(f"rank: {len(folders)} of {len(rows)} folders selected ({rules.describe()}, "
-          f"average file size >= {min_avg} bytes)", flush=True)
+    report = {"selected": len(folders), "ranked": len(ranked),
+              "rules": f"{rules.describe()}, average file >= {format_size(min_avg)}"}
+    if folders:
+        print(f"rank: {len(folders)} of {len(ranked)} folders selected ({report['rules']})",
+              flush=True)
+    else:  # say which rule removed what, in status and the summary too (selection.json)
+        why = why_none(ranked, rules, now=now, min_avg=min_avg, recursive=recursive)
+        report.update(why.to_json_obj())
+        print(f"rank: {why.message()}", flush=True)
+        set_comment("rank: 0 folders selected")
+    run.write_selection_report(report)
     result = SubmitResult(run, backend=run.settings.get("backend", "slurm"))
     dispatch_archive(run, cfg, backend_for_run(run, cfg), result)
-    print(f"submitted: {result.job_ids}", flush=True)
+    jobs = "; ".join(f"{stage} job {' '.join(ids)}" for stage, ids in result.job_ids.items())
+    print(f"submitted: {jobs}", flush=True)
     return 0
 
 
@@ -140,6 +151,8 @@ def finalize(run: Run) -> int:
           f"{t['catalog_added']} catalog entries", flush=True)
     if s.get("catalog_error"):
         print(f"finalize: {s['catalog_error']}", flush=True)
+    if s.get("selection") and not s["selection"].get("selected"):
+        print(f"finalize: nothing to archive: {s['selection'].get('message')}", flush=True)
     if s["retry_command"]:
         print(f"retry the others with: {s['retry_command']}", flush=True)
     return 0

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 import duckdb
 
 from .errors import ConfigError, DataError, UserError
+from .funnel import Funnel
 from .hotspots import Hotspot, write_hotspots_from_view
 from .paths import discard_tree, display
 from .rank_input import duckdb_path, resolve_inputs
@@ -59,6 +60,7 @@ from .rank_sql import (
     folders_sql,
     listed_copy_sql,
     listed_sql,
+    scope_columns,
     sql_str,
     summary_sql,
 )
@@ -317,6 +319,51 @@ class RankedCrawl:
             self._pending = _Pending(self._con, LISTED_OUTER_SIZE_SQL, self.engine)
             return Listing(params, int(folders), self._pending.result)
         return Listing(params, int(folders), functools.partial(int, size))
+
+    def funnel(self, params: RankParams) -> Funnel:
+        """Which of ``params``' rules removed how many folders (asked when none is listed)."""
+        from .funnel import Step, floor_age, floor_size
+        from .units import format_size
+
+        c = scope_columns(params.by)
+        rules: list[tuple[str, str, str, str, str]] = []  # words, option, cond, best, why
+        if params.min_avg_size:
+            rules.append((f"'average file >= {format_size(params.min_avg_size)}'",
+                          "--min-avg-size", f"{c['avg']} >= {int(params.min_avg_size)}",
+                          f"max({c['avg']})", "the largest average left"))
+        if params.min_size:
+            rules.append((f"'size >= {format_size(params.min_size)}'", "--min-size",
+                          f"{c['size']} >= {int(params.min_size)}", f"max({c['size']})",
+                          "the largest folder left"))
+        if params.older_than:
+            before = int(self.now - params.older_than)
+            rules.append((f"'unused for {params.older_than // 86400} days'", "--older-than",
+                          f"greatest({c['mt']}, {c['at']}) <= {before}",
+                          f"min(greatest({c['mt']}, {c['at']}))",
+                          "the longest unused folder left"))
+        if params.owner_uid is not None:
+            rules.append((f"'owner uid {params.owner_uid}'", "--owner",
+                          f"uid = {int(params.owner_uid)}", "min(uid)", "an owner left"))
+        try:
+            self._settle()
+            total = self._con.execute("SELECT count(*) FROM folders").fetchone()[0]
+            out = Funnel(int(total))
+            where = ["TRUE"]
+            for words, option, cond, best, why in rules:
+                left, value = self._con.execute(
+                    f"SELECT count(*) FILTER (WHERE {cond}), {best} FROM folders "
+                    f"WHERE {' AND '.join(where)}").fetchone()
+                where.append(cond)
+                try_value = ""
+                if left == 0 and value is not None:
+                    try_value = (floor_age(self.now - value) if option == "--older-than"
+                                 else str(value) if option == "--owner"
+                                 else floor_size(int(value)))
+                out.steps.append(Step(words, option, int(left), try_value,
+                                      why if try_value else ""))
+        except duckdb.Error as e:
+            raise duckdb_error(e, self.engine) from e
+        return out
 
     def _settle(self) -> None:
         """Let a background computation on ``listed`` finish before it changes or goes."""

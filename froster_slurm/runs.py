@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import getpass
+import json
 import os
 import secrets
 import socket
@@ -42,7 +43,8 @@ from .private import private_dir, write_private
 from .units import parse_size
 
 ARCHIVE_KEYS = ("storage_class", "recursive", "hash_workers", "max_attempts", "retry_delay",
-                "requeue_grace", "rclone", "rclone_config", "rclone_flags", "transfers")
+                "requeue_grace", "max_idle_slots", "rclone", "rclone_config", "rclone_flags",
+                "transfers")
 
 
 @dataclass
@@ -84,6 +86,21 @@ class Run:
 
     def all_job_ids(self) -> list[str]:
         return [j for entries in self.jobs().values() for e in entries for j in e["job_ids"]]
+
+    @property
+    def selection_report_path(self) -> Path:
+        """Written by the rank stage of a pipeline run: how many folders its rules selected
+        and, when none, which rule removed how many (status and the summary show it)."""
+        return self.run_dir / "selection.json"
+
+    def write_selection_report(self, report: dict[str, Any]) -> None:
+        _atomic_write(self.selection_report_path, json.dumps(report, ensure_ascii=True))
+
+    def selection_report(self) -> dict[str, Any] | None:
+        try:
+            return json.loads(self.selection_report_path.read_text())
+        except (FileNotFoundError, ValueError):
+            return None
 
     def script_path(self, name: str) -> Path:
         return self.run_dir / "scripts" / name

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .errors import NotFoundError, UserError
+from .funnel import Funnel
 from .hotspots import Hotspot, read_hotspots
 from .paths import display, write_folder_list
 from .units import format_size
@@ -406,6 +407,28 @@ def select_by_rules(rows: Sequence[Hotspot], rules: Rules, *, top: int | None,
         else:
             chosen.append(h)
     return RuleSelection(chosen=chosen, matched=len(candidates), dropped=dropped)
+
+
+def why_none(rows: Sequence[Hotspot], rules: Rules, *, now: float, min_avg: int = 0,
+             recursive: bool | None = None) -> Funnel:
+    """Which rule removed how many rows (for a selection that came out empty).
+
+    ``recursive`` given: a folder must also have files to archive (its own, or its subtree's
+    in recursive mode), as the rank stage of ``submit`` requires."""
+    from .funnel import hotspot_rules, run_rules
+
+    need = None
+    if recursive is not None:
+        def need(h: Hotspot) -> bool:
+            return (h.total_files if recursive else h.files) > 0
+    steps = hotspot_rules(min_size=rules.min_size, size_of=lambda h: size_of(h, rules.by),
+                          older_than=rules.older_than, last_used=last_used, now=now,
+                          owners=rules.owners, min_avg=min_avg, need_files=need)
+    if rules.text:
+        needle = os.fsencode(rules.text).lower()
+        steps.append((f"'path contains {rules.text}'", "the filter",
+                      lambda h: needle in h.folder.lower(), lambda _rows: ("", "")))
+    return run_rules(rows, steps)
 
 
 # --- files ------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ class RunStatus:
     jobs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     folders: list[dict[str, Any]] = field(default_factory=list)
     totals: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # e.g. why the rank stage selected nothing
 
     @property
     def finished(self) -> bool:
@@ -37,7 +38,8 @@ class RunStatus:
 
     def to_json_obj(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "kind": self.kind, "jobs": self.jobs,
-                "folders": self.folders, "totals": self.totals, "finished": self.finished}
+                "folders": self.folders, "totals": self.totals, "finished": self.finished,
+                "notes": self.notes}
 
 
 def collect(run: Run, backend: Backend) -> RunStatus:
@@ -81,6 +83,9 @@ def collect(run: Run, backend: Backend) -> RunStatus:
             "warning": s.get("warning"),
             "retry_after": s.get("retry_after"), "slurm_job": s.get("slurm_job"),
         })
+    report = run.selection_report()
+    if report is not None and not report.get("selected"):
+        st.notes.append(f"nothing to archive: {report.get('message') or '0 folders selected'}")
     counts["jobs_active"] = active
     counts["finalized"] = int((run.run_dir / "summary.json").exists())
     st.totals = counts
@@ -99,6 +104,7 @@ def format_status(st: RunStatus) -> str:
              f"archived, {t.get('failed', 0)} failed, {t.get('running', 0)} running, "
              f"{t.get('pending', 0)} pending; "
              f"{format_size(t.get('bytes_done', 0))} of {format_size(t.get('bytes_total', 0))}"]
+    lines.extend(f"  {note}" for note in st.notes)
     for stage, jobs in st.jobs.items():
         for j in jobs:
             lines.append(f"  job {j['job_id']:<12} {stage:<9} {','.join(j['states'])}")

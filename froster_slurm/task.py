@@ -134,6 +134,29 @@ def _fail_permanent(run_dir: Path, index: int, state: dict[str, Any], message: s
     return EXIT_PERMANENT
 
 
+def slot_mark(state: dict[str, Any]) -> list[int]:
+    """What a time slot can achieve and keep: finished steps, stored hashes, objects on the
+    remote (seen at the upload's precheck, so an upload shows up in the slot after it)."""
+    return [len(state.get("steps_done") or []), int(state.get("hashes_stored") or 0),
+            int(state.get("objects_on_remote") or 0)]
+
+
+def _stopped_by_time_limit(run_dir: Path, index: int, state: dict[str, Any],
+                           settings: Any) -> int | None:
+    """Count time slots in a row that ended without progress; fail the task after
+    ``max_idle_slots`` of them (it would requeue for ever).  None: requeue as usual."""
+    idle = int(state.get("idle_slots") or 0)
+    idle = idle + 1 if slot_mark(state) == state.get("slot_start_mark") else 0
+    state["idle_slots"] = idle
+    if idle < settings.max_idle_slots:
+        return None
+    return _fail_permanent(
+        run_dir, index, state,
+        f"no progress in {idle} time slots in a row (at step {state.get('step')}, "
+        f"{settings.transfers} parallel transfers): the work does not fit in a time slot: "
+        "raise slurm.archive.time or lower archive.transfers")
+
+
 def archive(run_dir: Path, index: int) -> int:
     """Run (or resume) the archive of folder ``index`` of the run; returns the exit code."""
     state = read_task_state(run_dir, index)
@@ -154,7 +177,7 @@ def archive(run_dir: Path, index: int) -> int:
         state.update(folder=os.fsdecode(folder), max_attempts=settings.max_attempts,
                      retry_delay=settings.retry_delay)
         if state["state"] == "failed":  # a person resubmitted it: a fresh set of attempts
-            state.update(failures=0, verify_failures=0, source_changes=0)
+            state.update(failures=0, verify_failures=0, source_changes=0, idle_slots=0)
         if state["state"] == "running":  # the last run died without a word (node lost, OOM)
             state["failures"] = int(state.get("failures") or 0) + 1
             log("the previous attempt ended without a result (node lost or process killed)")
@@ -164,7 +187,8 @@ def archive(run_dir: Path, index: int) -> int:
                                        "without a result (node lost or process killed)")
         state.update(state="running", attempts=int(state.get("attempts") or 0) + 1,
                      slurm_job=slurm_task_id(), started_at=now_iso(), retry_after=None,
-                     error=None, error_kind=None, finished_at=None)
+                     error=None, error_kind=None, finished_at=None,
+                     slot_start_mark=slot_mark(state))
         write_task_state(run_dir, index, state)
         log(f"task {index} attempt {state['attempts']} (failures so far {state['failures']}/"
             f"{settings.max_attempts}) folder {display(folder)}")
@@ -174,6 +198,10 @@ def archive(run_dir: Path, index: int) -> int:
             _block_signals()
         except Stopped as e:
             _block_signals()
+            if str(e) == "SIGUSR1":  # the time limit is near (--signal=B:USR1@grace)
+                failed = _stopped_by_time_limit(run_dir, index, state, settings)
+                if failed is not None:
+                    return failed
             state.update(state="retrying", retry_after=time.time(), error_kind=None,
                          error=f"stopped by {e} during {state.get('step')}; resumes there")
             write_task_state(run_dir, index, state)

@@ -144,7 +144,7 @@ def reset_attempts(run_dir: str | os.PathLike, index: int) -> None:
     state = read_task_state(run_dir, index)
     if state["state"] == "done":
         return
-    state.update(failures=0, verify_failures=0, source_changes=0, retry_after=None,
+    state.update(failures=0, verify_failures=0, source_changes=0, idle_slots=0, retry_after=None,
                  state="pending", error=None, error_kind=None)
     write_task_state(run_dir, index, state)
 

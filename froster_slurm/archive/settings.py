@@ -39,6 +39,7 @@ class ArchiveSettings:
     max_attempts: int = 5
     retry_delay: int = 60
     requeue_grace: int = 300
+    max_idle_slots: int = 3
     rclone: str = "rclone"
     rclone_config: str = ""
     rclone_flags: tuple[str, ...] = ()
@@ -135,6 +136,7 @@ def load_settings(run_dir: str | os.PathLike) -> ArchiveSettings:
             max_attempts=max(1, int(get("max_attempts"))),
             retry_delay=max(0, int(get("retry_delay"))),
             requeue_grace=int(get("requeue_grace")),
+            max_idle_slots=max(1, int(get("max_idle_slots"))),
             rclone=str(get("rclone")),
             rclone_config=os.path.expanduser(str(get("rclone_config"))) if get("rclone_config")
             else "",

@@ -459,20 +459,30 @@ class ArchiveTask:
             return md5_file(inv.path_of(inv.entries[i]), inv.entries[i], cancel,
                             self._add_progress)
 
+        stored = [len(known)]
+
+        def flush() -> None:
+            """Hashes are kept as they come: a stop (time limit) loses none of them."""
+            if pending:
+                store.add_many(pending)
+                stored[0] += len(pending)
+                pending.clear()
+                self.state["hashes_stored"] = stored[0]
+
         def got(i: int, md5: str) -> None:
             md5s[i] = md5
             pending.append((inv.entries[i], md5))
             if len(pending) >= 64:
-                store.add_many(pending)
-                pending.clear()
+                flush()
 
         def tick() -> None:
-            store.add_many(pending)
-            pending.clear()
+            flush()
             self.status(self.step_text("hash", self._progress_bytes, total), force=False)
 
-        run_bounded(todo, one, self.s.workers(), got, tick)
-        store.add_many(pending)
+        try:
+            run_bounded(todo, one, self.s.workers(), got, tick)
+        finally:
+            flush()
         for i in plan.objects:  # later names of a hard-linked inode share its md5
             if i not in md5s:
                 e = inv.entries[i]
@@ -508,7 +518,11 @@ class ArchiveTask:
                    and rel.startswith(self.bundle_dir + "/")]
         base = sum(sizes[r] for r in present)
         total = sum(sizes.values())
-        self.save(bytes_done=min(base, self.state.get("bytes_total") or 0))
+        # What is on the remote now is what earlier time slots achieved (slot accounting in
+        # froster_slurm.task: a slot after which this number, a step or a hash count grew
+        # made progress).
+        self.save(bytes_done=min(base, self.state.get("bytes_total") or 0),
+                  objects_on_remote=len(present))
         if present:
             log(f"{len(present)} objects already on the remote with the right md5: not sent "
                 "again")
@@ -535,6 +549,7 @@ class ArchiveTask:
             if res.returncode != 0:
                 raise classify(res, "copy")
             base += sum(sizes[r] for r in objects)
+            self.save(objects_on_remote=len(present) + len(objects))
         if bundles:
             lst = self.work / "upload-bundles.lst"
             prefix = self.bundle_dir + "/"

@@ -25,6 +25,7 @@ from ..selection import (
     monthly_cost,
     select_by_rules,
     totals,
+    why_none,
     write_selection,
 )
 from ..units import format_size, parse_age, parse_size
@@ -183,8 +184,8 @@ def select(
     rows = load_hotspots(hotspots)
     picked = select_by_rules(rows, rules, top=top, recursive=rec, now=time.time())
     if not picked.chosen:
-        raise UserError(f"no folder in {hotspots} matches (rules: {rules.describe()}); "
-                        "nothing written")
+        why = why_none(rows, rules, now=time.time())
+        raise UserError(f"{hotspots}: {why.message()}; nothing written")
     write_selection(dest, [h.folder for h in picked.chosen])
 
     t = totals(picked.chosen, rec)

@@ -118,6 +118,7 @@ def rank_command(
             info(f"rank: {crawl.totals.rows:,} crawl rows loaded in {secs:.1f} s "
                  f"({format_rate(crawl.totals.rows / secs if secs else None, 'rows')})")
         listing = crawl.select(params)
+        why = crawl.funnel(params).message() if listing.folders == 0 else ""
         if output:
             crawl.write_hotspots(output)
         if as_json or not output:
@@ -140,3 +141,5 @@ def rank_command(
             out(text.rstrip("\n"))
         else:
             info(text.rstrip("\n"))
+    if why:  # nothing listed: say which rule removed what, and what to try next
+        info(why)

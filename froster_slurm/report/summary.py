@@ -18,6 +18,7 @@ from urllib.parse import quote
 from ..paths import display
 from ..progress import format_eta, format_rate
 from ..selection import monthly_cost
+from ..storage_classes import NO_CLASS
 from ..units import format_size
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'"
@@ -100,6 +101,13 @@ def summary_html(summary: dict[str, Any]) -> str:
              if summary.get("retry_command") else "")
     if summary.get("catalog_error"):  # the run is fine; only the derived catalog was not
         retry += f"<p class='retry'>{_e(summary['catalog_error'])}</p>"
+    sel = summary.get("selection") or {}
+    selection = (f"<p class='retry' id='selection'>Nothing to archive: "
+                 f"{_e(sel.get('message') or '0 folders selected')}</p>"
+                 if sel and not sel.get("selected") else "")
+    trace_note = ("<p>Each archived folder also keeps three small trace objects (manifest, "
+                  "record, index.html) in STANDARD, readable without a restore.</p>"
+                  if set(classes) - {NO_CLASS} else "")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="{CSP}">
@@ -129,8 +137,8 @@ files, {t.get('objects', 0):,} objects</div>
 <h2>By storage class</h2>
 <table id="classes"><tr><th>class</th><th>folders</th><th>bytes</th><th>files</th>
 <th>objects</th><th>per month</th></tr>{class_rows}</table>
-<p>Each archived folder also keeps three small trace objects (manifest, record, index.html) in
-STANDARD, readable without a restore.</p>
+{trace_note}
+{selection}
 {retry}
 <h2>Folders</h2>
 <table id="folders"><tr><th>#</th><th>folder</th><th>state</th><th>size</th><th>files</th>
