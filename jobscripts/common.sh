@@ -69,14 +69,16 @@ froster_wait() {
 # froster_run_payload CMD...: run CMD in the background with USR1 (time limit near) and TERM
 # (requeue, cancel) trapped, and wait for it with froster_wait. Sets FROSTER_PAYLOAD_RC to its
 # exit status and froster_stop to the signal that stopped it (USR1, TERM, or empty). On a
-# signal the payload gets TERM, so it can stop cleanly at a step boundary.
+# signal the payload gets the same signal, so it stops cleanly at a step boundary and knows
+# why: USR1 is the time limit (a slot that ends; the archive task counts slots without
+# progress), TERM a requeue or cancel from outside.
 froster_payload=""
 froster_stop=""
 froster_on_signal() {
     froster_stop=$1
     froster_log "got SIG$1: stopping the payload cleanly"
     if [[ -n $froster_payload ]]; then
-        kill -TERM "$froster_payload" 2>/dev/null || true
+        kill -"$1" "$froster_payload" 2>/dev/null || true
     fi
 }
 froster_run_payload() {
