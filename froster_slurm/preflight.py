@@ -444,14 +444,42 @@ def overlap_message(dest: bytes, source: bytes, how: str) -> str:
 
 
 def check_overlap(dest: Destination, sources: Sequence[bytes]) -> list[Check]:
-    """No source folder's destination is, contains or lies inside a source."""
+    """No source folder's destination is, contains or lies inside a source.
+
+    The same answer as ``relation`` for each folder, with every stat cached: 10,000 sibling
+    folders share their ancestors, so the check costs a few stats per folder."""
     if dest.local_root is None:
         return []
+    ids: dict[bytes, tuple[int, int] | None] = {}
+
+    def ident(path: bytes) -> tuple[int, int] | None:
+        if path not in ids:
+            ids[path] = _ident(path)
+        return ids[path]
+
+    root = os.path.realpath(dest.local_root)
+    root_id = ident(root)
+    above = {ident(p): p for p in _self_and_ancestors(root) if ident(p) is not None}
     bad = []
     for s in sources:
         s = os.path.normpath(os.path.abspath(s))
+        sid = ident(s)
+        if sid is None:
+            continue
         target = local_destination(dest.local_root, s)
-        how = relation(target, s) or relation(dest.local_root, s)
+        how = "inside" if sid in above else None  # the whole destination lies in the source
+        if how is None and root_id is not None:  # below the root: only what exists already
+            p, parts = root, [c for c in s.split(b"/") if c]
+            for n, comp in enumerate(parts, 1):
+                p = os.path.join(p, comp)
+                got = ident(p)  # stat follows symlinks: a link to the source is the source
+                if got is None:
+                    break
+                if got == sid:
+                    how = "is" if n == len(parts) else "inside"
+                    break
+            if how is None and root_id in {ident(a) for a in _self_and_ancestors(s)[1:]}:
+                how = "contains"
         if how:
             bad.append(fail("destination", overlap_message(target, s, how)))
     if not bad:
