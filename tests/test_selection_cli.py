@@ -74,7 +74,7 @@ def test_select_older_than_top_and_by_total(tmp_path, capsys):
     (["--min-size", "lots"], 64, "not a size: 'lots'"),
     (["--older-than", "soon"], 64, "not an age"),
     (["--by", "biggest"], 64, "--by must be one of direct, total"),
-    (["--owner", "nobody"], 64, "no folder in"),
+    (["--owner", "nobody"], 64, "0 of 5 folders selected: 'owner nobody' removed 5"),
 ])
 def test_select_bad_inputs_give_one_error_line(tmp_path, capsys, args, code, message):
     hot = write_sample(tmp_path / "hot.csv")
