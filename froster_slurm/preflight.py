@@ -106,9 +106,16 @@ class Probe:
 
     @classmethod
     def from_config(cls, config: Config) -> Probe:
+        """The same rclone the jobs run (``remotes.exe.find_rclone``)."""
+        from .remotes.exe import find_rclone
+
         conf = config.get("archive.rclone_config")
-        return cls(str(config.get("archive.rclone") or "rclone"),
-                   os.path.expanduser(conf) if conf else "",
+        configured = str(config.get("archive.rclone") or "")
+        try:
+            exe = find_rclone(configured)
+        except ConfigError:
+            exe = configured or "rclone"  # `check` says what is wrong with it
+        return cls(exe, os.path.expanduser(conf) if conf else "",
                    tuple(config.get("archive.rclone_flags")))
 
     def run(self, args: Sequence[str | bytes], net: bool = False
