@@ -380,7 +380,8 @@ def check_folders(folders: Sequence[bytes], what: str = "folder") -> list[Check]
     bad: list[str] = []
     for f in folders:
         if not os.path.lexists(f):
-            bad.append(f"{display(f)} does not exist")
+            bad.append(f"{display(f)} does not exist: check the path (or make the selection "
+                       "again)")
         elif not os.path.isdir(f):
             bad.append(f"{display(f)} is not a directory; archive the folder that holds it")
         elif not os.access(f, os.R_OK | os.X_OK):
@@ -518,7 +519,8 @@ def check_time_limit(config: Config, grace: int, limit_text: str, where: str) ->
     except UserError as e:
         return fail("time limit", f"{where}: {e}", ConfigError)
     if limit is None:
-        return ok("time limit", f"no archive time limit ({where}); requeue_grace {grace} s")
+        return ok("time limit", f"none ({limit_text or 'not set'}: {where}); nothing to fit "
+                  f"requeue_grace {grace} s into")
     room = limit - SIGNAL_SLACK
     if grace < 0 or grace > room:
         most = max(0, room)
@@ -540,7 +542,7 @@ def archive_time_limit(config: Config, backend: Any) -> tuple[str, str]:
     if lookup is None:
         return "", "local backend"
     partition = str(config.slurm_options("archive").get("partition") or "")
-    return lookup(partition), f"partition {partition or 'default'}"
+    return lookup(partition), f"the {partition or 'default'} partition's limit"
 
 
 def check_grace(config: Config, backend: Any, grace: int | None = None) -> Check:
