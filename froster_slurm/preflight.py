@@ -219,23 +219,25 @@ def split_name(remote: str) -> str | None:
     return head.split(",", 1)[0]
 
 
-def backend_types(probe: Probe, remote: str, depth: int = 0) -> set[str]:
-    """The types of the backends that hold the data of ``remote`` (through wrappers)."""
+def backend_walk(probe: Probe, remote: str, depth: int = 0) -> tuple[set[str], set[str]]:
+    """(types of the backends that hold the data of ``remote``, wrappers on the way down)."""
     name = split_name(remote)
     if name is None:
-        return {"local"}
+        return {"local"}, set()
     if name.startswith(":"):
-        return {name[1:]}
+        return {name[1:]}, set()
     kind, inner = probe.types().get(name, ("", []))
     if kind in WRAPPERS | MULTI and inner and depth < 16:
-        out: set[str] = set()
+        types, wrappers = set(), {kind}
         for up in inner:
             up = up.partition("=")[2] if kind == "combine" and "=" in up else up
             for suffix in (":ro", ":nc", ":writeback"):
                 up = up.removesuffix(suffix)
-            out |= backend_types(probe, up, depth + 1)
-        return out
-    return {kind} if kind else set()
+            t, w = backend_walk(probe, up, depth + 1)
+            types |= t
+            wrappers |= w
+        return types, wrappers
+    return ({kind} if kind else set()), set()
 
 
 # --- the destination -------------------------------------------------------------------
@@ -247,6 +249,7 @@ class Destination:
     remote: str  # as the run records it (a local path made absolute)
     base: str  # remote + remote_prefix: every folder's data lands below it
     types: set[str] = field(default_factory=set)
+    wrappers: set[str] = field(default_factory=set)  # alias, crypt, union... on the way down
     hashes: tuple[str, ...] = ()
     local_root: bytes | None = None  # the directory ``base`` is on this machine, if local
     storage_class: str = NO_CLASS  # what the run records and passes to rclone
@@ -303,7 +306,7 @@ def check_destination(config: Config, remote: str, storage_class: str | None = N
                                   "remote's endpoint and credentials (`rclone lsf "
                                   f"{redact(_root_of(normalized))}`)", ConfigError)], None
         checks.append(ok("remote", f"{shown} answers {why}".rstrip()))
-        dest.types = backend_types(probe, normalized)
+        dest.types, dest.wrappers = backend_walk(probe, normalized)
     features, why = probe.features(base)
     if features is None:
         return [*checks, fail("remote", f"rclone cannot open {redact(base)}: {why}",
@@ -313,11 +316,15 @@ def check_destination(config: Config, remote: str, storage_class: str | None = N
         dest.local_root = os.fsencode(os.path.normpath(str(features["Root"])))
     if "md5" in dest.hashes:
         checks.append(ok("hashes", f"{shown} gives md5 (verify compares every file by it)"))
+    elif "crypt" in dest.wrappers:
+        checks.append(ok("hashes", f"{shown} is encrypted (crypt): no md5 of the plain data; "
+                         "verify proves every file with rclone cryptcheck"))
     else:
         offered = ", ".join(dest.hashes) or "none"
         checks.append(fail("hashes", f"{shown} cannot give the md5 hashes verify needs "
                            f"(it gives: {offered}); archive to a remote that reports md5 (S3, "
-                           "a local path, sftp with md5sum on the server)", ConfigError))
+                           "a local path, sftp with md5sum on the server, crypt over one of "
+                           "these)", ConfigError))
     checks.append(_storage_class(config, dest, storage_class))
     return checks, dest
 

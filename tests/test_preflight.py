@@ -65,14 +65,16 @@ def folder(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def rclone_conf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """rclone remotes: `arc` (alias of a local folder), `sealed` (crypt: no md5),
-    `dead` (S3 on a port nobody listens on)."""
+    """rclone remotes: `arc` (alias of a local folder), `sealed` (crypt: no md5, proven by
+    cryptcheck), `sha1only` (a chunker that keeps only sha1: no md5 at all), `dead` (S3 on a
+    port nobody listens on)."""
     conf = tmp_path / "rclone.conf"
     (tmp_path / "arc").mkdir()
     password = subprocess.run(["rclone", "obscure", "not-a-secret"], capture_output=True,
                               text=True, check=True).stdout.strip()
     conf.write_text(f"[arc]\ntype = alias\nremote = {tmp_path / 'arc'}\n\n"
                     f"[sealed]\ntype = crypt\nremote = arc:sealed\npassword = {password}\n\n"
+                    f"[sha1only]\ntype = chunker\nremote = arc:chunked\nhash_type = sha1all\n\n"
                     "[dead]\ntype = s3\nprovider = Other\nendpoint = http://127.0.0.1:9\n"
                     "access_key_id = a\nsecret_access_key = b\nforce_path_style = true\n")
     monkeypatch.setenv("FROSTER_SLURM_ARCHIVE__RCLONE_CONFIG", str(conf))
@@ -85,7 +87,7 @@ def test_remote_that_is_not_configured(slurm_cluster, capsys, folder, rclone_con
     line = one_line(err)
     assert code == 78
     assert "rclone remote 's3glacier' is not configured" in line
-    assert "configured: arc, dead, sealed" in line and "rclone config" in line
+    assert "configured: arc, dead, sealed, sha1only" in line and "rclone config" in line
 
 
 def test_remote_typo_gets_a_did_you_mean(slurm_cluster, capsys, folder, rclone_conf):
@@ -113,10 +115,13 @@ def test_remote_that_does_not_answer(slurm_cluster, capsys, folder, rclone_conf)
 
 
 def test_remote_without_md5(slurm_cluster, capsys, folder, rclone_conf):
-    code, err = refused(capsys, "archive", str(folder), "--to", "sealed:", "--backend", "slurm")
+    code, err = refused(capsys, "archive", str(folder), "--to", "sha1only:", "--backend",
+                        "slurm")
     line = one_line(err)
     assert code == 78
-    assert "cannot give the md5 hashes verify needs" in line
+    assert "cannot give the md5 hashes verify needs (it gives: sha1)" in line
+    checks, dest = check_destination(load_config(), "sealed:x")  # crypt: cryptcheck proves it
+    assert dest is not None and "crypt" in dest.wrappers and all(c.ok for c in checks)
 
 
 def test_folder_that_does_not_exist(slurm_cluster, capsys, tmp_path):
@@ -289,9 +294,9 @@ def test_check_lists_every_check(slurm_cluster, capsys, folder, tmp_path, rclone
                      "OK    hashes", "OK    storage class", "FAIL  folder",
                      "OK    destination", "OK    time limit"]
     assert out[-1] == "8 OK, 1 FAIL"
-    code = main(["check", "--to", "sealed:"])
+    code = main(["check", "--to", "sha1only:"])
     out = capsys.readouterr().out
-    assert code == 1 and "FAIL  hashes: sealed: cannot give the md5 hashes" in out
+    assert code == 1 and "FAIL  hashes: sha1only: cannot give the md5 hashes" in out
     assert main(["check", "--to", "arc:", str(folder)]) == 0
 
 
