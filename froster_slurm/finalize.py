@@ -122,6 +122,7 @@ def finalize(run: Run) -> dict[str, Any]:
         "storage_classes": classes,
         "catalog_error": catalog_error,
         "retry_command": f"froster-slurm retry {run.run_id}" if failed else None,
+        "retry_note": retry_note(failed, states),
         "folders": rows,
     }
     report = run.selection_report()
@@ -132,3 +133,16 @@ def finalize(run: Run) -> dict[str, Any]:
     (run.run_dir / "summary.html").write_text(summary_html(summary), encoding="utf-8")
     os.replace(tmp, run.run_dir / "summary.json")
     return summary
+
+
+def retry_note(failed: list[dict[str, Any]], states: dict[int, dict[str, Any]]) -> str | None:
+    """What a bare ``retry`` cannot fix: folders that failed for good (a storage class the
+    remote rejects, a remote that is not configured, a foreign file in the folder) fail again
+    unless the cause is fixed first or ``--to``/``--storage-class`` change the settings."""
+    permanent = [r for r in failed
+                 if states.get(r["index"], {}).get("error_kind") == "permanent"]
+    if not permanent:
+        return None
+    first = states[permanent[0]["index"]].get("error") or "see the folder's error"
+    return (f"{len(permanent)} folder(s) failed for good and fail again as they are: fix the "
+            f"cause first, or retry with --to REMOTE / --storage-class CLASS (e.g. {first})")

@@ -155,6 +155,8 @@ def finalize(run: Run) -> int:
         print(f"finalize: nothing to archive: {s['selection'].get('message')}", flush=True)
     if s["retry_command"]:
         print(f"retry the others with: {s['retry_command']}", flush=True)
+    if s.get("retry_note"):
+        print(s["retry_note"], flush=True)
     return 0
 
 

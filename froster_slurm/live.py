@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 from .paths import display
 from .progress import RateMeter, format_eta, format_rate, interactive
-from .status import RunStatus
+from .status import RunStatus, retry_line
 from .units import format_size
 
 ACTIVE = ("running", "retrying")
@@ -146,7 +146,7 @@ def frame(st: RunStatus, tracker: Tracker, width: int = 120, height: int = 40,
         lines.append(f"  ... {len(folders) - len(shown):,} more folders (pending or done) "
                      "not shown")
     if st.finished and st.totals.get("failed"):
-        lines.append(f"  retry the failed folders with: froster-slurm retry {st.run_id}")
+        lines.append("  " + retry_line(st))
     return [line if len(line) < width else line[: max(1, width - 2)] + "…" for line in lines]
 
 

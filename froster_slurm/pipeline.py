@@ -284,11 +284,14 @@ def submit_pipeline(roots: list[bytes], remote: str, config: Config, *,
     return result
 
 
-def retry_run(run: Run, config: Config, *, dry_run: bool = False) -> SubmitResult:
+def retry_run(run: Run, config: Config, *, dry_run: bool = False, remote: str | None = None,
+              storage_class: str | None = None) -> SubmitResult:
     """Resubmit, inside the same run, only the folders whose task is not done.
 
     The tasks resume from their last finished step (their markers are in the run), so verified
-    data is never uploaded again; their attempt counters start over.
+    data is never uploaded again; their attempt counters start over.  With ``remote`` or
+    ``storage_class`` (what a permanent failure usually needs changed) those folders go into
+    a new run with the new settings instead: a run's run.toml is written once, never after.
     """
     from .taskstate import iter_task_states, reset_attempts
 
@@ -297,6 +300,13 @@ def retry_run(run: Run, config: Config, *, dry_run: bool = False) -> SubmitResul
     todo = [i for i in range(n) if i not in done]
     if not todo:
         raise UserError(f"run {run.run_id}: every folder is archived; nothing to retry")
+    if remote or storage_class:
+        a = run.settings["archive"]
+        folders = run.folders()
+        return archive_folders([folders[i] for i in todo], remote or a["remote"], config,
+                               recursive=bool(a.get("recursive")),
+                               storage_class=storage_class or a.get("storage_class"),
+                               dry_run=dry_run)
     cfg = run_config(run)
     preflight.require([preflight.check_state_dir(config)])
     be = backend_for_run(run, cfg)

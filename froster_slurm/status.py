@@ -79,8 +79,8 @@ def collect(run: Run, backend: Backend) -> RunStatus:
             "step": s.get("step"), "attempts": s.get("attempts", 0),
             "failures": s.get("failures", 0), "max_attempts": s.get("max_attempts"),
             "bytes_total": s.get("bytes_total") or 0, "bytes_done": s.get("bytes_done") or 0,
-            "error": s.get("error"), "destination": s.get("destination"),
-            "warning": s.get("warning"),
+            "error": s.get("error"), "error_kind": s.get("error_kind"),
+            "destination": s.get("destination"), "warning": s.get("warning"),
             "retry_after": s.get("retry_after"), "slurm_job": s.get("slurm_job"),
         })
     report = run.selection_report()
@@ -122,5 +122,15 @@ def format_status(st: RunStatus) -> str:
         if f.get("warning"):
             lines.append(f"        note: {f['warning']}")
     if st.finished and t.get("failed"):
-        lines.append(f"  retry the failed folders with: froster-slurm retry {st.run_id}")
+        lines.append("  " + retry_line(st))
     return "\n".join(lines)
+
+
+def retry_line(st: RunStatus) -> str:
+    """Advise ``retry`` where it can help: a folder that failed for good (permanent error)
+    fails again with the same settings, so say what to change."""
+    failed = [f for f in st.folders if f["state"] == "failed"]
+    if failed and all(f.get("error_kind") == "permanent" for f in failed):
+        return (f"these failed for good (see each error): fix the cause, then "
+                f"froster-slurm retry {st.run_id} [--to REMOTE] [--storage-class CLASS]")
+    return f"retry the failed folders with: froster-slurm retry {st.run_id}"

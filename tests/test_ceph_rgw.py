@@ -131,3 +131,31 @@ def test_a_remote_marked_no_thaw_restores_its_cold_class_at_once(
     code, out = cli("restore", folder, "--to", dest, "--wait")
     assert code == 0, out
     assert snapshot(dest) == snapshot(folder)
+
+
+def test_a_rejected_class_says_what_to_change_and_retry_can_change_it(
+        tmp_path: Path, rgw: CephRGW, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Permanent is permanent: the run does not just advise `retry`; `retry --storage-class`
+    archives the failed folders again with a class the remote accepts (a new run)."""
+    from test_pipeline import wait_finished
+
+    from froster_slurm.config import load_config
+    from froster_slurm.pipeline import archive_folders, retry_run
+
+    folder = os.fsencode(tmp_path / "src" / "retry-me")
+    write_file(folder + b"/a.bin", os.urandom(20 * 1024))
+    use_rgw(monkeypatch, rgw)
+    cfg = load_config({"archive.retry_delay": 1})
+    result = archive_folders([folder], rgw.remote, cfg, storage_class="DEEP_ARCHIVE",
+                             backend="local")
+    st = wait_finished(result.run, cfg)
+    assert [f["state"] for f in st["folders"]] == ["failed"]
+    assert st["folders"][0]["failures"] == 0  # failed at once, no back-off
+    summary = json.loads((result.run_dir / "summary.json").read_text())
+    assert "--storage-class CLASS" in summary["retry_note"]
+    again = retry_run(result.run, cfg, storage_class="STANDARD")
+    assert again.run_id != result.run_id
+    st = wait_finished(again.run, cfg)
+    assert [f["state"] for f in st["folders"]] == ["done"]
+    rec = json.loads(Path(os.fsdecode(folder + b"/Froster.archive.json")).read_bytes())
+    assert rec["storage_class"] == "STANDARD"

@@ -103,10 +103,16 @@ def status(
 def retry(
     run: Annotated[str, typer.Argument(help="Run id (or a unique prefix, or 'last').")],
     dry_run: Annotated[bool, typer.Option("--dry-run")] = False,
+    to: Annotated[str | None, typer.Option(
+        "--to", help="Archive them to this remote instead (a new run).")] = None,
+    storage_class: Annotated[str | None, typer.Option(
+        "--storage-class", help="Use this storage class instead (a new run).")] = None,
 ) -> None:
-    """Resubmit only the folders of RUN that are not archived yet (they resume)."""
+    """Resubmit only the folders of RUN that are not archived yet (they resume); with --to or
+    --storage-class they go into a new run with those settings."""
     cfg = get_config()
-    print_submitted(retry_run(open_run(cfg, run), cfg, dry_run=dry_run))
+    print_submitted(retry_run(open_run(cfg, run), cfg, dry_run=dry_run, remote=to,
+                              storage_class=storage_class))
 
 
 @catalog_app.callback()
