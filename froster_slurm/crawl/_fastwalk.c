@@ -592,6 +592,7 @@ static int Walk_init(Walk *w, PyObject *args, PyObject *kw) {
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
     w->skips = calloc((size_t)n + 1, sizeof(SkipSet));
     Item *list = NULL, **tail = &list;
+    if (!w->skips) { Py_DECREF(seq); PyErr_NoMemory(); return -1; }
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *t = PySequence_Fast_GET_ITEM(seq, i);
         const char *path;
@@ -636,6 +637,7 @@ static int Walk_init(Walk *w, PyObject *args, PyObject *kw) {
             ss->names = calloc((size_t)m + 1, sizeof(char *));
             ss->lens = calloc((size_t)m + 1, sizeof(size_t));
             it->skip = (int)w->nskips++;
+            if (!ss->names || !ss->lens) { Py_DECREF(sseq); PyErr_NoMemory(); goto fail; }
             for (Py_ssize_t k = 0; k < m; k++) {
                 char *b;
                 Py_ssize_t bl;
@@ -644,6 +646,7 @@ static int Walk_init(Walk *w, PyObject *args, PyObject *kw) {
                     goto fail;
                 }
                 ss->names[k] = malloc((size_t)bl + 1);
+                if (!ss->names[k]) { Py_DECREF(sseq); PyErr_NoMemory(); goto fail; }
                 memcpy(ss->names[k], b, (size_t)bl + 1);
                 ss->lens[k] = (size_t)bl;
                 ss->n++;
@@ -660,6 +663,7 @@ static int Walk_init(Walk *w, PyObject *args, PyObject *kw) {
     w->onefs = onefs; w->nosnap = nosnap;
     if (nthreads < 1) nthreads = 1;
     w->threads = calloc((size_t)nthreads + 1, sizeof(pthread_t));
+    if (!w->threads) { PyErr_NoMemory(); return -1; }
     if (!w->stack) w->done = 1;
     pthread_attr_t attr;
     pthread_attr_init(&attr);
