@@ -79,8 +79,8 @@ def sample_tree(pid: int, cmdline: bytes, peaks: dict[int, int]) -> None:
     while todo:
         p = todo.pop()
         try:
-            if p == pid:
-                with open(f"/proc/{p}/cmdline", "rb") as f:
+            if p == pid and pid not in peaks:  # once exec'ed it stays so (pwalk's main
+                with open(f"/proc/{p}/cmdline", "rb") as f:  # thread exits: cmdline empty)
                     if f.read() != cmdline:
                         return
             tasks = os.listdir(f"/proc/{p}/task")

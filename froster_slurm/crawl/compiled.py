@@ -32,9 +32,9 @@ except ImportError:  # not built: the Python walker does everything
     _fastwalk = None
 
 WALKERS = ("auto", "c", "python")
-THREADS_PER_CPU = 8
-MIN_THREADS = 16
-MAX_THREADS = 64
+THREADS_PER_CPU = 16
+MIN_THREADS = 32
+MAX_THREADS = 128
 
 
 def available() -> bool:
