@@ -102,3 +102,27 @@ def test_crypt_over_s3_deep_archive_is_proven_then_cold_and_restores(
     assert rc == 0, out
     assert "restore requested for" in out
     assert snapshot(dest) == snapshot(folder)
+
+
+def test_purge_refuses_when_a_ciphertext_changed_even_at_the_same_size(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under crypt the remote has no md5 of the plain data; the record keeps each object's
+    ciphertext size and md5 as cryptcheck proved them, and purge compares the backend with
+    that (a same-size change passed a sizes-only check)."""
+    conf = crypt_config(tmp_path, None)
+    folder = os.fsencode(tmp_path / "src" / "secret")
+    write_file(folder + b"/big.bin", os.urandom(300 * 1024))
+    write_file(folder + b"/small.txt", b"small")
+    record = archive_to(tmp_path, folder, "crloc:", conf, "STANDARD")
+    assert "big.bin" in record["stored"] and len(record["stored"]["big.bin"][1]) == 32
+    use(monkeypatch, None, conf)
+    rc, out = cli("purge", folder, "--dry-run")
+    assert rc == 0 and "verified, would free" in out, out
+    victim = max((p for p in (tmp_path / "cold").rglob("*") if p.is_file()),
+                 key=lambda p: p.stat().st_size)
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    rc, out = cli("purge", folder, "--yes")
+    assert rc != 0 and "ciphertext md5" in out and "big.bin" in out, out
+    assert os.path.exists(folder + b"/big.bin")

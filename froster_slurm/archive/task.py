@@ -597,6 +597,12 @@ class ArchiveTask:
         # Verified: the staged bundles are no longer needed (their checksums stay recorded).
         for p in (self.work / "bundles").glob("*.tar"):
             p.unlink(missing_ok=True)
+        if self.remote.encrypted:
+            # what cryptcheck proved, as the backend stores it: purge and restore compare it
+            stored = cryptproof.stored_listing(self.rclone, self.dest, sorted(expected),
+                                               self.work, "stored")
+            _write_atomic(self.work / "stored.json", json.dumps(
+                {rel: list(v) for rel, v in stored.items()}).encode())
         return {"verified": len(report.matched)}
 
     def step_record(self) -> dict[str, Any]:
@@ -624,6 +630,9 @@ class ArchiveTask:
             mark_step_done(self.s.run_dir, self.index, "record-meta", meta)
         md5s = self.all_md5s()
         manifest = manifest_bytes(inv, md5s)
+        stored_path = self.work / "stored.json"
+        if stored_path.exists():
+            meta["stored"] = json.loads(stored_path.read_bytes())
         record = build_record(inv, plan, self.bundles(), md5s, meta=meta,
                               bundle_dir=self.bundle_dir,
                               manifest_md5=_md5(manifest),

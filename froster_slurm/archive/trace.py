@@ -133,6 +133,8 @@ def build_record(inv: Inventory, plan: Plan, bundles: list[BundleResult],
         "storage_class": meta["storage_class"],
         "trace_storage_class": trace_class(meta["storage_class"]),
         "remote": meta.get("remote") or {},
+        # crypt remotes: each object's ciphertext (size, md5) on the backend, as proven
+        "stored": meta.get("stored") or {},
         "archived_at": meta["archived_at"], "user": meta["user"], "host": meta["host"],
         "recursive": inv.recursive, "files": len(files),
         "bytes": sum(e.size for e in files),

@@ -177,7 +177,8 @@ class RestoreJob:
         is missing or is not what was archived will not get better by waiting: permanent."""
         expected = self.arch.expected_objects()
         report = check_objects(self.rclone, {o: expected[o] for o in objects},
-                               self.arch.destination, self.work, "restore-proof")
+                               self.arch.destination, self.work, "restore-proof",
+                               stored=self.arch.record.get("stored"))
         if not report.ok:
             raise PermanentError(f"the remote does not hold this archive as it was archived: "
                                  f"{report.summary()}; nothing was restored")

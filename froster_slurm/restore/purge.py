@@ -273,7 +273,8 @@ def purge_folder(folder: bytes, *, rclone: Any, work: Path, dry_run: bool, worke
                 result.blockers = plan.blockers
                 return result
             report = check_objects(rclone, arch.expected_objects(trace=True),
-                                   arch.destination, work, f"purge-check-{_slug(folder)}")
+                                   arch.destination, work, f"purge-check-{_slug(folder)}",
+                                   stored=arch.record.get("stored"))
             if not report.ok:
                 result.blockers.append(f"the remote does not hold the archive intact: "
                                        f"{report.summary()}")

@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..archive.cryptproof import check_stored
 from ..archive.rclone import Rclone, Result, classify
 from ..archive.settings import ArchiveSettings, check_flags
 from ..archive.verify import Expect, Report, check_remote
@@ -66,11 +67,14 @@ def needs_restore_request(rclone: Rclone, destination: str, storage_class: str,
 
 
 def check_objects(rclone: Rclone, expected: dict[str, Expect], destination: str, work: Path,
-                  log_name: str) -> Report:
+                  log_name: str, stored: dict[str, list] | None = None) -> Report:
     """The remote's size and md5 of each expected object against ours (``archive.verify``,
     the same proof the archive's verify step made).  Under crypt the remote has no md5 of
-    our data: sizes are compared here, the bytes are proven when they are downloaded."""
+    our data: the ciphertext's size and md5 on the backend are compared with what the record
+    kept when cryptcheck proved them (``stored``), else only sizes (archives from before)."""
     info = resolve_with(rclone, destination)
+    if not info.hash_passthrough and stored:
+        return check_stored(rclone, destination, stored, expected, work, log_name)
     return check_remote(rclone, expected, destination, work, log_name,
                         hashes=info.hash_passthrough)
 
