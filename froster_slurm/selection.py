@@ -23,6 +23,7 @@ from .errors import NotFoundError, UserError
 from .funnel import Funnel
 from .hotspots import Hotspot, read_hotspots
 from .paths import display, write_folder_list
+from .prefix_index import PrefixIndex
 from .units import format_size
 
 BY_CHOICES = ("direct", "total")
@@ -175,15 +176,16 @@ class Conflict:
 class FolderSet:
     """Selected folders; in recursive mode no member is inside another.
 
-    Every proper ancestor of a member is counted in ``_below``, so both checks are a handful of
-    dict look-ups (O(depth)) however many folders are selected: "select all" on 100k rows stays
-    fast.
+    "Is it inside a member?" is one dict look-up per ancestor (O(depth)); "does it contain a
+    member?" is one binary search in a sorted index of the members (``PrefixIndex``: every
+    member below ``folder/`` sorts into one run), O(log N).  Scanning the members instead made
+    "select all" and ``select`` quadratic (100k rows: ~300 CPU s).
     """
 
     def __init__(self, recursive: bool):
         self.recursive = recursive
         self._members: dict[bytes, bytes] = {}  # key -> folder as given
-        self._below: dict[bytes, int] = {}
+        self._sorted = PrefixIndex()  # the keys, in byte order (recursive mode only)
 
     def __len__(self) -> int:
         return len(self._members)
@@ -195,7 +197,9 @@ class FolderSet:
         return iter(self._members.values())
 
     def conflict(self, folder: bytes) -> Conflict | None:
-        """The reason ``folder`` cannot be added, or None."""
+        """The reason ``folder`` cannot be added, or None.
+
+        For "contains" the member named is the first below ``folder`` in byte order."""
         key = folder_key(folder)
         if key in self._members:
             return Conflict(folder, self._members[key], "same")
@@ -204,9 +208,8 @@ class FolderSet:
         for anc in ancestors(key):
             if anc in self._members:
                 return Conflict(folder, self._members[anc], "inside")
-        if self._below.get(key):
-            prefix = key if key.endswith(b"/") else key + b"/"
-            inner = next(k for k in self._members if k.startswith(prefix))
+        inner = self._sorted.first_with_prefix(below_prefix(key)) if key else None
+        if inner is not None:
             return Conflict(folder, self._members[inner], "contains")
         return None
 
@@ -217,21 +220,21 @@ class FolderSet:
             return found
         key = folder_key(folder)
         self._members[key] = folder
-        for anc in ancestors(key):
-            self._below[anc] = self._below.get(anc, 0) + 1
+        if self.recursive:
+            self._sorted.add(key)
         return None
 
     def discard(self, folder: bytes) -> bool:
         key = folder_key(folder)
         if self._members.pop(key, None) is None:
             return False
-        for anc in ancestors(key):
-            n = self._below[anc] - 1
-            if n:
-                self._below[anc] = n
-            else:
-                del self._below[anc]
+        self._sorted.discard(key)
         return True
+
+
+def below_prefix(key: bytes) -> bytes:
+    """What every folder strictly below the normalised path ``key`` starts with."""
+    return key if key.endswith(b"/") else key + b"/"
 
 
 # --- totals and cost --------------------------------------------------------------------------
