@@ -79,11 +79,9 @@ def sample_tree(pid: int, cmdline: bytes, peaks: dict[int, int]) -> None:
     while todo:
         p = todo.pop()
         try:
-            if p == pid and pid not in peaks:  # once exec'ed it stays so (pwalk's main
-                with open(f"/proc/{p}/cmdline", "rb") as f:  # thread exits: cmdline empty)
-                    if f.read() != cmdline:
-                        return
             tasks = os.listdir(f"/proc/{p}/task")
+            if p == pid and pid not in peaks and _cmdline(p, tasks) != cmdline:
+                return
             for task in tasks:  # a live thread: pwalk's main thread exits early
                 with open(f"/proc/{p}/task/{task}/status", "rb") as f:
                     hwm = [int(ln.split()[1]) for ln in f if ln.startswith(b"VmHWM:")]
@@ -95,6 +93,19 @@ def sample_tree(pid: int, cmdline: bytes, peaks: dict[int, int]) -> None:
                     todo += [int(c) for c in f.read().split()]
         except (OSError, ValueError):
             continue
+
+
+def _cmdline(pid: int, tasks: list[str]) -> bytes:
+    """The command line of ``pid`` from any live thread (pwalk's main thread exits early and
+    then its own ``/proc/PID/cmdline`` reads empty)."""
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/cmdline", "rb") as f:
+                if line := f.read():
+                    return line
+        except OSError:
+            continue
+    return b""
 
 
 class Run:
