@@ -405,6 +405,19 @@ def check_folders(folders: Sequence[bytes], what: str = "folder") -> list[Check]
     return checks
 
 
+def check_not_purged(folders: Sequence[bytes]) -> list[Check]:
+    """No folder is one whose archive was purged and whose files are not back: archiving it
+    would make a lesser version (``archive.versions``; the task refuses it too)."""
+    from .archive.versions import purged_and_not_back
+
+    bad = [m for f in folders if os.path.isdir(f) and (m := purged_and_not_back(f))]
+    checks = [fail("earlier archive", m) for m in bad[:MAX_LISTED]]
+    if len(bad) > MAX_LISTED:
+        checks.append(fail("earlier archive", f"and {len(bad) - MAX_LISTED:,} more purged "
+                           "folders like these"))
+    return checks
+
+
 def _ident(path: bytes) -> tuple[int, int] | None:
     try:
         st = os.stat(path)
@@ -580,6 +593,7 @@ def before_archive(config: Config, remote: str, sources: Sequence[bytes], *, bac
     dest_checks, dest = check_destination(config, remote, storage_class, probe)
     checks += dest_checks
     checks += check_folders(sources)
+    checks += check_not_purged(sources)
     if dest is not None:
         checks += check_overlap(dest, [s for s in sources if os.path.isdir(s)])
     checks.append(check_grace(config, backend, grace))
@@ -644,6 +658,7 @@ def report(config: Config, remote: str, folders: Sequence[bytes], *,
     checks += dest_checks
     if folders:
         checks += check_folders(folders)
+        checks += check_not_purged(folders)
         if dest is not None:
             checks += check_overlap(dest, [f for f in folders if os.path.isdir(f)])
     try:

@@ -84,7 +84,14 @@ def test_re_archiving_a_purged_folder_is_refused_and_the_archive_stays(
     remote_before = keys_with_etags(s3, prefix)
     remote_record = remote_object(s3, prefix + "/Froster.archive.json")
 
-    p, run_dir = archive_once(tmp_path, folder, s3)  # an old selection file, a cron job
+    # `archive` refuses it before anything is queued, saying what exists and what to do
+    runs = Path(os.environ["FROSTER_SLURM_STATE_DIR"]) / "runs"
+    before_runs = set(runs.iterdir()) if runs.exists() else set()
+    rc, out = cli("archive", folder, "--to", s3.remote)
+    assert rc != 0 and "was purged" in out and "froster-slurm restore" in out, out
+    assert (set(runs.iterdir()) if runs.exists() else set()) == before_runs
+
+    p, run_dir = archive_once(tmp_path, folder, s3)  # the task refuses it too (a queued run)
     assert p.returncode == 70, p.stderr[-2000:]
     st = state(run_dir, 0)
     assert st["state"] == "failed" and "was purged" in st["error"]

@@ -87,23 +87,50 @@ def read_prior(folder: bytes) -> dict[str, Any] | None:
     return record if source == os.path.normpath(folder) else None
 
 
+def _recorded_files(prior: dict[str, Any]) -> set[bytes]:
+    return {os.fsencode(e["path"]) for e in prior.get("entries") or []
+            if e.get("type") == "file"}
+
+
+def _what(folder: bytes, prior: dict[str, Any]) -> str:
+    return (f"{display(folder)}: version {version_of(prior)} (archived "
+            f"{prior.get('archived_at')} to "
+            f"{display(os.fsencode(str(prior.get('destination'))))})")
+
+
+def _purged_message(folder: bytes, prior: dict[str, Any], missing: list[bytes],
+                    total: int) -> str:
+    restore = f"froster-slurm restore {names.shell_quote(folder)}"
+    return (f"{_what(folder, prior)} was purged and {len(missing)} of its {total} files are "
+            f"not back (e.g. {display(missing[0])}); archiving now would make a version "
+            f"without them. Its data is safe in the archive: run `{restore}` first, then "
+            "archive again")
+
+
+def purged_and_not_back(folder: bytes) -> str | None:
+    """The refusal ``refuse_lesser`` will give a purged folder, found before anything is
+    queued (one ``lstat`` per recorded file); None when archiving may go ahead."""
+    prior = read_prior(folder)
+    if prior is None or prior.get("state") != "purged":
+        return None
+    old_files = _recorded_files(prior)
+    missing = sorted(rel for rel in old_files
+                     if not os.path.lexists(os.path.join(folder, rel)))
+    return _purged_message(folder, prior, missing, len(old_files)) if missing else None
+
+
 def refuse_lesser(folder: bytes, prior: dict[str, Any], inv: Inventory) -> None:
     """Raise when the new version would hold less than the earlier one (module docstring)."""
-    old_files = {os.fsencode(e["path"]) for e in prior.get("entries") or []
-                 if e.get("type") == "file"}
+    old_files = _recorded_files(prior)
     if not old_files:
         return
     now = {e.rel for e in inv.entries if e.kind == FILE}
     missing = sorted(old_files - now)
     v = version_of(prior)
-    what = (f"{display(folder)}: version {v} (archived {prior.get('archived_at')} to "
-            f"{display(os.fsencode(str(prior.get('destination'))))})")
+    what = _what(folder, prior)
     restore = f"froster-slurm restore {names.shell_quote(folder)}"
     if prior.get("state") == "purged" and missing:
-        raise PermanentError(
-            f"{what} was purged and {len(missing)} of its {len(old_files)} files are not "
-            f"back (e.g. {display(missing[0])}); archiving now would make a version without "
-            f"them. Its data is safe in the archive: run `{restore}` first, then archive again")
+        raise PermanentError(_purged_message(folder, prior, missing, len(old_files)))
     if not now:
         raise PermanentError(
             f"{what} holds {len(old_files)} files but the folder now holds none; refusing to "
