@@ -271,6 +271,8 @@ def test_root_restore_never_creates_a_setuid_file_from_a_users_record(
         assert (st.st_uid, st.st_gid) == (alice.pw_uid, alice.pw_gid)
         assert stat.S_IMODE(st.st_mode) == 0o755
         assert f"belong to uid {alice.pw_uid}" in out
+        for trace in (b"Froster.archive.json", b"index.html"):  # still alice's own trace
+            assert os.lstat(folder + b"/" + trace).st_uid == alice.pw_uid
         # the record's owners only with the explicit flag, and still no set-id bit
         os.unlink(folder + b"/shell")
         rc, out = cli("restore", folder, "--owners-from-record")

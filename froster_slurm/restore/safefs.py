@@ -260,16 +260,19 @@ def read_small_at(dir_fd: int, name: bytes, limit: int = 256 * 1024 * 1024) -> b
 
 
 def write_atomic_at(dir_fd: int, name: bytes, data: bytes, tmp: bytes,
-                    mode: int = 0o644) -> None:
+                    mode: int = 0o644, owner: tuple[int, int] | None = None) -> None:
     """Replace ``name`` in the directory with new content in one rename (fsync'ed first).
 
     ``tmp`` is the temporary name (callers use the archive stage's ``.Froster-*.tmp`` pattern,
     so a leftover after a crash is recognised as ours, never archived or taken for new data).
+    ``owner`` (root only): the new file's uid/gid, set through its descriptor before the rename.
     """
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                  mode, dir_fd=dir_fd)
     try:
         try:
+            if owner is not None:
+                os.chown(fd, *owner)
             _write_all(fd, data)
             os.fsync(fd)
         finally:

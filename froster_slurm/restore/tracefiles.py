@@ -132,13 +132,23 @@ def write_trace(root_fd: int, arch: Archive, templates_dir: str | None = None) -
 
     The manifest never changes; it is written only when the folder lacks it (a folder
     restored from the catalog after it was deleted whole), so `md5sum -c` works again.
+    Run as root (an admin's purge or restore of someone's folder), the files belong to the
+    folder's owner, as the ones the archive wrote did: the owner can still read and update
+    their own trace.
     """
+    owner = None
+    if os.geteuid() == 0:
+        st = os.fstat(root_fd)
+        owner = (st.st_uid, st.st_gid)
     try:
         os.stat(ours.MANIFEST_NAME, dir_fd=root_fd, follow_symlinks=False)
     except FileNotFoundError:
-        write_atomic_at(root_fd, ours.MANIFEST_NAME, arch.manifest_raw, _tmp_name())
-    write_atomic_at(root_fd, ours.RECORD_NAME, record_bytes(arch.record), _tmp_name())
-    write_atomic_at(root_fd, arch.index_name, render_page(arch, templates_dir), _tmp_name())
+        write_atomic_at(root_fd, ours.MANIFEST_NAME, arch.manifest_raw, _tmp_name(),
+                        owner=owner)
+    write_atomic_at(root_fd, ours.RECORD_NAME, record_bytes(arch.record), _tmp_name(),
+                    owner=owner)
+    write_atomic_at(root_fd, arch.index_name, render_page(arch, templates_dir), _tmp_name(),
+                    owner=owner)
 
 
 def _tmp_name() -> bytes:
