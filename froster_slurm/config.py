@@ -402,7 +402,11 @@ def save_snapshot(config: Config, path: Path) -> None:
     """Freeze the effective config into a run, so jobs use what the submitter saw.  A broken
     site file stops here: a job must not run on a config its admin did not mean."""
     config.check_complete()
+    from .remote_secrets import split
+
     data = {key: value for key, value, _ in config.items()}
+    if isinstance(data.get("default_remote"), str):  # its keys live in the run's secrets file
+        data["default_remote"] = split(data["default_remote"]).remote
     write_private(path, tomli_w.dumps({"settings": data}))
 
 

@@ -32,6 +32,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import remote_secrets
 from .archive.names import join_remote, redact
 from .archive.rclone import rclone_env
 from .config import Config
@@ -121,14 +122,24 @@ class Probe:
     def run(self, args: Sequence[str | bytes], net: bool = False
             ) -> tuple[int, bytes, str]:
         """(exit code, stdout, the last stderr line), never raising for rclone's failures."""
-        cmd: list[str | bytes] = [self.exe, *args]
+        # A remote's keys (":s3,...,secret_access_key=...:") reach rclone by environment,
+        # never on its command line, where `ps` shows them to everyone (remote_secrets.py).
+        secret_env: dict[str, str] = {}
+        clean: list[str | bytes] = []
+        for a in args:
+            if isinstance(a, str):
+                spec = remote_secrets.split(a)
+                secret_env.update(spec.env)
+                a = spec.remote
+            clean.append(a)
+        cmd: list[str | bytes] = [self.exe, *clean]
         if self.config:
             cmd += ["--config", self.config]
         if net:
             cmd += [*self.flags, *NET_FLAGS]
         try:
             proc = subprocess.run(cmd, capture_output=True, stdin=subprocess.DEVNULL,
-                                  env=rclone_env(), timeout=PROBE_TIMEOUT)
+                                  env=rclone_env(extra=secret_env), timeout=PROBE_TIMEOUT)
         except FileNotFoundError:
             return 127, b"", f"{self.exe}: not found"
         except subprocess.TimeoutExpired:

@@ -35,12 +35,16 @@ from typing import Any
 
 import tomli_w
 
-from . import __version__
+from . import __version__, remote_secrets
 from .config import Config
 from .errors import NotFoundError
 from .paths import read_folder_list, write_folder_list
 from .private import private_dir, write_private
 from .units import parse_size
+
+# Key of archive_settings()'s dict under which a remote's secret options travel to
+# create_run, which keeps them out of run.toml (see remote_secrets.py).
+SECRET_ENV = "secret_env"
 
 ARCHIVE_KEYS = ("storage_class", "recursive", "hash_workers", "max_attempts", "retry_delay",
                 "requeue_grace", "max_idle_slots", "rclone", "rclone_config", "rclone_flags",
@@ -105,6 +109,15 @@ class Run:
     def script_path(self, name: str) -> Path:
         return self.run_dir / "scripts" / name
 
+    @property
+    def secrets_path(self) -> Path:
+        """0600 file of rclone environment variables holding the remote's credentials."""
+        return self.run_dir / "secrets.json"
+
+    def secret_env(self) -> dict[str, str]:
+        """What rclone needs in its environment for this run's remote ({} for most remotes)."""
+        return remote_secrets.load(self.secrets_path)
+
 
 def _now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -133,7 +146,10 @@ def archive_settings(config: Config, remote: str, *, recursive: bool | None = No
         s["storage_class"] = storage_class
     s["bundle_threshold"] = parse_size(config.get("archive.bundle_threshold"))
     s["bundle_size"] = parse_size(config.get("archive.bundle_size"))
-    s["remote"] = normalize_remote(remote)
+    spec = remote_secrets.split(normalize_remote(remote))
+    s["remote"] = spec.remote  # never a credential: those go to the run's private secrets file
+    if spec.env:
+        s[SECRET_ENV] = spec.env  # popped by create_run before run.toml is written
     s["prefix"] = config.get("remote_prefix").strip("/")
     s["no_thaw"] = list(config.get("remotes.no_thaw"))
     memory = config.get("archive.upload_memory")
@@ -175,12 +191,17 @@ def create_run(config: Config, kind: str, *, folders: Iterable[bytes] | None = N
     }
     if extra:
         settings.update(extra)
+    secret_env: dict[str, str] = {}
     if archive is not None:
+        archive = dict(archive)
+        secret_env = archive.pop(SECRET_ENV, None) or {}
         settings["archive"] = archive
+    run = Run(run_dir)
+    remote_secrets.save(run.secrets_path, secret_env)
     _atomic_write(run_dir / "run.toml", tomli_w.dumps(settings))
     if folders is not None:
         write_folder_list(run_dir / "folders.nul", folders)
-    return Run(run_dir)
+    return run
 
 
 def catalog_path(config: Config) -> Path:

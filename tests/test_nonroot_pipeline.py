@@ -42,9 +42,10 @@ def _write(path: Path, data: bytes) -> None:
 def account(s3: S3Server, installed: Installed):
     """A fresh home for USER with a lab tree, an rclone config and a froster-slurm config."""
     user = ensure_account(USER)
-    home = Path(user.pw_dir)
-    for name in ("lab", "archive-state", ".config", ".local"):
-        shutil.rmtree(home / name, ignore_errors=True)
+    # One private base per test session: concurrent sessions (other checkouts on this
+    # machine) share the account, never each other's files.
+    home = Path(user.pw_dir) / f"t-{os.getpid()}-{time.time_ns()}"
+    home.mkdir(mode=0o755)
     lab = home / "lab"
     for proj, size in (("proj-a", 300_000), ("proj-b", 200_000)):
         _write(lab / proj / "big.bin", os.urandom(size))
@@ -61,17 +62,19 @@ def account(s3: S3Server, installed: Installed):
         "archive": {"rclone_config": str(rclone_conf), "rclone_flags": RCLONE_TEST_FLAGS,
                     "retry_delay": 1},
         "restore": {"check_interval": 1}}))
-    _chown_tree(lab, user.pw_uid, user.pw_gid)
-    _chown_tree(home / ".config", user.pw_uid, user.pw_gid)
     # A folder the user may read but not write: root's, 0755, inside the user's tree.
     ro = lab / "shared-ro"
     _write(ro / "data.bin", os.urandom(150_000))
     for p in (ro, ro / "data.bin"):
         os.chown(p, 0, 0)
     ro.chmod(0o755)
-    env = account_env(user, FROSTER_SLURM_SITE_CONFIG=str(home / "no-site.toml"))
-    yield user, lab, env
-    shutil.rmtree(ro, ignore_errors=True)
+    _chown_tree(home, user.pw_uid, user.pw_gid)
+    os.chown(ro, 0, 0)
+    os.chown(ro / "data.bin", 0, 0)
+    env = account_env(user, FROSTER_SLURM_SITE_CONFIG=str(home / "no-site.toml"),
+                      XDG_CONFIG_HOME=str(home / ".config"))
+    yield user, home, lab, env
+    shutil.rmtree(home, ignore_errors=True)
 
 
 def cli(inst: Installed, user, env: dict[str, str], *args: str, ok: bool = True):
@@ -95,7 +98,7 @@ def wait_finished(inst: Installed, user, env: dict[str, str], timeout: float = 4
 @pytest.mark.slurm
 def test_the_whole_pipeline_runs_as_an_ordinary_user(account, installed: Installed,
                                                      s3: S3Server, slurm_cluster: None) -> None:
-    user, lab, env = account
+    user, home, lab, env = account
     assert user.pw_uid != 0
     out = cli(installed, user, env, "submit", str(lab), "--to", s3.remote + "/nonroot",
               "--min-size", "0", "--min-avg-size", "0", "--backend", "slurm").stdout
@@ -114,7 +117,7 @@ def test_the_whole_pipeline_runs_as_an_ordinary_user(account, installed: Install
     assert {Path(e["folder"]).name for e in cat} >= {"proj-a", "proj-b", "shared-ro"}
 
     # Private: state dir, run dir, run.toml, logs and the config holding credentials.
-    state = Path(user.pw_dir) / "archive-state"
+    state = home / "archive-state"
     (run_dir,) = [d for d in (state / "runs").iterdir() if d.is_dir()]
     assert stat.S_IMODE(state.stat().st_mode) == 0o700
     assert stat.S_IMODE(run_dir.stat().st_mode) == 0o700
@@ -125,7 +128,7 @@ def test_the_whole_pipeline_runs_as_an_ordinary_user(account, installed: Install
     logs = sorted((run_dir / "logs").iterdir())
     assert logs
     for target in (run_dir / "run.toml", logs[0], run_dir / "summary.json",
-                   Path(user.pw_dir) / ".config" / "rclone" / "rclone.conf"):
+                   home / ".config" / "rclone" / "rclone.conf"):
         proc = run_as(other, ["cat", str(target)])
         assert proc.returncode != 0 and "Permission denied" in proc.stderr, (target, proc)
     proc = run_as(other, ["ls", str(state / "runs")])

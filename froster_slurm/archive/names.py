@@ -175,12 +175,16 @@ def shell_quote(path: bytes | str) -> str:
 
 
 _SECRET_PARAM = re.compile(
-    r"(?i)(?:(?<=[,:\s?&])|^)((?:x-amz-)?[a-z0-9_]*(?:secret|key|pass|password|token|sas|auth|"
-    r"credential|session|signature)[a-z0-9_]*)=(\"[^\"]*\"|'[^']*'|[^,:\s&]*)")
+    r"(?i)(?:(?<=[,:\s?&])|^)((?:x-amz-)?[a-z0-9_-]*(?:secret|key|pass|password|token|sas|"
+    r"auth|credential|session|signature)[a-z0-9_-]*)=(\"[^\"]*\"|'[^']*'|[^,:\s&]*)")
 _URL_PASSWORD = re.compile(r"(?i)(://[^/\s:@]+:)[^@\s/]+@")
 
 
 def redact(text: str) -> str:
-    """Hide credential values from rclone connection strings and URLs in ``text``."""
+    """Hide credential values from rclone connection strings and URLs in ``text``.
+
+    Option names may be spelt with dashes too: rclone -vv logs ``Setting default for
+    s3-secret-access-key="..." from environment variable ...``.
+    """
     text = _SECRET_PARAM.sub(lambda m: f"{m.group(1)}=***", text)
     return _URL_PASSWORD.sub(lambda m: f"{m.group(1)}***@", text)

@@ -84,10 +84,14 @@ def classify(result: Result, what: str) -> Exception:
     return TransientError(detail)
 
 
-def rclone_env(base: dict[str, str] | None = None) -> dict[str, str]:
+def rclone_env(base: dict[str, str] | None = None,
+               extra: dict[str, str] | None = None) -> dict[str, str]:
+    """rclone's environment: ``base`` (default ours) without DROP_ENV, plus ``extra`` (the
+    remote's credentials, which must never go on the command line: see remote_secrets.py)."""
     env = dict(os.environ if base is None else base)
     for name in DROP_ENV:
         env.pop(name, None)
+    env.update(extra or {})
     return env
 
 
@@ -95,8 +99,10 @@ class Rclone:
     """One configured rclone: executable, config file, extra flags, transfers, log dir."""
 
     def __init__(self, exe: str, config: str = "", flags: Sequence[str] = (),
-                 transfers: int = 4, log_dir: Path | None = None, stats_every: str = "5s"):
+                 transfers: int = 4, log_dir: Path | None = None, stats_every: str = "5s",
+                 env: dict[str, str] | None = None):
         self.exe = find_rclone(exe)
+        self.env = dict(env or {})
         self.config = config
         self.flags = list(flags)
         self.transfers = transfers
@@ -134,7 +140,7 @@ class Rclone:
             try:
                 proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
                                         stdout=out or log or subprocess.DEVNULL,
-                                        stderr=subprocess.PIPE, env=rclone_env())
+                                        stderr=subprocess.PIPE, env=rclone_env(extra=self.env))
             except FileNotFoundError as e:
                 raise PermanentError(f"rclone executable not found: {self.exe}") from e
             try:
@@ -165,7 +171,7 @@ class Rclone:
         if self.config:
             cmd += ["--config", self.config]
         try:
-            proc = subprocess.run(cmd, capture_output=True, env=rclone_env(),
+            proc = subprocess.run(cmd, capture_output=True, env=rclone_env(extra=self.env),
                                   stdin=subprocess.DEVNULL, timeout=timeout)
         except FileNotFoundError as e:
             raise PermanentError(f"rclone executable not found: {self.exe}") from e

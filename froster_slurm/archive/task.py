@@ -36,6 +36,7 @@ from ..paths import discard_tree, display
 from ..progress import RateMeter, format_eta, format_rate
 from ..remotes.resolve import S3_MAX_KEY, RemoteInfo, config_dump, resolve_with
 from ..remotes.thaw import stored_names
+from ..runs import Run
 from ..storage_classes import THAW_CLASSES
 from ..taskstate import (
     clear_steps,
@@ -115,7 +116,8 @@ class ArchiveTask:
         run_tag = re.sub(r"[^A-Za-z0-9._-]", "_", settings.run_id)
         self.bundle_dir = f"{BUNDLE_DIR_REMOTE}/{run_tag}-{index}"
         self.rclone = Rclone(settings.rclone, settings.rclone_config, settings.rclone_flags,
-                             settings.transfers, self.tdir / "logs")
+                             settings.transfers, self.tdir / "logs",
+                             env=Run(settings.run_dir).secret_env())
         self._last_status = 0.0
         self._lock = threading.Lock()
         self._progress_bytes = 0

@@ -52,7 +52,10 @@ def rclone_from_config(config: Config, log_dir: Path | None) -> Rclone:
 
 def rclone_from_settings(s: ArchiveSettings, log_dir: Path | None) -> Rclone:
     """The rclone frozen into a run's run.toml (what a job uses)."""
-    return Rclone(s.rclone, s.rclone_config, s.rclone_flags, s.transfers, log_dir)
+    from ..runs import Run
+
+    return Rclone(s.rclone, s.rclone_config, s.rclone_flags, s.transfers, log_dir,
+                  env=Run(s.run_dir).secret_env())
 
 
 def needs_restore_request(rclone: Rclone, destination: str, storage_class: str,
