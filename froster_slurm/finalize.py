@@ -15,6 +15,7 @@ from typing import Any
 from . import catalog
 from .errors import FrosterError
 from .runs import Run
+from .status import ended_state
 
 
 def task_record(run: Run, index: int, state: dict[str, Any]) -> dict[str, Any] | None:
@@ -74,7 +75,9 @@ def finalize(run: Run) -> dict[str, Any]:
     rows, records = [], []
     for i, folder in enumerate(folders):
         s = states.get(i, {})
-        state = s.get("state", "not started")
+        # finalize runs once every archive task has left the queue: a task not done or
+        # failed by now was cancelled (it resumes on retry) or stopped without a word.
+        state = s.get("state") if s.get("state") in ("done", "failed") else ended_state(s)
         rec = task_record(run, i, s) if state == "done" else None
         if rec:
             records.append(rec)
@@ -110,7 +113,9 @@ def finalize(run: Run) -> dict[str, Any]:
         "finalized": finalized,
         "remote": run.settings.get("archive", {}).get("remote"),
         "totals": {"folders": len(rows), "done": len(rows) - len(failed),
-                   "not_done": len(failed), "bytes": sum(r["bytes"] for r in rows
+                   "not_done": len(failed),
+                   "cancelled": sum(1 for r in rows if r["state"] == "cancelled"),
+                   "bytes": sum(r["bytes"] for r in rows
                                                          if r["state"] == "done"),
                    "files": sum(r["files"] for r in rows if r["state"] == "done"),
                    "objects": sum(r["objects"] for r in rows if r["state"] == "done"),

@@ -72,6 +72,10 @@ def _bar(done: int, total: int, width: int = 12) -> str:
 
 
 def run_line(st: RunStatus, tracker: Tracker) -> str:
+    if st.kind not in ("archive", "pipeline") or not st.folders:
+        from .status import headline
+
+        return headline(st)  # crawl entries, restore phases, purge results: their own words
     t = st.totals
     n = {k: 0 for k in ("done", "running", "retrying", "failed", "pending")}
     for f in st.folders:

@@ -24,7 +24,7 @@ from .backend import Backend, choose_backend
 from .config import Config, load_snapshot, save_snapshot
 from .errors import FrosterError, UserError
 from .paths import display, read_folder_list, write_folder_list
-from .runs import Run, archive_settings, create_run
+from .runs import Run, archive_settings, create_run, submitting
 from .slurm import dependency
 from .stages import render_stage, sbatch_options
 
@@ -104,9 +104,10 @@ def archive_folders(folders: list[bytes], remote: str, config: Config, *,
     settings = archive_settings(config, checked.destination.remote, recursive=rec,
                                 storage_class=checked.destination.storage_class)
     run = create_run(config, "archive", folders=folders, archive=settings, backend=be.name)
-    save_snapshot(config, run.run_dir / "config.toml")
     result = SubmitResult(run, dry_run=dry_run, backend=be.name, notes=checked.notes)
-    dispatch_archive(run, config, be, result, dry_run=dry_run)
+    with submitting(run, dry_run=dry_run):
+        save_snapshot(config, run.run_dir / "config.toml")
+        dispatch_archive(run, config, be, result, dry_run=dry_run)
     return result
 
 
@@ -243,13 +244,14 @@ def submit_crawl(roots: list[bytes], out_dir: Path, config: Config, *, shards: i
     out_dir.mkdir(parents=True, exist_ok=True)
     run = create_run(config, "crawl", backend=be.name,
                      extra={"crawl": {"shards": shards, "out_dir": str(out_dir)}})
-    save_snapshot(config, run.run_dir / "config.toml")
-    write_folder_list(run.run_dir / "roots.nul", absroots)
-    from .jobs import plan_crawl
-
-    plan_crawl(run, shards)
     result = SubmitResult(run, dry_run=dry_run, backend=be.name)
-    dispatch_crawl(run, config, be, result, absroots, shards, dry_run=dry_run)
+    with submitting(run, dry_run=dry_run):
+        save_snapshot(config, run.run_dir / "config.toml")
+        write_folder_list(run.run_dir / "roots.nul", absroots)
+        from .jobs import plan_crawl
+
+        plan_crawl(run, shards)
+        dispatch_crawl(run, config, be, result, absroots, shards, dry_run=dry_run)
     return result
 
 
@@ -266,21 +268,21 @@ def submit_pipeline(roots: list[bytes], remote: str, config: Config, *,
     run = create_run(config, "pipeline", archive=settings, backend=be.name,
                      extra={"select": {k: v for k, v in rules.items() if v is not None},
                             "crawl": {"shards": shards}})
-    save_snapshot(config, run.run_dir / "config.toml")
-    write_folder_list(run.run_dir / "roots.nul", absroots)
-    from .jobs import plan_crawl  # the crawl engine is only needed when a pipeline is made
-
-    plan_crawl(run, shards)
     result = SubmitResult(run, dry_run=dry_run, backend=be.name, notes=checked.notes)
-    crawl_id = dispatch_crawl(run, config, be, result, absroots, shards, dry_run=dry_run)
-    ropts = sbatch_options("rank", config, run, job_name=f"froster-rank-{run.run_id}")
-    rank_script = render_stage("rank", config, run, options=ropts)
-    result.scripts.append(rank_script)
-    if dry_run:
-        return result
-    rank_id = be.submit(rank_script, dependency=dependency(afterok=[crawl_id]))
-    run.record_jobs("rank", [rank_id])
-    result.job_ids["rank"] = [rank_id]
+    with submitting(run, dry_run=dry_run):
+        save_snapshot(config, run.run_dir / "config.toml")
+        write_folder_list(run.run_dir / "roots.nul", absroots)
+        from .jobs import plan_crawl  # the crawl engine is only needed when a pipeline is made
+
+        plan_crawl(run, shards)
+        crawl_id = dispatch_crawl(run, config, be, result, absroots, shards, dry_run=dry_run)
+        ropts = sbatch_options("rank", config, run, job_name=f"froster-rank-{run.run_id}")
+        rank_script = render_stage("rank", config, run, options=ropts)
+        result.scripts.append(rank_script)
+        if not dry_run:
+            rank_id = be.submit(rank_script, dependency=dependency(afterok=[crawl_id]))
+            run.record_jobs("rank", [rank_id])
+            result.job_ids["rank"] = [rank_id]
     return result
 
 

@@ -27,7 +27,8 @@ import socket
 import sys
 import time
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,6 +42,8 @@ from .errors import NotFoundError
 from .paths import read_folder_list, write_folder_list
 from .private import private_dir, write_private
 from .units import parse_size
+
+SUBMISSION_STATES = ("submitted", "dry-run", "failed")
 
 # Key of archive_settings()'s dict under which a remote's secret options travel to
 # create_run, which keeps them out of run.toml (see remote_secrets.py).
@@ -108,6 +111,25 @@ class Run:
 
     def script_path(self, name: str) -> Path:
         return self.run_dir / "scripts" / name
+
+    @property
+    def submission_path(self) -> Path:
+        """How the submission went: submitted, dry-run or failed (with the error)."""
+        return self.run_dir / "submission.json"
+
+    def mark_submission(self, state: str, error: str | None = None) -> None:
+        """Record the outcome of submitting this run, so status never takes a run whose
+        sbatch or render failed, or a dry run, for one that is still going."""
+        assert state in SUBMISSION_STATES, state
+        data = {"state": state, "at": _now_iso(), "error": error}
+        _atomic_write(self.submission_path, json.dumps(data))
+
+    def submission(self) -> dict[str, Any]:
+        """The recorded outcome ({} for a run from before it was recorded)."""
+        try:
+            return json.loads(self.submission_path.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {}
 
     @property
     def secrets_path(self) -> Path:
@@ -228,6 +250,19 @@ def open_run(config: Config, run: str) -> Run:
         what = "no run" if not matches else f"{len(matches)} runs"
         raise NotFoundError(f"{what} matching {run!r} in {base}")
     return Run(base / matches[0])
+
+
+@contextmanager
+def submitting(run: Run, *, dry_run: bool) -> Iterator[None]:
+    """Around rendering and submitting a new run: mark it submitted, a dry run, or failed
+    (with the one-line error) so it is never left looking active."""
+    try:
+        yield
+    except BaseException as e:
+        run.mark_submission("failed", str(e).splitlines()[0][:500] if str(e) else
+                            type(e).__name__)
+        raise
+    run.mark_submission("dry-run" if dry_run else "submitted")
 
 
 def list_runs(config: Config) -> list[Run]:

@@ -187,6 +187,7 @@ def archive(run_dir: Path, index: int) -> int:
                                        "without a result (node lost or process killed)")
         state.update(state="running", attempts=int(state.get("attempts") or 0) + 1,
                      slurm_job=slurm_task_id(), started_at=now_iso(), retry_after=None,
+                     stopped_by=None,
                      error=None, error_kind=None, finished_at=None,
                      slot_start_mark=slot_mark(state))
         write_task_state(run_dir, index, state)
@@ -202,7 +203,10 @@ def archive(run_dir: Path, index: int) -> int:
                 failed = _stopped_by_time_limit(run_dir, index, state, settings)
                 if failed is not None:
                     return failed
+            # stopped_by tells status a cancel (the job then leaves the queue) from a requeue
+            # (the job comes back and clears it when it starts again).
             state.update(state="retrying", retry_after=time.time(), error_kind=None,
+                         stopped_by=str(e),
                          error=f"stopped by {e} during {state.get('step')}; resumes there")
             write_task_state(run_dir, index, state)
             set_status(run_dir, index, f"archive stopped ({e}) at {state.get('step')}; "

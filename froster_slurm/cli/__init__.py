@@ -24,7 +24,8 @@ COMMANDS = {"config": "config_cmd", "templates": "templates_cmd", "crawl": "craw
             "rank": "rank_cmd", "pick": "pick_cmd", "select": "pick_cmd",
             "archive": "archive_cmd", "submit": "run_cmd", "status": "run_cmd",
             "retry": "run_cmd", "catalog": "run_cmd", "restore": "restore_cmd",
-            "purge": "restore_cmd", "report": "report_cmd", "check": "check_cmd"}
+            "purge": "restore_cmd", "report": "report_cmd", "check": "check_cmd",
+            "runs": "runs_cmd"}
 
 
 def load_commands(argv: Sequence[str]) -> None:

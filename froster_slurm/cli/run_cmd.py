@@ -13,9 +13,9 @@ import typer
 from .. import catalog as cat
 from ..errors import UserError
 from ..paths import display
-from ..pipeline import SubmitResult, backend_for_run, retry_run, submit_archive, submit_pipeline
-from ..runs import catalog_path, list_runs, open_run
-from ..status import collect
+from ..pipeline import SubmitResult, retry_run, submit_archive, submit_pipeline
+from ..runs import catalog_path, open_run
+from ..status import collect, query_backend
 from ..units import format_size
 from .app import app, get_config, info, out
 
@@ -85,14 +85,12 @@ def status(
     """Per folder: step, bytes, state, error; per run: totals. Works after jobs leave squeue."""
     cfg = get_config()
     if all_runs:
-        for r in list_runs(cfg):
-            st = collect(r, backend_for_run(r, cfg))
-            t = st.totals
-            out(f"{r.run_id}  {st.kind:<8} {t['done']}/{t['folders']} done  "
-                f"{t['failed']} failed  {'finished' if st.finished else 'active'}")
+        from .runs_cmd import print_runs
+
+        print_runs(cfg, [])
         return
     r = open_run(cfg, run)
-    be = backend_for_run(r, cfg)
+    be = query_backend(r, cfg)
     from ..live import watch as watch_run
 
     watch_run(lambda: collect(r, be), sys.stdout, interval=interval, as_json=as_json,
