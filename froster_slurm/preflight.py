@@ -341,9 +341,14 @@ def check_destination(config: Config, remote: str, storage_class: str | None = N
 
 
 def _root_of(remote: str) -> str:
-    """``name:bucket/a/b`` -> ``name:bucket`` (the part that must answer now)."""
-    head, _, path = remote.partition(":") if not remote.startswith(":") else \
-        (":" + remote[1:].partition(":")[0], ":", remote[1:].partition(":")[2])
+    """``name:bucket/a/b`` -> ``name:bucket`` (the part that must answer now); options of a
+    connection string (``:s3,endpoint='http://h:9':bucket``) may hold colons themselves."""
+    parsed = remote_secrets.head_and_path(remote)
+    if parsed is not None:
+        head, path = parsed
+    else:
+        head, _, path = remote.partition(":") if not remote.startswith(":") else \
+            (":" + remote[1:].partition(":")[0], ":", remote[1:].partition(":")[2])
     first = path.strip("/").split("/", 1)[0]
     return f"{head}:{first}"
 

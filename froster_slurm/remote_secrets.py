@@ -56,6 +56,7 @@ class _Parsed:
     name: str                      # "myremote" or ":s3"
     options: list[tuple[str, str]]  # (key, raw value text as written, quotes included)
     path: str
+    head: str = ""                 # "name,k=v,...": everything before the path's colon
 
 
 def _parse(remote: str) -> _Parsed | None:
@@ -99,7 +100,14 @@ def _parse(remote: str) -> _Parsed | None:
             return None  # no closing colon: not a remote rclone would accept either
     if remote[i] != ":":
         return None
-    return _Parsed(name, options, remote[i + 1:])
+    return _Parsed(name, options, remote[i + 1:], remote[:i])
+
+
+def head_and_path(remote: str) -> tuple[str, str] | None:
+    """``(":s3,endpoint='http://h:9'", "bucket/a")`` for an rclone remote (quoted option values
+    may hold colons and slashes); None for a local path."""
+    parsed = _parse(remote)
+    return None if parsed is None else (parsed.head, parsed.path)
 
 
 def _unquote(raw: str) -> str:

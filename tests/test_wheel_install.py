@@ -49,8 +49,17 @@ def test_the_installed_copy_has_no_checkout_on_its_path(installed: Installed, wo
 def test_every_command_answers_and_templates_work(installed: Installed, work) -> None:
     cwd, env = work
     for cmd in ("archive", "submit", "restore", "purge", "status", "retry", "templates",
-                "crawl", "rank", "select", "catalog", "config"):
+                "crawl", "rank", "select", "catalog", "config", "check", "report", "runs",
+                "pick"):
         assert "Usage" in run(installed, cmd, "--help", cwd=cwd, env=env).stdout
+    # crawl -> rank -> report from the installed copy (the report's assets are package data)
+    (cwd / "tree" / "a").mkdir(parents=True)
+    (cwd / "tree" / "a" / "f.bin").write_bytes(b"z" * 5000)
+    run(installed, "crawl", "tree", "-o", "tree.csv", cwd=cwd, env=env)
+    run(installed, "rank", "tree.csv", "-o", "hot.csv", "--min-size", "0", "--min-avg-size",
+        "0", cwd=cwd, env=env)
+    run(installed, "report", "hot.csv", "-o", "report.html", cwd=cwd, env=env)
+    assert "<html" in (cwd / "report.html").read_text()
     listed = run(installed, "templates", "list", cwd=cwd, env=env).stdout.splitlines()
     names = {ln.split()[0] for ln in listed}
     assert {"archive.sbatch", "crawl.sbatch", "rank.sbatch", "finalize.sbatch",
