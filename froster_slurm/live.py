@@ -77,15 +77,19 @@ def run_line(st: RunStatus, tracker: Tracker) -> str:
 
         return headline(st)  # crawl entries, restore phases, purge results: their own words
     t = st.totals
-    n = {k: 0 for k in ("done", "running", "retrying", "failed", "pending")}
+    n = {k: 0 for k in ("done", "running", "retrying", "failed", "pending", "cancelled",
+                        "stopped")}
     for f in st.folders:
-        n[f["state"] if f["state"] in n else "running"] += 1
+        state = "pending" if f["state"] == "not started" else f["state"]
+        n[state if state in n else "running"] += 1
+    ended = (f", {n['cancelled']} cancelled, {n['stopped']} stopped"
+             if n["cancelled"] or n["stopped"] else "")
     done, total = t.get("bytes_done", 0), t.get("bytes_total", 0)
     rate = tracker.run.rate()
     eta = tracker.run.eta(total) if total and n["running"] else None
     return (f"run {st.run_id} ({st.kind}): {n['done']}/{len(st.folders)} folders done, "
             f"{n['running']} running, {n['retrying']} retrying, {n['failed']} failed, "
-            f"{n['pending']} pending; {format_size(done)} of {format_size(total)} "
+            f"{n['pending']} pending{ended}; {format_size(done)} of {format_size(total)} "
             f"{_pct(done, total).strip()}, {format_rate(rate)}, ETA {format_eta(eta)}")
 
 

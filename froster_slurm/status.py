@@ -114,7 +114,7 @@ def collect(run: Run, backend: Backend | None) -> RunStatus:
                                  if r.state == "PENDING" and r.reason
                                  and r.reason != "None"}})
     # Nothing will move a task any more: the run's jobs are gone (and we could ask).
-    over = st.slurm_queried and active == 0
+    over = st.slurm_queried and bool(ids) and active == 0
     states = {s["index"]: s for s in iter_task_states(run.run_dir)}
     folders = run.folders()
     counts = {"folders": len(folders), "done": 0, "failed": 0, "running": 0, "pending": 0,
