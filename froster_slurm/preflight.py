@@ -535,10 +535,11 @@ def check_overlap(dest: Destination, sources: Sequence[bytes]) -> list[Check]:
 
 def check_state_dir(config: Config) -> Check:
     """Runs and logs go to state_dir: it must be (made and) writable."""
+    from .runs import ensure_runs_dir
+
     path = config.path("state_dir")
-    runs = path / "runs"
     try:
-        runs.mkdir(parents=True, exist_ok=True)
+        runs = ensure_runs_dir(config)
         fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=runs)
         os.close(fd)
         os.unlink(probe)

@@ -24,6 +24,7 @@ import json
 import os
 import secrets
 import socket
+import stat
 import sys
 import time
 import tomllib
@@ -153,6 +154,25 @@ def runs_dir(config: Config) -> Path:
     return config.path("state_dir") / "runs"
 
 
+def ensure_runs_dir(config: Config) -> Path:
+    """``<state_dir>/runs``, made if missing: private to the submitting user when the state
+    dir is ours (settings, logs and remote credentials are in there; see private.py); in a
+    state dir an admin shares (sticky and writable by all), ``runs/`` is shared the same way
+    so every account can add its own 0700 run directories."""
+    state = private_dir(config.path("state_dir"), tighten=True)
+    base = runs_dir(config)
+    if not base.is_dir():
+        mode = stat.S_IMODE(state.stat().st_mode)
+        shared = bool(mode & stat.S_ISVTX and mode & 0o002)
+        try:
+            os.mkdir(base, 0o700)
+            if shared:
+                os.chmod(base, mode)
+        except FileExistsError:
+            pass
+    return base
+
+
 def new_run_id() -> str:
     """Sortable by time, unique across concurrent submitters."""
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
@@ -195,11 +215,7 @@ def create_run(config: Config, kind: str, *, folders: Iterable[bytes] | None = N
                archive: dict[str, Any] | None = None, backend: str = "slurm",
                extra: dict[str, Any] | None = None) -> Run:
     """Make the run directory and write run.toml (+ folders.nul when folders are known)."""
-    # Private to the submitting user: the state dir when we make it, every run dir always
-    # (settings, logs and remote credentials are in there; see private.py).
-    private_dir(config.path("state_dir"), tighten=True)
-    base = runs_dir(config)
-    base.mkdir(parents=True, exist_ok=True)
+    base = ensure_runs_dir(config)
     run_dir = base / new_run_id()
     os.mkdir(run_dir, 0o700)
     os.chmod(run_dir, 0o700)
@@ -239,7 +255,7 @@ def open_run(config: Config, run: str) -> Run:
     if (p / "run.toml").is_file():
         return Run(p.resolve())
     base = runs_dir(config)
-    ids = sorted(d.name for d in base.iterdir() if (d / "run.toml").is_file()) \
+    ids = sorted(d.name for d in base.iterdir() if _is_run(d)) \
         if base.is_dir() else []
     if run in ("last", "latest", ""):
         if not ids:
@@ -269,4 +285,13 @@ def list_runs(config: Config) -> list[Run]:
     base = runs_dir(config)
     if not base.is_dir():
         return []
-    return [Run(d) for d in sorted(base.iterdir()) if (d / "run.toml").is_file()]
+    return [Run(d) for d in sorted(base.iterdir()) if _is_run(d)]
+
+
+def _is_run(d: Path) -> bool:
+    """A run directory we can read.  In a shared state_dir other accounts' runs are 0700:
+    they are not ours to list, open or take as 'last'."""
+    try:
+        return (d / "run.toml").is_file() and os.access(d, os.R_OK | os.X_OK)
+    except PermissionError:
+        return False

@@ -148,3 +148,50 @@ def test_the_whole_pipeline_runs_as_an_ordinary_user(account, installed: Install
     assert "restored: " in out, out
     assert {n: (proj / n).read_bytes() for n in before} == before
     assert all((proj / n).stat().st_uid == user.pw_uid for n in before)
+
+
+def test_a_shared_state_dir_keeps_each_accounts_runs_to_itself(installed: Installed,
+                                                               tmp_path: Path) -> None:
+    """Two accounts, one world-writable state_dir (as an admin may set up): each one's runs
+    are private (0700), and each sees, lists and opens only its own."""
+    users = [ensure_account(USER), ensure_account(OTHER)]
+    shared = Path(f"/tmp/froster-shared-state-{os.getpid()}-{time.time_ns()}")
+    shared.mkdir()
+    shared.chmod(0o1777)
+    bases = []
+    try:
+        run_ids = []
+        for user in users:
+            base = Path(user.pw_dir) / f"t-shared-{os.getpid()}-{time.time_ns()}"
+            base.mkdir()
+            bases.append(base)
+            _write(base / "data" / "f.txt", b"mine")
+            _chown_tree(base, user.pw_uid, user.pw_gid)
+            env = installed.env(account_env(user, FROSTER_SLURM_STATE_DIR=str(shared),
+                                            FROSTER_SLURM_SITE_CONFIG=str(base / "none.toml"),
+                                            XDG_CONFIG_HOME=str(base / ".config")))
+            proc = run_as(user, [str(installed.exe), "archive", str(base / "data"), "--to",
+                                 str(base / "dest"), "--backend", "local", "--dry-run"],
+                          env=env)
+            assert proc.returncode == 0, proc
+            mine = [d for d in (shared / "runs").iterdir()
+                    if d.stat().st_uid == user.pw_uid]
+            assert len(mine) == 1 and stat.S_IMODE(mine[0].stat().st_mode) == 0o700
+            run_ids.append(mine[0].name)
+        assert stat.S_IMODE(shared.stat().st_mode) == 0o1777  # the admin's mode is kept
+        for user, base, mine, theirs in zip(users, bases, run_ids, run_ids[::-1],
+                                             strict=True):
+            env = installed.env(account_env(user, FROSTER_SLURM_STATE_DIR=str(shared),
+                                            FROSTER_SLURM_SITE_CONFIG=str(base / "none.toml"),
+                                            XDG_CONFIG_HOME=str(base / ".config")))
+            listed = run_as(user, [str(installed.exe), "runs", "list"], env=env)
+            assert listed.returncode == 0, listed
+            assert mine in listed.stdout and theirs not in listed.stdout
+            last = run_as(user, [str(installed.exe), "status", "last"], env=env)
+            assert last.returncode == 0 and mine in last.stdout and "dry-run" in last.stdout
+            other = run_as(user, [str(installed.exe), "status", theirs], env=env)
+            assert other.returncode != 0 and "Traceback" not in other.stderr, other
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
+        for base in bases:
+            shutil.rmtree(base, ignore_errors=True)
