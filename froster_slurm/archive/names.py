@@ -178,6 +178,10 @@ _SECRET_PARAM = re.compile(
     r"(?i)(?:(?<=[,:\s?&])|^)((?:x-amz-)?[a-z0-9_-]*(?:secret|key|pass|password|token|sas|"
     r"auth|credential|session|signature)[a-z0-9_-]*)=(\"[^\"]*\"|'[^']*'|[^,:\s&]*)")
 _URL_PASSWORD = re.compile(r"(?i)(://[^/\s:@]+:)[^@\s/]+@")
+# rclone >= 1.7x with -vv: ``Setting --s3-access-key-id "VALUE" from environment variable``.
+_SECRET_FLAG = re.compile(
+    r"(?i)(--[a-z0-9-]*(?:secret|key|pass|password|token|sas|auth|credential|session|"
+    r"signature)[a-z0-9-]*) (\"(?:[^\"\\]|\\.)*\"|'[^']*')")
 
 
 def redact(text: str) -> str:
@@ -187,4 +191,5 @@ def redact(text: str) -> str:
     s3-secret-access-key="..." from environment variable ...``.
     """
     text = _SECRET_PARAM.sub(lambda m: f"{m.group(1)}=***", text)
+    text = _SECRET_FLAG.sub(lambda m: f'{m.group(1)} "***"', text)
     return _URL_PASSWORD.sub(lambda m: f"{m.group(1)}***@", text)
