@@ -60,15 +60,20 @@ def _world_reachable(path: Path) -> bool:
     return all(p.stat().st_mode & 0o001 for p in path.parents)
 
 
-def build_and_install() -> Installed:
-    """Build the wheel and install it (with its dependencies) into a fresh venv under /tmp."""
-    root = Path(tempfile.mkdtemp(prefix="froster-installed-"))
-    root.chmod(0o755)
+def build_wheel(root: Path) -> Path:
+    """The project's wheel, built from the repository into ``root/dist``."""
     dist = root / "dist"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
                     "-q", "-w", str(dist), str(REPO)], check=True, capture_output=True,
                    cwd=root)
-    wheel = next(dist.glob("froster_slurm-*.whl"))
+    return next(dist.glob("froster_slurm-*.whl"))
+
+
+def build_and_install() -> Installed:
+    """Build the wheel and install it (with its dependencies) into a fresh venv under /tmp."""
+    root = Path(tempfile.mkdtemp(prefix="froster-installed-"))
+    root.chmod(0o755)
+    wheel = build_wheel(root)
     inst = Installed(root)
     subprocess.run([base_python(), "-m", "venv", "--without-pip", str(inst.venv)], check=True)
     # The test venv's pip installs into the new venv: no pip bootstrap, same package index.
