@@ -130,3 +130,16 @@ def test_a_pipx_install_by_an_ordinary_user_archives_purges_and_restores(
     assert "restored: " in out, out
     assert {p.name: p.read_bytes() for p in folder.iterdir() if p.name in before} == before
     assert all(p.stat().st_uid == user.pw_uid for p in folder.iterdir())
+
+    # The whole chain from the same pipx copy: crawl -> rank -> archive -> finalize.
+    tree = home / "tree"
+    (tree / "old").mkdir(parents=True)
+    (tree / "old" / "data.bin").write_bytes(os.urandom(200_000))
+    for p in (tree, tree / "old", tree / "old" / "data.bin"):
+        os.chown(p, user.pw_uid, user.pw_gid)
+    out = _run(user, home, "froster-slurm", "submit", str(tree), "--to", str(dest),
+               "--min-size", "1KiB", "--min-avg-size", "1KiB", "--older-than", "0d",
+               "--backend", "slurm")
+    assert "crawl" in out and "rank" in out, out
+    st = _wait(user, home)
+    assert [(Path(f["folder"]).name, f["state"]) for f in st["folders"]] == [("old", "done")], st
