@@ -146,12 +146,45 @@ def chunk_indices(indices: list[int], limit: int) -> list[tuple[int, list[int]]]
     """Split folder indices into arrays whose task ids stay below MaxArraySize.
 
     Returns (offset, task ids) pairs: task id t of a chunk archives folder offset + t.
+    Slurm accepts task ids 0 .. MaxArraySize-1, so ``limit`` is MaxArraySize itself and every
+    offset is a multiple of it (a retry of folders 5 and 2007 with limit 1001 gives the chunks
+    (0, [5]) and (2002, [5])).
     """
+    if limit < 1:
+        raise ValueError(f"MaxArraySize must be at least 1, not {limit}")
     chunks: dict[int, list[int]] = {}
     for idx in sorted(set(indices)):
+        if idx < 0:
+            raise ValueError(f"folder index {idx} is negative")
         offset = (idx // limit) * limit
         chunks.setdefault(offset, []).append(idx - offset)
     return sorted(chunks.items())
+
+
+@dataclass(frozen=True)
+class ArrayChunk:
+    """One archive array of a submission: which folders it covers and its --array value."""
+
+    offset: int  # task id t archives folder offset + t (FROSTER_ARRAY_OFFSET in the script)
+    tasks: list[int]  # task ids, each below MaxArraySize
+    array: str  # the --array directive, e.g. "0-2,5%4" (%throttle: tasks running at once)
+
+    @property
+    def folders(self) -> list[int]:
+        """The run's folder indices this chunk archives."""
+        return [self.offset + t for t in self.tasks]
+
+
+def plan_archive_arrays(indices: list[int], max_array_size: int, throttle: int
+                        ) -> list[ArrayChunk]:
+    """The archive arrays for these folder indices: pure arithmetic, no sbatch.
+
+    ``throttle`` below 1 is taken as 1 (Slurm refuses ``%0``), so a bad config value never
+    leaves an array that can run nothing.
+    """
+    throttle = max(1, int(throttle))
+    return [ArrayChunk(offset, tasks, f"{array_spec(tasks)}%{throttle}")
+            for offset, tasks in chunk_indices(indices, max_array_size)]
 
 
 def dispatch_archive(run: Run, config: Config, be: Backend, result: SubmitResult, *,
@@ -162,22 +195,23 @@ def dispatch_archive(run: Run, config: Config, be: Backend, result: SubmitResult
     """
     n = len(run.folders())
     indices = list(range(n)) if indices is None else indices
-    throttle = max(1, int(config.get("archive.throttle")))
     grace = int(run.settings["archive"]["requeue_grace"])
     limit = be.max_array_size() if not dry_run or be.name == "local" else _dry_limit(be)
     archive_ids: list[str] = []
     stamp = len(run.jobs().get("archive", []))
-    for k, (offset, tasks) in enumerate(chunk_indices(indices, limit)):
+    chunks = plan_archive_arrays(indices, limit, int(config.get("archive.throttle")))
+    for k, chunk in enumerate(chunks):
         opts = sbatch_options("archive", config, run, job_name=f"froster-archive-{run.run_id}",
-                              array=f"{array_spec(tasks)}%{throttle}",
+                              array=chunk.array,
                               extra={"requeue": True, "signal": f"B:USR1@{grace}"})
         script = render_stage("archive", config, run, options=opts,
-                              script_name=f"archive-{stamp + k:03d}.sbatch", array_offset=offset)
+                              script_name=f"archive-{stamp + k:03d}.sbatch",
+                              array_offset=chunk.offset)
         result.scripts.append(script)
         if not dry_run:
             job = be.submit(script)
             archive_ids.append(job)
-            run.record_jobs("archive", [job], offset=offset, count=len(tasks),
+            run.record_jobs("archive", [job], offset=chunk.offset, count=len(chunk.tasks),
                             script=script.name)
     # singleton on a per-run name: a retry's finalize waits for the run's first one, but one
     # user's archive that runs for days never holds back another run's finalize (the catalog
