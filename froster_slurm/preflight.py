@@ -33,11 +33,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import remote_secrets
+from .archive.names import destination as folder_destination
 from .archive.names import join_remote, redact
 from .archive.rclone import rclone_env
 from .config import Config
 from .errors import ConfigError, FrosterError, NotFoundError, UserError
 from .paths import display
+from .remotes.resolve import S3_MAX_KEY
 from .storage_classes import NO_CLASS, is_s3_class, unknown_class_message
 from .units import parse_slurm_time
 
@@ -531,6 +533,33 @@ def check_overlap(dest: Destination, sources: Sequence[bytes]) -> list[Check]:
     return bad[:MAX_LISTED]
 
 
+# Room our own objects need below a folder's destination: the version folder, the bundle
+# folder (run id and task index) and a bundle's name, e.g.
+# "Froster.versions/12/Froster.bundles/20261202-123329-f47cc4-123456/bundle-00001.tar".
+OWN_KEY_ROOM = 96
+
+
+def check_key_length(dest: Destination, sources: Sequence[bytes]) -> list[Check]:
+    """No folder whose path alone leaves no room for its objects' S3 keys (1,024 bytes).
+
+    Only for a plain S3 remote (no alias or crypt on the way, where the stored name is only
+    known to rclone): the archive task checks every stored name itself in any case."""
+    if dest.types != {"s3"} or dest.wrappers:
+        return []
+    bad = []
+    for s in sources:
+        text = folder_destination(dest.base, "", os.path.normpath(os.path.abspath(s)))
+        path = text.split(":", 1)[1] if ":" in text else text
+        in_bucket = path.strip("/").split("/", 1)[1] if "/" in path.strip("/") else ""
+        need = len(in_bucket.encode("utf-8", "surrogateescape")) + 1 + OWN_KEY_ROOM
+        if need > S3_MAX_KEY:
+            bad.append(fail("folder", f"{display(s)}: its objects' S3 keys would be about "
+                            f"{need:,} bytes long at {redact(dest.base)} (S3 keys are at most "
+                            f"{S3_MAX_KEY:,} bytes): archive a parent folder, or use a "
+                            "shorter remote_prefix"))
+    return bad[:MAX_LISTED]
+
+
 # --- this machine ----------------------------------------------------------------------
 
 def check_state_dir(config: Config) -> Check:
@@ -613,6 +642,7 @@ def before_archive(config: Config, remote: str, sources: Sequence[bytes], *, bac
     checks += check_not_purged(sources)
     if dest is not None:
         checks += check_overlap(dest, [s for s in sources if os.path.isdir(s)])
+        checks += check_key_length(dest, sources)
     checks.append(check_grace(config, backend, grace))
     require(checks)
     assert dest is not None

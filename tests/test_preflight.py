@@ -155,6 +155,19 @@ def test_misspelt_storage_class(slurm_cluster, capsys, folder, s3: S3Server, mon
     assert "did you mean DEEP_ARCHIVE?" in line and "GLACIER_IR" in line
 
 
+def test_folder_whose_path_leaves_no_room_in_an_s3_key(slurm_cluster, capsys, tmp_path,
+                                                      s3: S3Server, monkeypatch):
+    monkeypatch.setenv("FROSTER_SLURM_ARCHIVE__RCLONE_CONFIG", str(s3.rclone_config))
+    deep = tmp_path / "src"
+    while len(os.fsencode(deep)) < 1000:
+        deep = deep / ("d" * 120)
+    write_file(os.fsencode(deep / "data.bin"), b"x" * 100)
+    code, err = refused(capsys, "archive", str(deep), "--to", s3.remote,
+                        "--storage-class", "STANDARD", "--backend", "slurm")
+    line = one_line(err)
+    assert "S3 keys are at most 1,024 bytes" in line and "archive a parent folder" in line
+
+
 def test_storage_class_on_a_remote_without_classes(slurm_cluster, capsys, folder, tmp_path):
     code, err = refused(capsys, "archive", str(folder), "--to", str(tmp_path / "remote"),
                         "--storage-class", "GLACIER", "--backend", "slurm")

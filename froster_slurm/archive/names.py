@@ -90,6 +90,17 @@ def rclone_std(name: str) -> str:
     return "".join(QUOTE + c if c in _STD_SPECIAL else c for c in name)
 
 
+def rclone_local(path: bytes | str | os.PathLike) -> bytes:
+    """A local path spelt so that rclone's command line reads back exactly ``path``.
+
+    rclone reads a path argument in its "standard" encoding: ``/tmp/a␊b`` would name
+    ``/tmp/a<newline>b``.  Every component goes through ``rclone_std``; other bytes are kept.
+    """
+    raw = os.fsencode(path)
+    return b"/".join(os.fsencode(rclone_std(os.fsdecode(c))) if c else c
+                     for c in raw.split(b"/"))
+
+
 def is_local_remote(remote: str) -> bool:
     """An absolute local path rather than an rclone ``name:path`` remote."""
     return remote.startswith("/")

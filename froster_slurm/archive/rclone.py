@@ -36,7 +36,7 @@ from ..remotes.exe import find_rclone
 from ..remotes.failures import explain, find_cause
 from ..storage_classes import NO_CLASS
 from .inventory import SourceChanged
-from .names import redact
+from .names import rclone_local, redact
 
 # Environment variables that would weaken the checksum guarantees behind our back.
 DROP_ENV = ("AWS_CA_BUNDLE", "RCLONE_S3_DISABLE_CHECKSUM", "RCLONE_IGNORE_CHECKSUM",
@@ -120,7 +120,7 @@ class Rclone:
 
     def run(self, args: Sequence[str | bytes], log_name: str,
             progress: Callable[[int, int], None] | None = None,
-            stdout_path: Path | None = None) -> Result:
+            stdout_path: Path | None = None, pass_fds: tuple[int, ...] = ()) -> Result:
         """Run rclone; read its JSON log as it comes; stop it if we are interrupted.
 
         Its standard output goes to ``stdout_path`` when given (a report to parse), else to
@@ -134,13 +134,17 @@ class Rclone:
             log = open(self.log_dir / f"{log_name}.log", "a", encoding="utf-8", buffering=1)
             log.write(f"# {time.strftime('%Y-%m-%dT%H:%M:%S')} "
                       f"{redact(' '.join(display(os.fsencode(c)) for c in cmd))}\n")
+            for fd in pass_fds:
+                target = os.readlink(f"/proc/self/fd/{fd}".encode())
+                log.write(f"# /dev/fd/{fd} = {display(target)}\n")
             log.flush()
         out = open(stdout_path, "wb") if stdout_path is not None else None
         try:
             try:
                 proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
                                         stdout=out or log or subprocess.DEVNULL,
-                                        stderr=subprocess.PIPE, env=rclone_env(extra=self.env))
+                                        stderr=subprocess.PIPE, env=rclone_env(extra=self.env),
+                                        pass_fds=pass_fds)
             except FileNotFoundError as e:
                 raise PermanentError(f"rclone executable not found: {self.exe}") from e
             try:
@@ -212,19 +216,28 @@ class Rclone:
             result.tail.append(redact(msg))
             del result.tail[:-TAIL_LINES]
 
-    def copy(self, src: bytes | str, dst: str, *, files_from: Path | None,
+    def copy(self, src: bytes | str | Path, dst: str | Path, *, files_from: Path | None,
              storage_class: str | None, log_name: str,
              progress: Callable[[int, int], None] | None = None,
              extra: Sequence[str] = ()) -> Result:
-        """``rclone copy --checksum SRC DST [--files-from-raw LIST]`` with the storage class."""
-        args: list[str | bytes] = ["copy", os.fsencode(src), os.fsencode(dst), "--checksum",
-                                   "--transfers", str(self.transfers)]
-        if files_from is not None:
-            args += ["--files-from-raw", str(files_from), "--no-traverse"]
-        if storage_class and storage_class != NO_CLASS:  # "none": the remote has no classes
-            args += ["--s3-storage-class", storage_class]
-        args += list(extra)  # after --transfers: rclone takes the last value
-        return self.run(args, log_name, progress)
+        """``rclone copy --checksum SRC DST [--files-from-raw LIST]`` with the storage class.
+
+        A ``str`` is rclone text (a remote, or a destination ``names.destination`` spelt);
+        ``bytes`` and ``Path`` are local paths, spelt for rclone here (``rclone_local``), so a
+        folder named with ``␊`` or ``‛`` is the folder meant, not its decoded look-alike."""
+        fds: list[int] = []
+        try:
+            args: list[str | bytes] = ["copy", _arg(src, fds), _arg(dst, fds), "--checksum",
+                                       "--transfers", str(self.transfers)]
+            if files_from is not None:
+                args += ["--files-from-raw", str(files_from), "--no-traverse"]
+            if storage_class and storage_class != NO_CLASS:  # "none": no classes
+                args += ["--s3-storage-class", storage_class]
+            args += list(extra)  # after --transfers: rclone takes the last value
+            return self.run(args, log_name, progress, pass_fds=tuple(fds))
+        finally:
+            for fd in fds:
+                os.close(fd)
 
     def md5sum(self, dst: str, files_from: Path, out: Path, log_name: str) -> Result:
         """``rclone md5sum DST --files-from-raw LIST`` into ``out``: the md5 the remote
@@ -234,6 +247,26 @@ class Rclone:
         args: list[str | bytes] = ["md5sum", os.fsencode(dst), "--files-from-raw",
                                    str(files_from)]
         return self.run(args, log_name, stdout_path=out)
+
+
+def _arg(where: bytes | str | Path, fds: list[int]) -> bytes:
+    """rclone text as it is; a local directory (bytes, Path) as rclone can reach it.
+
+    rclone reads a command-line path in its "standard" encoding, and a literal ``‛``
+    (U+201B) on disk cannot be spelt in it at all (``s‛s`` and ``s‛‛s`` on disk both list as
+    ``s‛‛s``, and neither spelling finds ``s‛s``).  A path holding a character that encoding
+    touches is therefore handed over as ``/dev/fd/N`` of a directory descriptor we opened
+    (created first if missing: a copy's destination); the kernel resolves it, not rclone.
+    """
+    if isinstance(where, str):
+        return os.fsencode(where)
+    raw = os.fsencode(where)
+    if rclone_local(raw) == raw:
+        return raw
+    os.makedirs(raw, mode=0o700, exist_ok=True)
+    fd = os.open(raw, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    fds.append(fd)
+    return f"/dev/fd/{fd}".encode()
 
 
 def _stop(proc: subprocess.Popen) -> None:

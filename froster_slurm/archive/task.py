@@ -341,12 +341,34 @@ class ArchiveTask:
     def _too_long(self, inv: Inventory) -> set[bytes]:
         """Files whose name as the backend stores it would be too long: an S3 key over 1,024
         bytes, a path segment over 255 bytes on a file system (local, sftp).  Counted on the
-        stored form: under crypt the encrypted name (``rclone backend encode``)."""
+        stored form: under crypt the encrypted name (``rclone backend encode``).
+
+        First the folder's own place: the record and a bundle must be stored whatever the
+        files are called, so a destination whose prefix alone leaves no room for them fails
+        the task at once, naming the limit (a retry cannot shorten a path)."""
+        if self.remote.hash_passthrough and not self.remote.has_storage_classes:
+            return set()  # plain names on a file system: the source's own limits hold
+        ours_rels = [os.fsdecode(ours.RECORD_NAME), f"{self.bundle_dir}/bundle-00001.tar"]
+        over = self._stored_too_long(ours_rels)
+        if over:
+            rel, what = next(iter(over.items()))
+            raise PermanentError(
+                f"{display(self.folder)} cannot be archived at {names.redact(self.dest)}: "
+                f"its own objects ({rel}) would need {what}; archive it to a remote with a "
+                "shorter path (archive.remote_prefix) or archive a parent folder")
         rels = [os.fsdecode(e.rel) for e in inv.entries
                 if e.kind == FILE and not must_bundle(e, self.s.bundle_threshold)]
-        if not rels or self.remote.hash_passthrough and not self.remote.has_storage_classes:
-            return set()  # plain names on a file system: the source's own limits hold
-        out: set[bytes] = set()
+        out = {os.fsencode(rel) for rel in self._stored_too_long(rels)}
+        if out:
+            log(f"{len(out)} file(s) whose stored name would be too long for the remote "
+                "travel inside a bundle")
+        return out
+
+    def _stored_too_long(self, rels: list[str]) -> dict[str, str]:
+        """{our name: what it would need} for the names in ``rels`` too long as stored."""
+        if not rels:
+            return {}
+        out: dict[str, str] = {}
         for kind, root, keys in stored_names(self.rclone, config_dump(self.rclone), self.dest,
                                              rels):
             path = root.split(":", 1)[1].strip("/") if kind != "local" else ""
@@ -354,14 +376,15 @@ class ArchiveTask:
             for key, rel in keys.items():
                 raw = key.encode("utf-8", "surrogateescape")
                 if kind == "s3":
-                    bad = len(os.fsencode(prefix)) + len(raw) > S3_MAX_KEY
+                    size = len(os.fsencode(prefix)) + len(raw)
+                    if size > S3_MAX_KEY:
+                        out[rel] = (f"an S3 key of {size:,} bytes (S3 keys are at most "
+                                    f"{S3_MAX_KEY:,} bytes)")
                 else:
-                    bad = any(len(seg) > NAME_MAX for seg in raw.split(b"/"))
-                if bad:
-                    out.add(os.fsencode(rel))
-        if out:
-            log(f"{len(out)} file(s) whose stored name would be too long for the remote "
-                "travel inside a bundle")
+                    longest = max(len(seg) for seg in raw.split(b"/"))
+                    if longest > NAME_MAX:
+                        out[rel] = (f"a name of {longest:,} bytes on {kind} (at most "
+                                    f"{NAME_MAX} bytes per name)")
         return out
 
     def _choose_version(self, prior: dict[str, Any] | None) -> None:

@@ -153,7 +153,7 @@ def download(rclone: Rclone, destination: str, objects: list[str], stage: Path,
     half the objects thawed keeps them and fetches only the rest next time.
     """
     lst = write_list(work / "download-objects.lst", objects)
-    res = rclone.copy(destination, str(stage), files_from=lst, storage_class=None,
+    res = rclone.copy(destination, stage, files_from=lst, storage_class=None,
                       log_name="download")
     if res.returncode == 0:
         return res
@@ -169,7 +169,7 @@ def fetch_small(rclone: Rclone, destination: str, names: list[str], into: Path,
                 work: Path) -> None:
     """Copy trace files (STANDARD class, readable at once) into ``into``."""
     lst = write_list(work / "trace-objects.lst", names)
-    res = rclone.copy(destination, str(into), files_from=lst, storage_class=None,
+    res = rclone.copy(destination, into, files_from=lst, storage_class=None,
                       log_name="trace-download")
     if res.returncode != 0:
         raise classify(res, "copy of the archive record")
