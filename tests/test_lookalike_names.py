@@ -80,3 +80,20 @@ def test_a_folder_whose_path_alone_exceeds_the_s3_key_limit_fails_at_once(
     assert st["state"] == "failed", st
     text = json.dumps(st) + p.stderr
     assert "1,024" in text and "key" in text, text[-2000:]
+
+
+def test_a_4kb_path_fails_at_once_on_a_local_remote(tmp_path: Path) -> None:
+    """A folder path of ~4 KB archived into a local folder: its destination would pass the
+    system's 4,096-byte PATH_MAX, a failure no retry can fix."""
+    deep = os.fsencode(tmp_path / "src")
+    while len(deep) < 3800:
+        deep += b"/" + b"p" * 240
+    deep += b"/" + b"q" * (4060 - len(deep) - 1)  # the source fits; its destination cannot
+    write_file(deep + b"/data.bin", os.urandom(70_000))
+    run_dir = make_run(tmp_path / "state", [deep], str(tmp_path / "cold"),
+                       storage_class="none", bundle_threshold=1024)
+    p = run_task(run_dir, 0, timeout=120)
+    st = state(run_dir, 0)
+    assert p.returncode == EXIT_PERMANENT, (p.returncode, p.stderr[-2000:])
+    assert st["state"] == "failed", st
+    assert st.get("attempts", 1) <= 1, st
