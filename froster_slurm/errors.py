@@ -21,6 +21,11 @@ EXIT_TEMPFAIL = 75  # EX_TEMPFAIL: transient, worth a retry after a delay
 EXIT_CONFIG = 78  # EX_CONFIG
 
 
+def exit_codes() -> dict[str, int]:
+    """Every ``EXIT_<NAME>`` above as NAME -> code: job scripts get ``FROSTER_EXIT_<NAME>``."""
+    return {k[5:]: v for k, v in globals().items() if k.startswith("EXIT_") and isinstance(v, int)}
+
+
 class FrosterError(Exception):
     """Base of every error the tool raises on purpose."""
 

@@ -9,6 +9,14 @@ it was copied from.  With that stamp:
 - an edited file whose built-in has changed since the export is *stale*: every submit says so
   on stderr with the ``templates diff NAME`` command to run; a file without a stamp (written by
   hand, or exported before stamps existed) is reported the same way.
+
+Every stage renders from the one skeleton ``templates/stage.sbatch`` unless the package ships a
+``templates/<stage>.sbatch`` of its own (none needs one today).  The per-stage names stay:
+``archive.sbatch`` is listed, shown, exported and diffed like a file, and its built-in text is
+the skeleton's.  A site overrides one stage with ``<stage>.sbatch`` or every stage that uses the
+skeleton with ``stage.sbatch``; the stage's own name wins, and an unedited copy of either is
+passed over as above.  A ``<stage>.sbatch`` exported before the skeleton existed keeps working
+(it is reported as stale: its built-in has changed).
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
+from .config_keys import STAGES
 from .errors import NotFoundError, UserError
 from .render import builtin_files
 
@@ -28,6 +37,7 @@ STAMP_PREFIX = "froster-slurm-override:"
 _STAMP = re.compile(r"^(?:# |<!-- )" + re.escape(STAMP_PREFIX) + r" (\S+) from froster-slurm "
                     r"(\S+) \(built-in sha256 ([0-9a-f]{16})\)(?: -->)?$")
 KINDS = {"templates": "template", "jobscripts": "jobscript"}
+SKELETON = "stage.sbatch"
 
 
 @dataclass(frozen=True)
@@ -61,9 +71,22 @@ def digest(text: str) -> str:
 
 
 def builtin_names() -> dict[str, tuple[str, str, str]]:
-    """name -> (kind, built-in text, where it is) for every template and jobscript."""
-    return {name: (kind, f.read_text(), str(f)) for folder, kind in KINDS.items()
-            for name, f in builtin_files(folder).items()}
+    """name -> (kind, built-in text, where it is) for every template and jobscript.
+
+    Each stage's ``<stage>.sbatch`` is here too: the skeleton's text and path when the package
+    has no file of that name.
+    """
+    names = {name: (kind, f.read_text(), str(f)) for folder, kind in KINDS.items()
+             for name, f in builtin_files(folder).items()}
+    for stage in STAGES:
+        names.setdefault(f"{stage}.sbatch", names[SKELETON])
+    return names
+
+
+def uses_skeleton(name: str) -> bool:
+    """True when stage template ``name`` has no built-in file of its own."""
+    return (name != SKELETON and name.removesuffix(".sbatch") in STAGES
+            and name not in builtin_files("templates"))
 
 
 def stamp_line(name: str, builtin_text: str) -> str:
@@ -96,28 +119,37 @@ def split_stamp(text: str) -> tuple[Stamp | None, str]:
 
 def resolve(name: str, templates_dir: str | Path | None = None, kind: str | None = None
             ) -> Resolved:
-    """The file ``name`` renders from: an edited site override, else the built-in."""
+    """The file ``name`` renders from: an edited site override, else the built-in.
+
+    For a stage that uses the skeleton the site files tried are ``<stage>.sbatch``, then
+    ``stage.sbatch``; the first edited one wins.
+    """
     names = builtin_names()
     if name not in names or (kind and names[name][0] != kind):
         what = kind or "template or jobscript"
         choices = sorted(n for n, (k, _, _) in names.items() if not kind or k == kind)
         raise NotFoundError(f"no {what} named {name!r}; known: {', '.join(choices)}")
     file_kind, builtin, where = names[name]
-    site = Path(templates_dir).expanduser() / name if templates_dir else None
-    if site is None or not site.is_file():
-        return Resolved(name, file_kind, "built-in", builtin, builtin, where)
-    text = site.read_text()
-    stamp, body = split_stamp(text)
-    if stamp and digest(body) == stamp.digest:
-        return Resolved(name, file_kind, "built-in", builtin, builtin, where, site, stamp,
-                        "unedited copy")
-    if stamp is None:
-        note = "no version stamp"
-    elif stamp.digest != digest(builtin):
-        note = "stale"
-    else:
-        note = ""
-    return Resolved(name, file_kind, "site", text, builtin, where, site, stamp, note)
+    candidates = [name, SKELETON] if uses_skeleton(name) else [name]
+    unedited: Resolved | None = None
+    for candidate in candidates if templates_dir else []:
+        site = Path(templates_dir).expanduser() / candidate
+        if not site.is_file():
+            continue
+        text = site.read_text()
+        stamp, body = split_stamp(text)
+        if stamp and digest(body) == stamp.digest:
+            unedited = unedited or Resolved(name, file_kind, "built-in", builtin, builtin, where,
+                                            site, stamp, "unedited copy")
+            continue
+        if stamp is None:
+            note = "no version stamp"
+        elif stamp.digest != digest(builtin):
+            note = "stale"
+        else:
+            note = ""
+        return Resolved(name, file_kind, "site", text, builtin, where, site, stamp, note)
+    return unedited or Resolved(name, file_kind, "built-in", builtin, builtin, where)
 
 
 def every(templates_dir: str | Path | None) -> list[Resolved]:

@@ -58,23 +58,6 @@ def builtin_files(kind: str) -> dict[str, Traversable]:
             if f.is_file() and f.name.endswith(suffixes)}
 
 
-def template_names(templates_dir: str | Path | None = None) -> dict[str, Traversable]:
-    """Every template by name -> the file that wins (site dir over built-in)."""
-    found: dict[str, Traversable] = dict(builtin_files("templates"))
-    if templates_dir:
-        site = Path(templates_dir).expanduser()
-        if site.is_dir():
-            for p in sorted(site.iterdir()):
-                if p.name in found:
-                    found[p.name] = p
-    return found
-
-
-def is_builtin(file: Traversable, kind: str) -> bool:
-    """True when ``file`` is the built-in one of its name (not a site override)."""
-    return builtin_files(kind).get(file.name) == file
-
-
 def load_template(name: str, templates_dir: str | Path | None = None) -> str:
     """Text of template ``name``: an edited site override, else the built-in.
 
@@ -84,13 +67,6 @@ def load_template(name: str, templates_dir: str | Path | None = None) -> str:
     from .overrides import resolve
 
     return resolve(name, templates_dir, kind="template").text
-
-
-def load_jobscript(name: str, templates_dir: str | Path | None = None) -> str:
-    """Text of a jobscript body: an edited site override, else the built-in."""
-    from .overrides import resolve
-
-    return resolve(name, templates_dir, kind="jobscript").text
 
 
 def render(text: str, values: dict[str, Any], name: str = "<template>") -> str:

@@ -3,43 +3,24 @@
 # The Python task runs in the background and we wait in a loop, so a signal is handled at once:
 #   USR1 (--signal=B:USR1@grace, the time limit is near): stop the task cleanly, requeue now;
 #   TERM (scontrol requeue, scancel, time limit reached): stop the task cleanly and end.
-# Exit codes of the task: 0 done, 75 transient (requeue after the delay it recorded, growing as
-# retry_delay * 2^(failures-1), until max_attempts), 70 failed for good (the reason is in its
-# state.json and Comment). USR1 and not USR2: rclone uses USR2.
+# Exit codes of the task: FROSTER_EXIT_OK done, FROSTER_EXIT_TEMPFAIL transient (requeue after
+# the delay it recorded, growing as retry_delay * 2^(failures-1), until max_attempts),
+# FROSTER_EXIT_PERMANENT failed for good (the reason is in its state.json and Comment); any
+# other code is a crash that the task counts as transient. USR1 and not USR2: rclone uses USR2.
 FROSTER_INDEX=$((${FROSTER_ARRAY_OFFSET:-0} + ${SLURM_ARRAY_TASK_ID:?the archive stage runs as an array}))
-FROSTER_TASK_DIR="$FROSTER_RUN_DIR/tasks/$FROSTER_INDEX"
-FROSTER_STATUS_FILE="$FROSTER_TASK_DIR/comment"
-mkdir -p "$FROSTER_TASK_DIR"
+froster_use_task "$FROSTER_INDEX"
 froster_log "archive task $FROSTER_INDEX of run ${FROSTER_RUN_DIR##*/} on ${HOSTNAME:-?}" \
     "(restart ${SLURM_RESTART_COUNT:-0})"
 
 froster_run_payload "$FROSTER_PYTHON" -m froster_slurm.task archive "$FROSTER_RUN_DIR" \
     "$FROSTER_INDEX"
-rc=$FROSTER_PAYLOAD_RC
-froster_log "task process ended with exit code $rc"
+froster_log "task process ended with exit code $FROSTER_PAYLOAD_RC"
 
-if ((rc == 0)); then
-    exit 0
-fi
-if ((rc == 70)); then
-    exit 70
-fi
-if [[ $froster_stop == TERM ]]; then
-    exit 143 # requeued or cancelled from outside: Slurm decides what happens next
-fi
-if [[ $froster_stop == USR1 ]]; then
-    froster_requeue 0 # the time limit is not a failure: resume at once, from the last step
-fi
-if ((rc != 75)); then
-    # Killed, out of memory, a crash: count it as a transient failure (Python decides 75/70).
-    code=$rc
-    rc=0
-    "$FROSTER_PYTHON" -m froster_slurm.task interrupted "$FROSTER_RUN_DIR" "$FROSTER_INDEX" \
-        "$code" || rc=$?
-    if ((rc == 0 || rc == 70)); then
-        exit "$rc"
-    fi
-fi
-delay=$("$FROSTER_PYTHON" -m froster_slurm.task retry-delay "$FROSTER_RUN_DIR" "$FROSTER_INDEX") ||
-    delay=60
-froster_requeue "$delay"
+# Python decides whether a crash (killed, out of memory) is worth a retry, and how long to wait.
+archive_interrupted() {
+    "$FROSTER_PYTHON" -m froster_slurm.task interrupted "$FROSTER_RUN_DIR" "$FROSTER_INDEX" "$1"
+}
+archive_retry_delay() {
+    "$FROSTER_PYTHON" -m froster_slurm.task retry-delay "$FROSTER_RUN_DIR" "$FROSTER_INDEX"
+}
+froster_requeue_tail 60 archive_retry_delay archive_interrupted

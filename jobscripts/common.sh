@@ -1,7 +1,9 @@
-# jobscripts/common.sh: bash helpers shared by every stage (inlined into each rendered script).
+# jobscripts/common.sh: bash helpers every stage gets (inlined into each rendered script).
 # Expects FROSTER_RUN_DIR, FROSTER_PYTHON and FROSTER_STAGE from the template. Under the local
-# backend FROSTER_BACKEND=local and there is no scontrol: status goes to a file, and a requeue
-# is exit code 75 (the local backend runs the task again after its state's retry_after).
+# backend FROSTER_BACKEND=local and there is no scontrol: status goes to a file. The helpers
+# that run a payload and requeue the job are in requeue.sh, inlined only into the stages that
+# call them. Exit codes are FROSTER_EXIT_* (froster_slurm/errors.py): the renderer defines the
+# ones a script uses above this file, so no script spells a number.
 set -euo pipefail
 
 # The id this job answers to. Inside an array task it MUST be ARRAYID_TASKID: for a task,
@@ -35,7 +37,7 @@ froster_step() {
 
 # froster_status TEXT...: the live status line. Under Slurm the job's Comment (shown by
 # `squeue -o %k`; at most 1024 bytes; cannot be set after the job ended, which is ignored);
-# also written to $FROSTER_STATUS_FILE when the stage sets one.
+# also written to $FROSTER_STATUS_FILE once the stage called froster_use_task.
 froster_status() {
     local text="$*"
     text=${text//$'\n'/ }
@@ -49,75 +51,9 @@ froster_status() {
     fi
 }
 
-# froster_wait PID: wait for a background payload in a loop, so trapped signals (USR1 before
-# the time limit, TERM on requeue/cancel) run their handlers at once instead of after the
-# payload ends. Returns the payload's own exit status.
-froster_wait() {
-    local pid=$1 rc
-    while :; do
-        rc=0
-        wait "$pid" || rc=$?
-        if kill -0 "$pid" 2>/dev/null; then
-            continue # a trapped signal interrupted wait; the payload still runs
-        fi
-        rc=0
-        wait "$pid" || rc=$? # bash keeps the exit status of a finished background job
-        return "$rc"
-    done
-}
-
-# froster_run_payload CMD...: run CMD in the background with USR1 (time limit near) and TERM
-# (requeue, cancel) trapped, and wait for it with froster_wait. Sets FROSTER_PAYLOAD_RC to its
-# exit status and froster_stop to the signal that stopped it (USR1, TERM, or empty). On a
-# signal the payload gets the same signal, so it stops cleanly at a step boundary and knows
-# why: USR1 is the time limit (a slot that ends; the archive task counts slots without
-# progress), TERM a requeue or cancel from outside.
-froster_payload=""
-froster_stop=""
-froster_on_signal() {
-    froster_stop=$1
-    froster_log "got SIG$1: stopping the payload cleanly"
-    if [[ -n $froster_payload ]]; then
-        kill -"$1" "$froster_payload" 2>/dev/null || true
-    fi
-}
-froster_run_payload() {
-    trap 'froster_on_signal USR1' USR1
-    trap 'froster_on_signal TERM' TERM
-    "$@" &
-    froster_payload=$!
-    FROSTER_PAYLOAD_RC=0
-    froster_wait "$froster_payload" || FROSTER_PAYLOAD_RC=$?
-}
-
-# froster_requeue DELAY: put this job (this array task) back in the queue, to start again no
-# sooner than DELAY seconds from now. Never returns.
-# Slurm: `scontrol requeue ID` (which sends TERM to this script: ignored, so the delay can still
-# be set), then `scontrol update jobid=ID StartTime=now+DELAY` (on Slurm 22.05 the begin time
-# of a job is updated with StartTime=; it is accepted while the requeued job completes).
-# Local backend: exit 75; the backend reruns the task after the retry_after in its state.
-froster_requeue() {
-    local delay=${1:-0} ref
-    [[ $delay =~ ^[0-9]+$ ]] || delay=60
-    ref=$(froster_job_ref)
-    if ! froster_under_slurm; then
-        froster_log "asking the local backend for a requeue in ${delay}s (exit 75)"
-        exit 75
-    fi
-    trap '' TERM USR1
-    if ! scontrol requeue "$ref"; then
-        froster_log "scontrol requeue $ref failed (is the job requeueable?); exiting 75"
-        froster_status "${FROSTER_STAGE:-job}: requeue failed; resubmit with froster-slurm retry"
-        exit 75
-    fi
-    if ((delay > 0)); then
-        if scontrol update jobid="$ref" StartTime="now+${delay}"; then
-            froster_log "requeued $ref; it starts again in ${delay}s or later"
-        else
-            froster_log "requeued $ref, but could not delay its start; Slurm's own requeue delay applies"
-        fi
-    else
-        froster_log "requeued $ref"
-    fi
-    exit 0
+# froster_use_task INDEX: this job works for task INDEX of the run; its live status line is
+# also written to the task's comment file (what status reads under the local backend).
+froster_use_task() {
+    FROSTER_STATUS_FILE="$FROSTER_RUN_DIR/tasks/$1/comment"
+    mkdir -p "${FROSTER_STATUS_FILE%/*}"
 }

@@ -63,6 +63,21 @@ def slurm_cluster() -> None:
         pytest.skip(reason)
 
 
+@pytest.fixture(scope="session")
+def shellcheck() -> str:
+    """The shellcheck binary (Debian's `shellcheck`, which make setup installs).
+
+    Missing: skipped with the reason locally, a failure under CI=true, like the cluster.
+    """
+    found = shutil.which("shellcheck")
+    if found is None:
+        reason = "shellcheck is not installed (make setup installs Debian's shellcheck)"
+        if IN_CI:
+            pytest.fail(f"CI needs shellcheck: {reason}")
+        pytest.skip(reason)
+    return found
+
+
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     """moto's S3 server on 127.0.0.1 with a bucket and an rclone remote, one per test module.

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from froster_slurm.cli import main
-from froster_slurm.config import load_config
+from froster_slurm.config import STAGES, load_config
 from froster_slurm.errors import ConfigError, TemplateError
-from froster_slurm.render import check_bash, render, sbatch_directives, template_names
+from froster_slurm.render import check_bash, render, sbatch_directives
 from froster_slurm.runs import archive_settings, create_run
 from froster_slurm.stages import render_stage, sbatch_options
 
@@ -54,7 +54,7 @@ def test_check_bash_rejects_broken_scripts() -> None:
         check_bash("if then fi\n")
 
 
-@pytest.mark.parametrize("stage", sorted(n[:-7] for n in template_names() if n.endswith(".sbatch")))
+@pytest.mark.parametrize("stage", STAGES)
 def test_every_stage_template_renders_and_passes_bash_n(stage: str, tmp_path: Path) -> None:
     cfg = load_config({"slurm.partition": "debug", "slurm.extra": ["--mail-type=FAIL"]})
     run = create_run(cfg, "archive", folders=[b"/x"], archive=archive_settings(cfg, "/tmp/r"))

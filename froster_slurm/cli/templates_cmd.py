@@ -34,7 +34,7 @@ def list_() -> None:
 
 @templates_app.command("show")
 def show(name: str = typer.Argument(..., help="Template name, e.g. archive.sbatch.")) -> None:
-    """Print a template or jobscript as it will be used."""
+    """Print a template or jobscript as it will be used (a stage's own or the skeleton)."""
     out(resolve(name, _tdir()).text.rstrip("\n"))
 
 
@@ -47,8 +47,10 @@ def export(dest: Annotated[Path, typer.Argument(help="Directory to copy into.")]
     """Copy built-in templates/jobscripts for an admin to edit, each with a version stamp.
 
     Export only what you change: a file left unedited keeps following the installed version,
-    an edited one is reported at submit once an upgrade changes its built-in. Point
-    templates_dir at DEST afterwards (`config set --site templates_dir DEST`).
+    an edited one is reported at submit once an upgrade changes its built-in. Every stage
+    renders from one skeleton: export it as `archive.sbatch` to change that stage only, or as
+    `stage.sbatch` to change every stage. Point templates_dir at DEST afterwards
+    (`config set --site templates_dir DEST`).
     """
     written = export_files(dest, names or [], force=force)
     out(f"copied {len(written)} file(s) to {dest}: {', '.join(p.name for p in written)}; "
@@ -61,11 +63,15 @@ def diff(name: Annotated[str | None, typer.Argument(
     """Unified diff of the built-in file against the site's override."""
     tdir = _tdir()
     chosen = [resolve(name, tdir)] if name else every(tdir)
+    seen: set[Path] = set()  # a site stage.sbatch stands in for several stages: show it once
     for r in chosen:
         if r.site_path is None:
             if name:
                 out(f"{r.name}: no site override (templates_dir = {tdir or 'unset'})")
             continue
+        if r.site_path in seen:
+            continue
+        seen.add(r.site_path)
         if r.stale:
             out(f"# {stale_message(r)}")
         text = diff_text(r)
