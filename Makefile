@@ -8,7 +8,7 @@ VENV     ?= .venv
 PY       := $(VENV)/bin/python
 PIP      := $(VENV)/bin/pip
 PYTHON3  ?= python3
-APT_PKGS := slurm-wlm munge rclone chromium gcc python3-dev tmux
+APT_PKGS := slurm-wlm munge rclone chromium gcc python3-dev tmux shellcheck
 # The Ceph RGW the tests use as a second real S3 (scripts/ceph-rgw.sh)
 RGW_PKGS := ceph-mon ceph-osd radosgw curl
 STAMP    := $(VENV)/.installed
@@ -21,7 +21,7 @@ help:
 	@echo "make demo         archive a demo tree end to end and show status + catalog"
 	@echo "make bench        crawl, rank, pick, archive and submit benchmarks"
 	@echo "make soak         the fault campaign, longer, random seed (SOAK_SECONDS SOAK_FOLDERS SOAK_SEED)"
-	@echo "make lint         ruff"
+	@echo "make lint         ruff, and shellcheck on jobscripts/ and scripts/"
 	@echo "make cluster-up   start (or reuse) the single-node Slurm cluster"
 	@echo "make cluster-down stop what cluster-up started"
 	@echo "make rgw-up       start (or reuse) the Ceph RGW S3 server on 127.0.0.1:7480"
@@ -52,8 +52,14 @@ $(STAMP): pyproject.toml setup.py froster_slurm/crawl/_fastwalk.c
 	$(PIP) install -q -e '.[test]'
 	touch $(STAMP)
 
+# shellcheck: the job bodies are fragments (no shebang: -s bash); every rendered script is
+# checked whole by tests/test_stage_scripts.py.
+SHELLCHECK := shellcheck -S warning
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check froster_slurm tests bench
+	$(SHELLCHECK) -s bash jobscripts/*.sh
+	$(SHELLCHECK) scripts/*.sh
 
 cluster-up: system-deps
 	bash scripts/slurm-cluster.sh up
@@ -72,7 +78,7 @@ rgw-down:
 test: setup
 	bash scripts/slurm-cluster.sh up
 	bash scripts/ceph-rgw.sh up
-	$(VENV)/bin/ruff check froster_slurm tests bench
+	$(MAKE) --no-print-directory lint
 	$(VENV)/bin/pytest -p no:cacheprovider tests
 
 # The fault campaign of tests/test_fault_campaign.py for longer: a random seed (printed; replay
