@@ -178,19 +178,30 @@ def contenders(tree: Path, out_dir: Path) -> list[tuple[str, list[str], Path, di
     return found
 
 
-def shard_runs(tree: Path, out_dir: Path, env: dict[str, str], n: int) -> tuple[float, float]:
-    """Plan ``n`` shards, then run them as ``n`` parallel array-task processes, task ``i``
-    pinned to CPU ``i`` (``taskset``: what a Slurm cpuset of one CPU per task does), default
-    settings: (wall, cpu)."""
-    base = [sys.executable, "-m", "froster_slurm", "crawl"]
+# What a crawl array task runs once the job entry has read its run: crawl_shard of the plan
+# (no CLI, no typer: the job side never imports them).
+SHARD_TASK = ("import sys; from froster_slurm.crawl import crawl_shard; "
+              "crawl_shard(sys.argv[1], int(sys.argv[2]))")
+
+
+def plan_for(tree: Path, out_dir: Path, env: dict[str, str], n: int) -> Path:
+    """Plan ``n`` shards of ``tree`` once (as submit does, before the array starts)."""
     shard_dir = out_dir / f"shards-{n}"
-    subprocess.run([*base, str(tree), "-o", str(shard_dir), "--shards", str(n), "--replan",
-                    "--shard-index", "0", "--no-progress"], check=True, env=env,
+    subprocess.run([sys.executable, "-m", "froster_slurm", "crawl", str(tree), "-o",
+                    str(shard_dir), "--shards", str(n), "--replan", "--shard-index", "0",
+                    "--no-progress"], check=True, env=env,
                    stdout=subprocess.DEVNULL)  # plans and crawls shard 0 once (warm-up)
+    return shard_dir
+
+
+def shard_runs(shard_dir: Path, env: dict[str, str], n: int) -> tuple[float, float]:
+    """The ``n`` array tasks of a planned crawl as parallel processes, task ``i`` pinned to
+    CPU ``i`` (``taskset``: what a Slurm cpuset of one CPU per task does), default settings:
+    (wall, cpu) of the whole set, from the first start to the last exit."""
     t = time.perf_counter()
     cpus = sorted(os.sched_getaffinity(0))
-    procs = [subprocess.Popen(["taskset", "-c", str(cpus[i % len(cpus)]), *base, "-o",
-                               str(shard_dir), "--shard-index", str(i), "--no-progress"],
+    procs = [subprocess.Popen(["taskset", "-c", str(cpus[i % len(cpus)]), sys.executable,
+                               "-c", SHARD_TASK, str(shard_dir), str(i)],
                               env=env, stdout=subprocess.DEVNULL) for i in range(n)]
     cpu = 0.0
     for p in procs:
@@ -267,18 +278,26 @@ def main() -> None:
           f"load average at the start of the runs (min-max) on {cpus} CPUs.")
 
     if args.shards:
-        print("\nshards (array tasks as parallel processes, task i pinned to CPU i):")
+        print("\nshards (array tasks as parallel processes, task i pinned to CPU i; "
+              "1 and 2 interleaved):")
+        dirs = {n: plan_for(tree, out_dir, env, n) for n in (1, 2)}
+        walls: dict[int, list[float]] = {1: [], 2: []}
+        used: dict[int, list[float]] = {1: [], 2: []}
+        loads: dict[int, list[float]] = {1: [], 2: []}
+        for _ in range(args.repeat):
+            for n in (1, 2):
+                loads[n].append(os.getloadavg()[0])
+                wall, cpu = shard_runs(dirs[n], env, n)
+                walls[n].append(wall)
+                used[n].append(cpu)
         for n in (1, 2):
-            walls, cpus_used, loads = [], [], []
-            for _ in range(args.repeat):
-                loads.append(os.getloadavg()[0])
-                wall, cpu = shard_runs(tree, out_dir, env, n)
-                walls.append(wall)
-                cpus_used.append(cpu)
-            print(f"  {n} shard(s): wall median {statistics.median(walls):.2f} s best "
-                  f"{min(walls):.2f} s, CPU median {statistics.median(cpus_used):.2f} s, "
-                  f"{expected / statistics.median(walls):,.0f} entries/s, load "
-                  f"{min(loads):.1f}-{max(loads):.1f}")
+            print(f"  {n} shard(s): wall median {statistics.median(walls[n]):.2f} s best "
+                  f"{min(walls[n]):.2f} s, CPU median {statistics.median(used[n]):.2f} s, "
+                  f"{expected / statistics.median(walls[n]):,.0f} entries/s, load "
+                  f"{min(loads[n]):.1f}-{max(loads[n]):.1f}")
+        med = statistics.median(walls[1]) / statistics.median(walls[2])
+        print(f"  2 shards / 1 shard: {med:.2f}x (medians), "
+              f"{min(walls[1]) / min(walls[2]):.2f}x (best)")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ run() {
     echo "================ $* ================"
     PYTHONPATH=$PWD "$PY" "$@"
 }
-run bench/bench_crawl.py bench/out
+run bench/bench_crawl.py bench/out --shards
 run bench/bench_rank.py --repeat 3
 run bench/bench_select.py --rows 5000,20000,100000 --old-max 100000
 run bench/bench_pick.py
