@@ -89,8 +89,8 @@ soak: setup
 	bash scripts/slurm-cluster.sh up
 	seed=$${SOAK_SEED:-$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
 	echo "soak: seed $$seed, $(SOAK_SECONDS)s of faults, $(SOAK_FOLDERS) folders"
-	FROSTER_CAMPAIGN_SEED=$$seed FROSTER_CAMPAIGN_SECONDS=$(SOAK_SECONDS) \
-	  FROSTER_CAMPAIGN_FOLDERS=$(SOAK_FOLDERS) \
+	FROSTER_TESTCAMPAIGN_SEED=$$seed FROSTER_TESTCAMPAIGN_SECONDS=$(SOAK_SECONDS) \
+	  FROSTER_TESTCAMPAIGN_FOLDERS=$(SOAK_FOLDERS) \
 	  $(VENV)/bin/pytest -p no:cacheprovider -s tests/test_fault_campaign.py
 
 demo: setup

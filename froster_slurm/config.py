@@ -45,12 +45,19 @@ __all__ = ["DEFAULTS", "LIST_MERGE", "SLURM_KEYS", "STAGES", "Config", "Setting"
            "save_snapshot", "set_value", "site_config_path", "user_config_path"]
 
 SITE_FILE = Path("/etc/froster-slurm/config.toml")
+# The config's environment namespace: FROSTER_SLURM_<KEY> (``__`` for the dot) and
+# FROSTER_SLURM_SITE_CONFIG, nothing else. Job scripts set FROSTER_<NAME> without SLURM_ (the
+# job runtime), test scripts read FROSTER_TEST<THING>_* (docs/environment.md), so neither can
+# ever reach this layer; a FROSTER_SLURM_ name that is no key is an error, not ignored.
 ENV_PREFIX = "FROSTER_SLURM_"
+ENV_SITE_CONFIG = "FROSTER_SLURM_SITE_CONFIG"
+_ENV_HINT = ("FROSTER_SLURM_* is the config's environment layer (FROSTER_SLURM_<SECTION>__<KEY>); "
+             "the test cluster reads FROSTER_TESTCLUSTER_*, see docs/environment.md")
 
 
 def site_config_path(env: dict[str, str] | None = None) -> Path:
     env = os.environ if env is None else env
-    return Path(env.get("FROSTER_SLURM_SITE_CONFIG") or SITE_FILE)
+    return Path(env.get(ENV_SITE_CONFIG) or SITE_FILE)
 
 
 def user_config_path(env: dict[str, str] | None = None) -> Path:
@@ -349,11 +356,11 @@ def load_config(overrides: dict[str, Any] | None = None,
             if label == "user":  # the user's own value stands in for a broken site one
                 broken.pop(key, None)
     for name, text in sorted(env.items()):
-        if not name.startswith(ENV_PREFIX) or name == "FROSTER_SLURM_SITE_CONFIG":
+        if not name.startswith(ENV_PREFIX) or name == ENV_SITE_CONFIG:
             continue
         key = name[len(ENV_PREFIX):].lower().replace("__", ".")
         if key not in DEFAULTS:
-            raise _unknown(key, f"environment variable {name}")
+            raise ConfigError(f"{_unknown(key, f'environment variable {name}')} ({_ENV_HINT})")
         value = check_value(key, parse_scalar(key, text), name)
         settings[key] = merge(key, settings[key], value, f"env {name}")
         broken.pop(key, None)

@@ -18,21 +18,23 @@
 #     to create it inside);
 #   * a cold start takes ~17 s here (the first RGW start creates its pools).
 #
-# Environment (all optional):
-#   FROSTER_CEPH_DIR      data + config (default /var/lib/froster-ceph)
-#   FROSTER_CEPH_RUN      pid files and sockets (default /run/froster-ceph)
-#   FROSTER_CEPH_PORT     RGW port on 127.0.0.1 (default 7480)
-#   FROSTER_CEPH_MON_PORT the monitor's msgr2 port on 127.0.0.1 (default 3300)
-#   FROSTER_CEPH_TIMEOUT  seconds `up` waits for RGW (default 120)
+# Environment (all optional; FROSTER_TESTRGW_* is this script's own namespace, never read by
+# froster-slurm: see docs/environment.md):
+#   FROSTER_TESTRGW_DIR       data + config (default /var/lib/froster-ceph)
+#   FROSTER_TESTRGW_RUN       pid files and sockets (default /run/froster-ceph)
+#   FROSTER_TESTRGW_PORT      RGW port on 127.0.0.1 (default 7480)
+#   FROSTER_TESTRGW_MON_PORT  the monitor's msgr2 port on 127.0.0.1 (default 3300)
+#   FROSTER_TESTRGW_TIMEOUT   seconds `up` waits for RGW (default 120)
+# `env` prints FROSTER_TESTRGW_ENDPOINT, FROSTER_TESTRGW_ACCESS_KEY, FROSTER_TESTRGW_SECRET_KEY.
 set -euo pipefail
 
-readonly DIR="${FROSTER_CEPH_DIR:-/var/lib/froster-ceph}"
-readonly RUN="${FROSTER_CEPH_RUN:-/run/froster-ceph}"
-readonly PORT="${FROSTER_CEPH_PORT:-7480}"
-readonly TIMEOUT="${FROSTER_CEPH_TIMEOUT:-120}"
+readonly DIR="${FROSTER_TESTRGW_DIR:-/var/lib/froster-ceph}"
+readonly RUN="${FROSTER_TESTRGW_RUN:-/run/froster-ceph}"
+readonly PORT="${FROSTER_TESTRGW_PORT:-7480}"
+readonly TIMEOUT="${FROSTER_TESTRGW_TIMEOUT:-120}"
 readonly CONF="$DIR/ceph.conf"
 readonly LOGS="$DIR/log"
-readonly MON_PORT="${FROSTER_CEPH_MON_PORT:-3300}"
+readonly MON_PORT="${FROSTER_TESTRGW_MON_PORT:-3300}"
 # Test credentials for a server that listens on 127.0.0.1 only.
 readonly ACCESS_KEY=froster-rgw-access
 readonly SECRET_KEY=froster-rgw-secret
@@ -256,9 +258,9 @@ cmd_status() {
 }
 
 cmd_env() {
-    printf 'FROSTER_CEPH_ENDPOINT=http://127.0.0.1:%s\n' "$PORT"
-    printf 'FROSTER_CEPH_ACCESS_KEY=%s\n' "$ACCESS_KEY"
-    printf 'FROSTER_CEPH_SECRET_KEY=%s\n' "$SECRET_KEY"
+    printf 'FROSTER_TESTRGW_ENDPOINT=http://127.0.0.1:%s\n' "$PORT"
+    printf 'FROSTER_TESTRGW_ACCESS_KEY=%s\n' "$ACCESS_KEY"
+    printf 'FROSTER_TESTRGW_SECRET_KEY=%s\n' "$SECRET_KEY"
 }
 
 cmd_purge() {

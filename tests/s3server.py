@@ -167,8 +167,8 @@ class CephRGW:
         self.env = dict(line.split("=", 1) for line in out.split())
         self.rclone_config.write_text(
             f"[{self.REMOTE}]\ntype = s3\nprovider = Ceph\nenv_auth = false\n"
-            f"access_key_id = {self.env['FROSTER_CEPH_ACCESS_KEY']}\n"
-            f"secret_access_key = {self.env['FROSTER_CEPH_SECRET_KEY']}\n"
+            f"access_key_id = {self.env['FROSTER_TESTRGW_ACCESS_KEY']}\n"
+            f"secret_access_key = {self.env['FROSTER_TESTRGW_SECRET_KEY']}\n"
             f"endpoint = {self.endpoint}\nforce_path_style = true\n")
         c = self.client()
         try:
@@ -178,7 +178,7 @@ class CephRGW:
 
     @property
     def endpoint(self) -> str:
-        return self.env["FROSTER_CEPH_ENDPOINT"]
+        return self.env["FROSTER_TESTRGW_ENDPOINT"]
 
     @property
     def remote(self) -> str:
@@ -188,8 +188,8 @@ class CephRGW:
         import boto3
 
         return boto3.client("s3", endpoint_url=self.endpoint,
-                            aws_access_key_id=self.env["FROSTER_CEPH_ACCESS_KEY"],
-                            aws_secret_access_key=self.env["FROSTER_CEPH_SECRET_KEY"],
+                            aws_access_key_id=self.env["FROSTER_TESTRGW_ACCESS_KEY"],
+                            aws_secret_access_key=self.env["FROSTER_TESTRGW_SECRET_KEY"],
                             region_name="default")
 
     def list_keys(self, prefix: str = "") -> list[str]:

@@ -15,7 +15,7 @@ changed after they were archived are archived again (a new version).  Invariants
 
 CI: fixed seed, a short fault window (< 3 minutes in all on an idle node).  ``make soak``:
 a random seed (printed), a longer window and more folders, through the environment:
-``FROSTER_CAMPAIGN_SEED``, ``FROSTER_CAMPAIGN_SECONDS``, ``FROSTER_CAMPAIGN_FOLDERS``.
+``FROSTER_TESTCAMPAIGN_SEED``, ``FROSTER_TESTCAMPAIGN_SECONDS``, ``FROSTER_TESTCAMPAIGN_FOLDERS``.
 """
 
 from __future__ import annotations
@@ -53,9 +53,9 @@ from froster_slurm.slurm import SlurmClient
 
 pytestmark = [pytest.mark.slurm, pytest.mark.s3]
 
-SEED = int(os.environ.get("FROSTER_CAMPAIGN_SEED") or 20261202)
-SECONDS = float(os.environ.get("FROSTER_CAMPAIGN_SECONDS") or 40)
-FOLDERS = int(os.environ.get("FROSTER_CAMPAIGN_FOLDERS") or 5)
+SEED = int(os.environ.get("FROSTER_TESTCAMPAIGN_SEED") or 20261202)
+SECONDS = float(os.environ.get("FROSTER_TESTCAMPAIGN_SECONDS") or 40)
+FOLDERS = int(os.environ.get("FROSTER_TESTCAMPAIGN_FOLDERS") or 5)
 STATE_FS_SIZE = "48m"
 FLAGS = ["--s3-no-head", "--bwlimit=600k", "--retries=1", "--low-level-retries=2",
          "--contimeout=2s", "--timeout=5s"]
