@@ -39,7 +39,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import duckdb
 
@@ -61,15 +61,32 @@ CREATE TABLE IF NOT EXISTS archives (
     files         BIGINT,
     run_id        VARCHAR,
     state         VARCHAR,           -- archived | purged | restored
-    record        VARCHAR,           -- the whole JSON record (a link: the version's summary)
+    version       INTEGER,
+    objects       BIGINT,
+    record_path   BLOB,              -- the record in the folder; NULL: only beside the data
     PRIMARY KEY (folder, destination)
 )
 """
-MIGRATIONS = ("ALTER TABLE archives ADD COLUMN IF NOT EXISTS version INTEGER",)
+# A catalog file written before a column existed gets it on its next write.  Rows stopped
+# holding the whole JSON record (issue 16: a 1,000-file folder's record is ~300 KB; the column
+# was never read back, the record stays in the folder and beside the data): a file that still
+# has the column keeps its objects count and loses the column, then a checkpoint lets DuckDB
+# reuse its blocks.  ``catalog rebuild`` recreates every row from the folders' records anyway.
+MIGRATIONS = ("ALTER TABLE archives ADD COLUMN IF NOT EXISTS version INTEGER",
+              "ALTER TABLE archives ADD COLUMN IF NOT EXISTS objects BIGINT",
+              "ALTER TABLE archives ADD COLUMN IF NOT EXISTS record_path BLOB")
+# A query by path (restore's lookup) is an index probe: ~5 ms at 1M rows, not a scan (~60 ms).
+# Made after the migrations: DuckDB refuses to drop a column of a table with an index.
+INDEX = "CREATE INDEX IF NOT EXISTS archives_folder ON archives (folder)"
 COLUMNS = ("folder", "folder_text", "destination", "archived_at", "archived_by", "host",
-           "storage_class", "bytes", "files", "run_id", "state", "record", "version")
-INSERT = (f"INSERT OR {{how}} INTO archives ({', '.join(COLUMNS)}) "
-          f"VALUES ({', '.join('?' * len(COLUMNS))})")
+           "storage_class", "bytes", "files", "run_id", "state", "version", "objects",
+           "record_path")
+COLUMN_TYPES = ("BLOB", "VARCHAR", "BLOB", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR",
+                "BIGINT", "BIGINT", "VARCHAR", "VARCHAR", "INTEGER", "BIGINT", "BLOB")
+# Keys of an archive record that grow with the folder's files (or objects): never read into
+# a catalog row, and skipped without parsing by ``record_head``.
+HEAVY_KEYS = frozenset({"entries", "bundles", "skipped", "excluded", "stored"})
+BATCH_ROWS = 5000  # rows per INSERT: bounded memory, few round trips
 USERS_DIR_SUFFIX = ".users"
 
 
@@ -87,6 +104,8 @@ class Entry:
     state: str
     version: int = 1
     owner_uid: int = -1
+    objects: int = 0
+    record_path: bytes | None = None  # the record in the folder (None: only beside the data)
 
     @property
     def owner(self) -> str:
@@ -95,6 +114,7 @@ class Entry:
     def to_json_obj(self) -> dict[str, Any]:
         d = dict(self.__dict__)
         d["folder"] = os.fsdecode(self.folder)
+        d["record_path"] = os.fsdecode(self.record_path) if self.record_path else None
         d["owner"] = self.owner
         return d
 
@@ -209,15 +229,50 @@ def _locked(path: Path, exclusive: bool) -> Iterator[duckdb.DuckDBPyConnection |
         con = _connect(path, read_only=not exclusive)
         try:
             if exclusive:
-                con.execute(SCHEMA)
-                for sql in MIGRATIONS:
-                    con.execute(sql)
+                _migrate(con)
             yield con
         finally:
             con.close()
     finally:
         if lock_fd is not None:
             os.close(lock_fd)
+
+
+def _migrate(con: duckdb.DuckDBPyConnection) -> None:
+    """Bring a catalog file of any earlier layout to ``SCHEMA`` (see ``MIGRATIONS``)."""
+    con.execute(SCHEMA)
+    for sql in MIGRATIONS:
+        con.execute(sql)
+    if "record" in _columns(con):
+        _drop_records(con)
+    con.execute(INDEX)
+
+
+def _drop_records(con: duckdb.DuckDBPyConnection) -> None:
+    """The ``record`` column of files written before issue 16 goes (see ``MIGRATIONS``)."""
+    # A thousand records at a time (they were up to ~1.7 KB per file each): Python's JSON,
+    # not DuckDB's, which refuses the lone surrogates of a name that is not UTF-8.
+    while True:
+        rows = con.execute("SELECT rowid, record FROM archives WHERE objects IS NULL "
+                           "LIMIT 1000").fetchall()
+        if not rows:
+            break
+        fill = []
+        for rowid, text in rows:
+            try:
+                objects = int(json.loads(text).get("objects") or 0)
+            except (ValueError, TypeError, AttributeError):
+                objects = 0  # no record, or not one: the count is unknown
+            fill.append((objects, rowid))
+        con.execute("UPDATE archives SET objects = u.o FROM (SELECT unnest($1::BIGINT[]) AS o, "
+                    "unnest($2::BIGINT[]) AS r) AS u WHERE archives.rowid = u.r",
+                    [[f[0] for f in fill], [f[1] for f in fill]])
+    con.execute("ALTER TABLE archives DROP COLUMN record")
+    con.execute("CHECKPOINT")
+
+
+def _columns(con: duckdb.DuckDBPyConnection) -> set[str]:
+    return {r[0] for r in con.execute("DESCRIBE archives").fetchall()}
 
 
 def _open_lock(lock_path: str, create: bool) -> int | None:
@@ -254,8 +309,10 @@ def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
     raise AssertionError("unreachable")
 
 
-def entry_from_record(record: dict[str, Any]) -> tuple[Any, ...]:
-    """A catalog row from an archive JSON record (or a version link, see ``versions``)."""
+def entry_from_record(record: dict[str, Any], record_path: bytes | None = None
+                      ) -> tuple[Any, ...]:
+    """A catalog row from an archive JSON record, or its head (``record_head``), or a version
+    link (see ``versions``).  ``record_path``: where the record was found in the folder."""
     try:
         folder = os.fsencode(record["source"])
         return (folder, display(folder), os.fsencode(record["destination"]),
@@ -263,7 +320,8 @@ def entry_from_record(record: dict[str, Any]) -> tuple[Any, ...]:
                 record.get("user"), record.get("host"), record.get("storage_class"),
                 int(record.get("bytes") or 0), int(record.get("files") or 0),
                 record.get("run_id"), record.get("state", "archived"),
-                json.dumps(record, ensure_ascii=True), int(record.get("version") or 1))
+                int(record.get("version") or 1), int(record.get("objects") or 0),
+                record_path)
     except (KeyError, TypeError, ValueError) as e:
         raise DataError(f"archive record lacks a field the catalog needs: {e}") from e
 
@@ -279,49 +337,194 @@ def link_rows(record: dict[str, Any]) -> list[tuple[Any, ...]]:
     return out
 
 
+def record_head(f: BinaryIO) -> dict[str, Any]:
+    """An archive record without its per-file parts (``HEAVY_KEYS``), read in bounded memory.
+
+    ``archive.trace.record_bytes`` writes one line per top-level key and one per list item, so
+    the lines of the heavy keys are skipped unparsed, a block at a time: a folder of 10^7
+    files costs no more than one of ten.  A record laid out otherwise (written by hand, or
+    older) is parsed whole, one record at a time, and the heavy keys dropped.
+    """
+    first = f.readline(_LINE)
+    if first != b"{\n":
+        record = json.loads(first + f.read())
+        if not isinstance(record, dict):
+            raise ValueError("not a JSON object")
+        return {k: v for k, v in record.items() if k not in HEAVY_KEYS}
+    head: dict[str, Any] = {}
+    skipping = False  # inside a heavy key's block of item lines
+    while True:
+        line = f.readline(_LINE)
+        if not line:
+            raise ValueError("the record ends before its closing brace")
+        whole = line.endswith(b"\n") or len(line) < _LINE
+        if skipping:
+            if not whole:
+                _rest_of_line(f, keep=False)
+            skipping = not line.startswith(b" ]")
+            continue
+        if line in (b"}\n", b"}"):
+            return head
+        if not line.startswith(b' "'):
+            raise ValueError("not a line of a record")
+        key, _, rest = line.partition(b'": ')
+        name = json.loads(key[1:] + b'"')
+        if name in HEAVY_KEYS:
+            if not whole:
+                _rest_of_line(f, keep=False)  # a long one-line value, dropped unread
+            skipping = rest == b"[\n"
+            continue
+        if not whole:
+            rest += _rest_of_line(f, keep=True)
+        if rest == b"[\n":  # a block of a kept key ("previous": one line per version)
+            items = []
+            while True:
+                item = f.readline()
+                if not item or item.startswith(b" ]"):
+                    break
+                items.append(json.loads(item.strip().rstrip(b",")))
+            head[name] = items
+        else:
+            head[name] = json.loads(rest.rstrip(b"\n").rstrip(b","))
+
+
+_LINE = 1 << 16
+
+
+def _rest_of_line(f: BinaryIO, keep: bool) -> bytes:
+    """The rest of a line longer than ``_LINE``; without ``keep`` it is read and dropped."""
+    parts = []
+    while True:
+        more = f.readline(_LINE)
+        if keep:
+            parts.append(more)
+        if more.endswith(b"\n") or len(more) < _LINE:
+            return b"".join(parts)
+
+
+class Writer:
+    """Rows going into this user's catalog file, ``BATCH_ROWS`` at a time: memory stays one
+    batch whatever the number of folders.  Each batch takes the file's lock only while it is
+    written, so a long finalize does not hold back readers or other runs' finalize jobs."""
+
+    def __init__(self, path: Path, replace_all: bool = False):
+        self.file = own_file(path)
+        self._rows: list[tuple[Any, ...]] = []
+        self._links: list[tuple[Any, ...]] = []
+        self._clear = replace_all  # ``rebuild``: the first batch empties the file first
+        self.added = 0
+
+    def add(self, record: dict[str, Any], record_path: bytes | None = None) -> None:
+        """One folder's row (its record or ``record_head``) and rows for its linked versions."""
+        self._rows.append(entry_from_record(record, record_path))
+        self._links.extend(link_rows(record))
+        if len(self._rows) + len(self._links) >= BATCH_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Links to earlier versions only fill rows that are missing (a full row is never
+        replaced by a summary); a folder's own row replaces the one it had."""
+        if not (self._rows or self._links or self._clear):
+            return
+        with _locked(self.file, exclusive=True) as con:
+            assert con is not None
+            con.execute("BEGIN TRANSACTION")
+            if self._clear:
+                con.execute("DELETE FROM archives")
+            if self._links:
+                _insert(con, "IGNORE", self._links)
+            if self._rows:
+                _insert(con, "REPLACE", self._rows)
+            con.execute("COMMIT")
+        self._clear = False
+        self.added += len(self._rows)
+        self._rows, self._links = [], []
+
+
+def _insert(con: duckdb.DuckDBPyConnection, how: str, rows: list[tuple[Any, ...]]) -> None:
+    """One INSERT per batch, each column passed as one list (``executemany`` runs a statement
+    per row: ~1,200 rows/s here; this: ~100,000).
+
+    Rows with the same key in one statement would clash, so the last of each key wins for
+    REPLACE and the first for IGNORE, as they did row by row."""
+    keyed = rows if how == "REPLACE" else rows[::-1]
+    unique = list({(r[0], r[2]): r for r in keyed}.values())
+    columns = [list(c) for c in zip(*unique, strict=True)]
+    select = ", ".join(f"unnest(${i + 1}::{t}[])" for i, t in enumerate(COLUMN_TYPES))
+    con.execute(f"INSERT OR {how} INTO archives ({', '.join(COLUMNS)}) SELECT {select}",
+                columns)
+
+
+@contextmanager
+def writer(path: Path, replace_all: bool = False) -> Iterator[Writer]:
+    """A ``Writer`` on this user's file of the catalog at ``path`` (see ``own_file``); the
+    rows still buffered are written when the block ends without an exception."""
+    w = Writer(path, replace_all)
+    yield w
+    w.flush()
+
+
 def add_records(path: Path, records: Iterable[dict[str, Any]]) -> int:
     """Insert or replace this user's rows (one per folder and version); returns how many.
 
     Links to earlier versions only fill rows that are missing: a full row is never replaced by
     a summary."""
     records = list(records)
-    rows = [entry_from_record(r) for r in records]
-    links = [row for r in records for row in link_rows(r)]
-    if not rows:
+    if not records:
         return 0
-    with _locked(own_file(path), exclusive=True) as con:
-        assert con is not None
-        if links:
-            con.executemany(INSERT.format(how="IGNORE"), links)
-        con.executemany(INSERT.format(how="REPLACE"), rows)
-    return len(rows)
+    for r in records:  # a broken record is refused before the catalog is opened
+        entry_from_record(r)
+    with writer(path) as w:
+        for r in records:
+            w.add(r)
+    return w.added
+
+
+def _select(con: duckdb.DuckDBPyConnection, where: str, params: list[Any]
+            ) -> list[tuple[Any, ...]]:
+    cols = _columns(con)
+    pick = ", ".join(c if c in cols else d for c, d in (
+        ("folder", ""), ("destination", ""), ("archived_at", ""), ("archived_by", ""),
+        ("host", ""), ("storage_class", ""), ("bytes", ""), ("files", ""), ("run_id", ""),
+        ("state", ""), ("version", "1"), ("objects", "0"), ("record_path", "NULL")))
+    return con.execute(f"SELECT {pick} FROM archives{where}", params).fetchall()
 
 
 def entries(path: Path, prefix: bytes | None = None,
-            problems: list[str] | None = None) -> list[Entry]:
-    """Every user's rows, optionally only folders at or below ``prefix``, newest first.
+            problems: list[str] | None = None, *, exact: bool = False) -> list[Entry]:
+    """Every user's rows, optionally only folders at or below ``prefix`` (only ``prefix``
+    itself with ``exact``), newest first.
 
+    The folder filter runs in DuckDB (an index probe for one folder; a byte range for a
+    subtree: every path below ``p/`` sorts between ``p/`` and ``p0``), so a query by path
+    does not bring a million rows into Python.
     Files that were skipped (not owned by the user they claim) are appended to ``problems``.
     """
     files, skipped = readable_files(path)
     if problems is not None:
         problems.extend(skipped)
+    where, params = "", []
+    if prefix:
+        p = prefix.rstrip(b"/") or b"/"
+        below = p if p.endswith(b"/") else p + b"/"
+        if exact:
+            where, params = " WHERE folder = ?", [p]
+        else:
+            # p itself and everything below p/: both sort in [p, p0) (after p, before p0
+            # come only names that continue with a byte below '/': siblings, not children)
+            where = " WHERE folder >= ? AND folder < ? AND (folder = ? OR folder >= ?)"
+            params = [p, below[:-1] + b"0", p, below]
     out: list[Entry] = []
     for f, uid in files:
         with _locked(f, exclusive=False) as con:
             if con is None:
                 continue
-            cols = {r[0] for r in con.execute("DESCRIBE archives").fetchall()}
-            version = "version" if "version" in cols else "1"
-            rows = con.execute(
-                "SELECT folder, destination, archived_at, archived_by, host, storage_class, "
-                f"bytes, files, run_id, state, {version} FROM archives").fetchall()
+            rows = _select(con, where, params)
         out.extend(Entry(bytes(r[0]), os.fsdecode(bytes(r[1])), *r[2:10],
-                         version=int(r[10] or 1), owner_uid=uid) for r in rows)
+                         version=int(r[10] or 1), owner_uid=uid, objects=int(r[11] or 0),
+                         record_path=bytes(r[12]) if r[12] is not None else None)
+                   for r in rows)
     out.sort(key=lambda e: (e.archived_at or "", e.version), reverse=True)
-    if prefix:
-        p = prefix.rstrip(b"/")
-        out = [e for e in out if e.folder == p or e.folder.startswith(p + b"/")]
     return out
 
 
@@ -344,7 +547,8 @@ def trusted_owners(folder: bytes) -> set[int]:
 def lookup(path: Path, folder: bytes, version: int | None = None) -> Entry | None:
     """The row of ``folder``'s latest version (or of ``version``), from a trusted owner."""
     trusted = trusted_owners(folder)
-    rows = [e for e in entries(path, folder) if e.folder == folder and e.owner_uid in trusted
+    rows = [e for e in entries(path, folder, exact=True)
+            if e.folder == folder and e.owner_uid in trusted
             and (version is None or e.version == version)]
     if not rows:
         return None
@@ -353,12 +557,13 @@ def lookup(path: Path, folder: bytes, version: int | None = None) -> Entry | Non
 
 def versions_of(path: Path, folder: bytes) -> list[int]:
     trusted = trusted_owners(folder)
-    return sorted({e.version for e in entries(path, folder)
+    return sorted({e.version for e in entries(path, folder, exact=True)
                    if e.folder == folder and e.owner_uid in trusted})
 
 
 def _check_record(path: bytes, dirpath: bytes) -> dict[str, Any] | str:
-    """The record at ``path`` if it may enter this user's catalog, else why not."""
+    """The head of the record at ``path`` (``record_head``) if it may enter this user's
+    catalog, else why not."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError as e:
@@ -367,22 +572,22 @@ def _check_record(path: bytes, dirpath: bytes) -> dict[str, Any] | str:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             return "not a regular file"
+        uid = os.geteuid()
+        if uid != 0 and st.st_uid != uid:
+            return (f"written by {_user_name(st.st_uid)}, not by you: their catalog rows "
+                    "are theirs")
         if st.st_size > 1 << 30:
             return "too large for a record"
         with os.fdopen(fd, "rb") as f:
             fd = -1
-            data = f.read()
+            try:
+                record = record_head(f)
+            except (ValueError, UnicodeError):
+                return "not valid JSON"
     finally:
         if fd >= 0:
             os.close(fd)
-    uid = os.geteuid()
-    if uid != 0 and st.st_uid != uid:
-        return f"written by {_user_name(st.st_uid)}, not by you: their catalog rows are theirs"
-    try:
-        record = json.loads(data)
-    except ValueError:
-        return "not valid JSON"
-    if not isinstance(record, dict) or record.get("format") != RECORD_FORMAT:
+    if record.get("format") != RECORD_FORMAT:
         return "not a froster-slurm archive record"
     try:
         source = os.path.normpath(os.fsencode(record["source"]))
@@ -395,9 +600,12 @@ def _check_record(path: bytes, dirpath: bytes) -> dict[str, Any] | str:
 
 
 def rebuild(path: Path, roots: Iterable[bytes], record_name: bytes) -> Rebuilt:
-    """Recreate this user's rows from every ``record_name`` file found below ``roots``."""
+    """Recreate this user's rows from every ``record_name`` file found below ``roots``.
+
+    Only the records' heads are kept while the trees are walked (outside the catalog's lock,
+    which concurrent finalize jobs wait on); they are written in batches."""
     report = Rebuilt()
-    records = []
+    heads: list[tuple[dict[str, Any], bytes]] = []
     for root in roots:
         for dirpath, _dirs, files in os.walk(root):
             if record_name in files:
@@ -406,9 +614,9 @@ def rebuild(path: Path, roots: Iterable[bytes], record_name: bytes) -> Rebuilt:
                 if isinstance(got, str):
                     report.skipped.append((rec_path, got))
                 else:
-                    records.append(got)
-    with _locked(own_file(path), exclusive=True) as con:
-        assert con is not None
-        con.execute("DELETE FROM archives")
-    report.added = add_records(path, records)
+                    heads.append((got, rec_path))
+    with writer(path, replace_all=True) as w:
+        for head, rec_path in heads:
+            w.add(head, rec_path)
+    report.added = w.added
     return report

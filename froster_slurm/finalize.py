@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
+
 from . import catalog
 from .errors import FrosterError
 from .runs import Run
@@ -19,14 +21,16 @@ from .status import ended_state
 
 
 def task_record(run: Run, index: int, state: dict[str, Any]) -> dict[str, Any] | None:
-    """The archive JSON record of a done task (the copy kept in the run, else the folder's)."""
+    """The head of a done task's archive record (``catalog.record_head``: no per-file parts),
+    from the copy kept in the run, else the folder's; memory does not grow with its files."""
     candidates = [run.run_dir / "tasks" / str(index) / "record.json"]
     if state.get("record_path"):
         candidates.append(Path(state["record_path"]))  # surrogateescape str: exact bytes
     for p in candidates:
         try:
-            rec = json.loads(p.read_bytes())
-        except (FileNotFoundError, PermissionError, json.JSONDecodeError):
+            with open(p, "rb") as f:
+                rec = catalog.record_head(f)
+        except (FileNotFoundError, PermissionError, ValueError, UnicodeError):
             continue
         rec.setdefault("run_id", run.run_id)
         return rec
@@ -66,45 +70,49 @@ def _prices(run: Run) -> dict[str, Any]:
 
 
 def finalize(run: Run) -> dict[str, Any]:
-    """Write the run summary files and add every archived folder to the catalog."""
+    """Write the run summary files and add every archived folder to the catalog.
+
+    Memory stays flat in the number of files archived: each done folder's record is read as
+    its head (``task_record``), turned into one catalog row and dropped, and rows go to the
+    catalog in batches while the states are read (one task state at a time).  What is kept
+    is one summary row per folder."""
     from .report.summary import by_storage_class, summary_html
     from .taskstate import iter_task_states
 
-    states = {s["index"]: s for s in iter_task_states(run.run_dir)}
     folders = run.folders()
-    rows, records = [], []
-    for i, folder in enumerate(folders):
-        s = states.get(i, {})
-        # finalize runs once every archive task has left the queue: a task not done or
-        # failed by now was cancelled (it resumes on retry) or stopped without a word.
-        state = s.get("state") if s.get("state") in ("done", "failed") else ended_state(s)
-        rec = task_record(run, i, s) if state == "done" else None
-        if rec:
-            records.append(rec)
-        index_page = None
-        if rec and rec.get("index_html"):
-            index_page = os.fsdecode(os.path.join(folder, os.fsencode(rec["index_html"])))
-        rows.append({"index": i, "folder": os.fsdecode(folder), "state": state,
-                     "step": s.get("step"), "error": s.get("error"),
-                     "attempts": s.get("attempts", 0),
-                     "destination": (rec or {}).get("destination") or s.get("destination"),
-                     "bytes": int((rec or {}).get("bytes") or s.get("bytes_total") or 0),
-                     "files": int((rec or {}).get("files") or s.get("files") or 0),
-                     "objects": int((rec or {}).get("objects") or s.get("objects") or 0),
-                     "storage_class": (rec or {}).get("storage_class"),
-                     "started_at": s.get("started_at"), "finished_at": s.get("finished_at"),
-                     "seconds": _seconds(s.get("started_at"), s.get("finished_at")),
-                     "index_html": index_page, "log": _log_of(run, i, s)})
-    failed = [r for r in rows if r["state"] != "done"]
+    rows: list[dict[str, Any]] = []
+    permanent: list[str | None] = []  # the errors of folders that failed for good
     cat = Path(run.settings.get("catalog", ""))
     added, catalog_error = 0, None
-    if records and str(cat):
-        # The catalog is derived data (`catalog rebuild`): a catalog this user may not write
-        # must not cost the run its summary, which says what is safe and how to retry.
+    writer: catalog.Writer | None = None
+    states = iter_task_states(run.run_dir)
+    nxt = next(states, None)
+    for i, folder in enumerate(folders):
+        while nxt is not None and nxt["index"] < i:
+            nxt = next(states, None)
+        s = nxt if nxt is not None and nxt["index"] == i else {}
+        row, rec = _folder_row(run, i, folder, s)
+        rows.append(row)
+        if row["state"] != "done" and s.get("error_kind") == "permanent":
+            permanent.append(s.get("error"))
+        if rec and str(cat) and catalog_error is None:
+            # The catalog is derived data (`catalog rebuild`): a catalog this user may not
+            # write must not cost the run its summary, which says what is safe and how to
+            # retry.
+            try:
+                writer = writer or catalog.Writer(cat)
+                writer.add(rec, os.fsencode(s["record_path"]) if s.get("record_path")
+                           else None)
+            except (FrosterError, OSError, duckdb.Error) as e:
+                catalog_error = f"catalog not updated: {e}"
+    if writer is not None:
         try:
-            added = catalog.add_records(cat, records)
-        except (FrosterError, OSError) as e:
+            if catalog_error is None:
+                writer.flush()
+        except (FrosterError, OSError, duckdb.Error) as e:
             catalog_error = f"catalog not updated: {e}"
+        added = writer.added
+    failed = [r for r in rows if r["state"] != "done"]
     finalized = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     classes = by_storage_class(rows, _prices(run))
     summary = {
@@ -127,7 +135,7 @@ def finalize(run: Run) -> dict[str, Any]:
         "storage_classes": classes,
         "catalog_error": catalog_error,
         "retry_command": f"froster-slurm retry {run.run_id}" if failed else None,
-        "retry_note": retry_note(failed, states),
+        "retry_note": retry_note(permanent),
         "folders": rows,
     }
     report = run.selection_report()
@@ -140,14 +148,36 @@ def finalize(run: Run) -> dict[str, Any]:
     return summary
 
 
-def retry_note(failed: list[dict[str, Any]], states: dict[int, dict[str, Any]]) -> str | None:
+def _folder_row(run: Run, i: int, folder: bytes, s: dict[str, Any]
+                ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The summary row of folder ``i`` and, when it is done, the head of its record."""
+    # finalize runs once every archive task has left the queue: a task not done or
+    # failed by now was cancelled (it resumes on retry) or stopped without a word.
+    state = s.get("state") if s.get("state") in ("done", "failed") else ended_state(s)
+    rec = task_record(run, i, s) if state == "done" else None
+    index_page = None
+    if rec and rec.get("index_html"):
+        index_page = os.fsdecode(os.path.join(folder, os.fsencode(rec["index_html"])))
+    return ({"index": i, "folder": os.fsdecode(folder), "state": state,
+             "step": s.get("step"), "error": s.get("error"),
+             "attempts": s.get("attempts", 0),
+             "destination": (rec or {}).get("destination") or s.get("destination"),
+             "bytes": int((rec or {}).get("bytes") or s.get("bytes_total") or 0),
+             "files": int((rec or {}).get("files") or s.get("files") or 0),
+             "objects": int((rec or {}).get("objects") or s.get("objects") or 0),
+             "storage_class": (rec or {}).get("storage_class"),
+             "started_at": s.get("started_at"), "finished_at": s.get("finished_at"),
+             "seconds": _seconds(s.get("started_at"), s.get("finished_at")),
+             "index_html": index_page, "log": _log_of(run, i, s)}, rec)
+
+
+def retry_note(permanent: list[str | None]) -> str | None:
     """What a bare ``retry`` cannot fix: folders that failed for good (a storage class the
     remote rejects, a remote that is not configured, a foreign file in the folder) fail again
-    unless the cause is fixed first or ``--to``/``--storage-class`` change the settings."""
-    permanent = [r for r in failed
-                 if states.get(r["index"], {}).get("error_kind") == "permanent"]
+    unless the cause is fixed first or ``--to``/``--storage-class`` change the settings.
+    ``permanent``: the error of each folder not done whose error was permanent."""
     if not permanent:
         return None
-    first = states[permanent[0]["index"]].get("error") or "see the folder's error"
+    first = permanent[0] or "see the folder's error"
     return (f"{len(permanent)} folder(s) failed for good and fail again as they are: fix the "
             f"cause first, or retry with --to REMOTE / --storage-class CLASS (e.g. {first})")

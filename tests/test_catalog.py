@@ -86,3 +86,129 @@ def test_cli_rebuild_reads_the_records_an_archive_left(tmp_path: Path,
     assert "1 archived folders" in capsys.readouterr().out
     assert main(["catalog", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["folder"] == str(d)
+
+
+# --- issue 16: rows without the record, read in bounded memory ---------------------------------
+
+# The layout catalog files had before issue 16 (the whole record in every row).
+OLD_SCHEMA = """
+CREATE TABLE archives (
+    folder BLOB NOT NULL, folder_text VARCHAR NOT NULL, destination BLOB NOT NULL,
+    archived_at VARCHAR, archived_by VARCHAR, host VARCHAR, storage_class VARCHAR,
+    bytes BIGINT, files BIGINT, run_id VARCHAR, state VARCHAR, record VARCHAR,
+    PRIMARY KEY (folder, destination))
+"""
+
+
+def full_record(folder: bytes, files: int, **kw) -> dict:
+    from scale_runs import synthetic_record
+
+    rec = synthetic_record(folder, "r1", 0, files)
+    rec.update(kw)
+    return rec
+
+
+def test_record_head_is_the_record_without_its_per_file_parts(tmp_path: Path) -> None:
+    """record_head on what the archive task writes (record_bytes) equals the parsed record
+    minus HEAVY_KEYS, for hostile names, a version block and a one-line value far longer than
+    its read size; a record laid out otherwise (one line of JSON) is read whole."""
+    import io
+
+    from froster_slurm.archive.trace import record_bytes
+
+    folder = b"/data/caf\xe9/new\nline/\" ]\n}"
+    rec = full_record(folder, 3000, previous=[
+        {"version": 1, "destination": "s3:b/v1 ]", "archived_at": "2026-01-01T00:00:00Z"},
+        {"version": 2, "destination": "s3:b/v2", "archived_at": "2026-02-01T00:00:00Z"}],
+        version=3, stored={f"o{k}": [k, "f" * 32] for k in range(20000)},
+        excluded=["x" * 70000, "y"], note="a ]\n line,")
+    data = record_bytes(rec)
+    assert len(max(data.split(b"\n"), key=len)) > 1 << 16  # "stored" spans many reads
+    want = {k: v for k, v in json.loads(data).items() if k not in catalog.HEAVY_KEYS}
+    assert catalog.record_head(io.BytesIO(data)) == want
+    assert os.fsencode(want["source"]) == folder
+    one_line = json.dumps(rec).encode()
+    assert catalog.record_head(io.BytesIO(one_line)) == want
+    for broken in (data[:len(data) // 2], b"{\n nonsense\n}\n", b"[1, 2]"):
+        try:
+            catalog.record_head(io.BytesIO(broken))
+        except ValueError:
+            continue
+        raise AssertionError(f"{broken[:40]!r} was accepted")
+
+
+def test_rows_keep_what_queries_need_and_not_the_record(tmp_path: Path) -> None:
+    db = tmp_path / "cat.duckdb"
+    rec = full_record(b"/data/p", 500, version=2, previous=[
+        {"version": 1, "destination": "s3test:b/v1", "archived_at": "2026-01-01T00:00:00Z",
+         "files": 4, "bytes": 40}])
+    with catalog.writer(db) as w:
+        w.add(rec, b"/data/p/Froster.archive.json")
+    import duckdb
+
+    con = duckdb.connect(str(db), read_only=True)
+    cols = [r[0] for r in con.execute("DESCRIBE archives").fetchall()]
+    con.close()
+    assert "record" not in cols and {"objects", "record_path", "version"} <= set(cols)
+    new, old = catalog.entries(db)
+    assert (new.version, new.files, new.objects, new.record_path) == \
+        (2, 500, 1, b"/data/p/Froster.archive.json")
+    assert (old.version, old.files, old.destination, old.record_path) == \
+        (1, 4, "s3test:b/v1", None)
+    assert catalog.lookup(db, b"/data/p", 1) == old
+    assert catalog.versions_of(db, b"/data/p") == [1, 2]
+
+
+def test_old_catalog_file_is_migrated_on_its_next_write(tmp_path: Path) -> None:
+    """A file of the pre-issue-16 layout reads as it is, and its first write drops the record
+    column (keeping each row's object count from it), adds the new columns and the index."""
+    import duckdb
+
+    db = tmp_path / "cat.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute(OLD_SCHEMA)
+    old = full_record(b"/old/caf\xe9", 50, objects=7)
+    row = catalog.entry_from_record(old)
+    con.execute("INSERT INTO archives VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [*row[:11], json.dumps(old)])
+    con.execute("INSERT INTO archives VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [b"/old/broken", "/old/broken", b"s3:x", None, None, None, None, 1, 1, None,
+                 "archived", "not json"])
+    con.close()
+    [a, b] = sorted(catalog.entries(db), key=lambda e: e.folder)  # read-only: not migrated
+    assert (a.folder, a.files, a.version, a.objects) == (b"/old/broken", 1, 1, 0)
+    assert (b.folder, b.files, b.version) == (b"/old/caf\xe9", 50, 1)
+    assert catalog.add_records(db, [record(b"/new")]) == 1
+    con = duckdb.connect(str(db), read_only=True)
+    cols = {r[0] for r in con.execute("DESCRIBE archives").fetchall()}
+    indexes = {r[0] for r in con.execute("SELECT index_name FROM duckdb_indexes()").fetchall()}
+    con.close()
+    assert "record" not in cols and "archives_folder" in indexes
+    got = {e.folder: e for e in catalog.entries(db)}
+    assert set(got) == {b"/new", b"/old/broken", b"/old/caf\xe9"}
+    assert (got[b"/old/caf\xe9"].objects, got[b"/old/broken"].objects) == (7, 0)
+    assert catalog.lookup(db, b"/old/caf\xe9").destination == old["destination"]
+    catalog.add_records(db, [record(b"/new", bytes=5)])  # the migrated file takes writes
+    assert catalog.lookup(db, b"/new").bytes == 5
+
+
+def test_many_rows_batched_and_subtree_query_exact(tmp_path: Path) -> None:
+    """Rows stream in batches (more than one), the same key twice in a batch keeps the last,
+    and a subtree query returns exactly the folder and what is below it, never a sibling
+    whose name only starts the same (``/d/a-b``, ``/d/a.b``, ``/d/ab``)."""
+    db = tmp_path / "cat.duckdb"
+    names = [b"/d/a", b"/d/a/x", b"/d/a/\xff", b"/d/a-b", b"/d/a.b", b"/d/ab", b"/d/a0",
+             b"/d/a/y/z"]
+    n = catalog.BATCH_ROWS + 10
+    with catalog.writer(db) as w:
+        for i in range(n):
+            w.add(record(b"/bulk/%d" % i))
+        for name in names:
+            w.add(record(name, bytes=1))
+            w.add(record(name, bytes=2))
+    assert w.added == n + 2 * len(names)
+    assert len(catalog.entries(db)) == n + len(names)
+    under = sorted(e.folder for e in catalog.entries(db, b"/d/a/"))
+    assert under == [b"/d/a", b"/d/a/x", b"/d/a/y/z", b"/d/a/\xff"]
+    assert {e.bytes for e in catalog.entries(db, b"/d")} == {2}
+    assert [e.folder for e in catalog.entries(db, b"/d/a", exact=True)] == [b"/d/a"]
