@@ -13,11 +13,12 @@ APT_PKGS := slurm-wlm munge rclone chromium gcc python3-dev tmux shellcheck
 RGW_PKGS := ceph-mon ceph-osd radosgw curl
 STAMP    := $(VENV)/.installed
 
-.PHONY: setup system-deps venv test lint demo bench soak cluster-up cluster-down rgw-up rgw-down clean help
+.PHONY: setup system-deps venv test test-fast lint demo bench soak cluster-up cluster-down rgw-up rgw-down clean help
 
 help:
 	@echo "make setup        venv + Python deps (as root also Debian: $(APT_PKGS))"
 	@echo "make test         the whole test suite against a real local Slurm cluster"
+	@echo "make test-fast    the unit tests only: no cluster, no S3, no network, no jobs"
 	@echo "make demo         archive a demo tree end to end and show status + catalog"
 	@echo "make bench        crawl, rank, pick, archive and submit benchmarks"
 	@echo "make soak         the fault campaign, longer, random seed (SOAK_SECONDS SOAK_FOLDERS SOAK_SEED)"
@@ -80,6 +81,11 @@ test: setup
 	bash scripts/ceph-rgw.sh up
 	$(MAKE) --no-print-directory lint
 	$(VENV)/bin/pytest -p no:cacheprovider tests
+
+# The unit tests (`-m unit`; tests/conftest.py marks them): no Slurm cluster, no S3 server, no
+# network, no job run through a backend, no browser, so neither cluster-up nor rgw-up.
+test-fast: $(STAMP)
+	$(VENV)/bin/pytest -p no:cacheprovider -m unit tests
 
 # The fault campaign of tests/test_fault_campaign.py for longer: a random seed (printed; replay
 # one with SOAK_SEED=N), SOAK_SECONDS of faults over SOAK_FOLDERS folders.

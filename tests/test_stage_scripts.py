@@ -195,6 +195,7 @@ def test_a_site_skeleton_overrides_every_stage_and_a_stage_file_wins_for_its_sta
     assert diff.count("site-skeleton ran") == 1 and diff.count("site-archive ran") == 1
 
 
+@pytest.mark.jobs
 def test_an_archive_sbatch_exported_before_the_skeleton_still_archives(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     site = tmp_path / "site"
