@@ -48,6 +48,7 @@ class Entry:
     nlink: int
     target: bytes | None = None
     empty: bool = False
+    sparse: bool = False  # a file with holes (restore punches them again: restore.holes)
 
     def matches(self, st: os.stat_result) -> bool:
         """Same object, same content as far as stat can tell (ctime catches in-place writes
@@ -63,12 +64,14 @@ class Entry:
     def to_row(self) -> list:
         return [os.fsdecode(self.rel), self.kind, self.size, self.mode, self.mtime_ns,
                 self.ctime_ns, self.uid, self.gid, self.dev, self.ino, self.nlink,
-                None if self.target is None else os.fsdecode(self.target), self.empty]
+                None if self.target is None else os.fsdecode(self.target), self.empty,
+                self.sparse]
 
     @classmethod
     def from_row(cls, row: list) -> Entry:
         return cls(os.fsencode(row[0]), row[1], *row[2:11],
-                   None if row[11] is None else os.fsencode(row[11]), row[12])
+                   None if row[11] is None else os.fsencode(row[11]), row[12],
+                   bool(row[13]) if len(row) > 13 else False)
 
 
 @dataclass
@@ -131,7 +134,8 @@ def _write_json(path: Path, data: object) -> None:
 def _entry(rel: bytes, kind: str, st: os.stat_result, target: bytes | None = None) -> Entry:
     return Entry(rel, kind, st.st_size if kind == FILE else 0, st.st_mode, st.st_mtime_ns,
                  st.st_ctime_ns, st.st_uid, st.st_gid, st.st_dev, st.st_ino, st.st_nlink,
-                 target)
+                 target, sparse=kind == FILE and st.st_size > 0
+                 and st.st_blocks * 512 < st.st_size)
 
 
 def _unreadable(path: bytes, e: OSError) -> PermanentError:

@@ -30,7 +30,9 @@ Written only after every object is verified, so its presence means the archive i
 
     * file: ``size``, ``md5``, ``object`` (its key relative to ``destination`` when uploaded
       as its own object, else null), ``bundle`` (the bundle holding it, else null), and
-      ``hardlink_to`` (the ``path`` of the first name of the same inode) for later names;
+      ``hardlink_to`` (the ``path`` of the first name of the same inode) for later names,
+      and ``sparse: true`` for a file with holes (fewer blocks allocated than its size;
+      restore punches its zero blocks out again);
     * symlink: ``target``, ``bundle``;
     * dir: ``empty``; empty dirs have a ``bundle``, others null (restore creates them as the
       parents of what they hold, then applies ``mode``/``mtime_ns``).
@@ -112,6 +114,8 @@ def build_record(inv: Inventory, plan: Plan, bundles: list[BundleResult],
             d.update(size=e.size, md5=md5s[i],
                      object=os.fsdecode(e.rel) if i in objects else None,
                      bundle=bundle_of.get(i))
+            if e.sparse:
+                d["sparse"] = True
             if e.nlink > 1:
                 key = (e.dev, e.ino)
                 if key in first_name:

@@ -227,11 +227,16 @@ class RestoreJob:
         if placed.dirs_kept:
             log(f"{placed.dirs_kept} folders already there belong to someone else: their mode "
                 "and mtime were left alone")
+        if placed.sparse or placed.dense:
+            log(f"{placed.sparse} sparse files have their holes again"
+                + (f"; {placed.dense} stay dense (this file system cannot punch holes)"
+                   if placed.dense else ""))
         self.save(phase="placed", placed_at=now_iso(),
                   placed={"files": placed.files, "links": placed.links, "dirs": placed.dirs,
                           "already": placed.already, "replaced": placed.replaced,
                           "setid_dropped": placed.setid_dropped,
-                          "dirs_kept": placed.dirs_kept})
+                          "dirs_kept": placed.dirs_kept, "sparse": placed.sparse,
+                          "dense": placed.dense})
 
     def _finish(self, root_fd: int) -> None:
         note = self._update_trace(root_fd)

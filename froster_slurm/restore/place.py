@@ -37,6 +37,7 @@ from typing import Any
 from ..archive import ours
 from ..errors import DataError, UserError
 from ..paths import display
+from . import holes
 from .record import Archive
 from .safefs import DirCache, UnsafePathError, hash_at
 
@@ -55,6 +56,8 @@ class Placed:
     conflicts: list[str] = field(default_factory=list)
     setid_dropped: int = 0  # set-uid/set-gid bits the record asked for and did not get
     dirs_kept: int = 0  # directories already there, another's: mode and mtime left alone
+    sparse: int = 0  # files archived with holes that have their holes again
+    dense: int = 0  # files archived with holes the file system could not make sparse
 
 
 def lstat_in(dirs: DirCache, rel: bytes) -> os.stat_result | None:
@@ -226,8 +229,10 @@ class Placer:
         if rel in self.prepared:
             return
         sfd, sname = self.stage.parent_of(rel)
+        sparse = self.arch.files[rel].sparse
+        access = os.O_RDWR if sparse else os.O_RDONLY
         try:
-            fd = os.open(sname, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+            fd = os.open(sname, access | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
                          dir_fd=sfd)
         except PermissionError:
             self._set_file_by_name(sfd, sname, rel)  # an earlier run made it unreadable
@@ -236,6 +241,11 @@ class Placer:
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 raise UnsafePathError(f"staged {display(rel)} is not a regular file")
+            if sparse:  # verified already; punching zero blocks keeps every byte
+                if holes.punch_zeros(fd):
+                    self.out.sparse += 1
+                else:
+                    self.out.dense += 1
             self._set_file(fd, rel)
         finally:
             os.close(fd)
@@ -292,6 +302,8 @@ class Placer:
             with os.fdopen(src, "rb", closefd=False) as fi, os.fdopen(dst, "wb") as fo:
                 shutil.copyfileobj(fi, fo, 4 * 1024 * 1024)
                 fo.flush()
+                if self.arch.files[staged].sparse:
+                    holes.punch_zeros(fo.fileno())  # a copy is dense again: punch it too
                 self._set_file(fo.fileno(), staged)
         finally:
             os.close(src)

@@ -35,6 +35,7 @@ class FileEntry:
     object: str | None
     bundle: str | None
     hardlink_to: bytes | None = None
+    sparse: bool = False  # had holes when archived: restore.holes punches them again
 
 
 @dataclass(frozen=True)
@@ -187,7 +188,8 @@ def parse(folder: bytes, record_raw: bytes, manifest_raw: bytes) -> Archive:
                 arch.files[rel] = FileEntry(
                     rel, str(e["md5"]).lower(), int(e["size"]), int(e["mode"]),
                     int(e["mtime_ns"]), e.get("object"), e.get("bundle"),
-                    check_rel(os.fsencode(link_to)) if link_to else None)
+                    check_rel(os.fsencode(link_to)) if link_to else None,
+                    bool(e.get("sparse")))
             elif kind == "symlink":
                 arch.links[rel] = LinkEntry(rel, os.fsencode(e["target"]), int(e["mode"]),
                                             int(e["mtime_ns"]), e.get("bundle"))
