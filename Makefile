@@ -8,7 +8,7 @@ VENV     ?= .venv
 PY       := $(VENV)/bin/python
 PIP      := $(VENV)/bin/pip
 PYTHON3  ?= python3
-APT_PKGS := slurm-wlm munge rclone chromium gcc python3-dev tmux shellcheck
+APT_PKGS := slurm-wlm munge rclone chromium gcc python3-dev tmux shellcheck openssh-server
 # The Ceph RGW the tests use as a second real S3 (scripts/ceph-rgw.sh)
 RGW_PKGS := ceph-mon ceph-osd radosgw curl
 STAMP    := $(VENV)/.installed

@@ -44,7 +44,7 @@ NOT_UNIT_MODULES = frozenset({
     "test_remote_failures", "test_remote_secrets", "test_remote_wrappers", "test_restore",
     "test_restore_support", "test_restore_untrusted", "test_run_status", "test_site_install",
     "test_slurm_cluster", "test_summary_html", "test_verify_proof", "test_wheel_install",
-    "test_backend_local",
+    "test_backend_local", "test_sftp_remote", "test_sparse_restore",
     # the picker's screens, driven through Textual's pilot: UI tests, seconds each
     "test_pick_app", "test_pick_tree", "test_pick_snapshot",
 })
