@@ -10,7 +10,7 @@ OUT_DIR (default bench/out/archive), warms the page cache, then in the same run:
 
 * measures single-core ``md5sum`` on one large file, and our hash step (bounded thread pool)
   on the large folder: target >= 90% of (cores x the single-core rate);
-* archives each folder with the task engine (every step of ``froster_slurm.archive.task``,
+* archives each folder with the task engine (every step of ``froster_slurm.archive.steps``,
   timed one by one, in process) and, as the baseline, runs ``md5sum`` over the same files
   then ``rclone copy --checksum`` of the folder;
 * does both against a local remote and against moto's S3 server on 127.0.0.1 (``--no-s3``
@@ -39,9 +39,9 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
 from froster_slurm.archive.settings import load_settings  # noqa: E402
-from froster_slurm.archive.task import STEPS, ArchiveTask  # noqa: E402
-from froster_slurm.taskstate import mark_step_done, read_task_state  # noqa: E402
-from froster_slurm.units import format_size, parse_size  # noqa: E402
+from froster_slurm.archive.steps import STEPS, ArchiveTask  # noqa: E402
+from froster_slurm.run.taskstate import mark_step_done, read_task_state  # noqa: E402
+from froster_slurm.util.units import format_size, parse_size  # noqa: E402
 
 MiB = 1024 * 1024
 
@@ -143,7 +143,8 @@ def baseline(folder: Path, dest: str, config: str | None, flags: list[str],
 
 
 def engine(run_dir: Path, folder: Path, config: str | None) -> dict[str, Any]:
-    """Every step of the archive task, timed (what ``python -m froster_slurm.task`` runs)."""
+    """Every step of the archive task, timed (what ``python -m froster_slurm.jobs archive``
+    runs)."""
     drop_trace(folder)
     settle(folder)
     settings = load_settings(run_dir)
@@ -165,7 +166,7 @@ def engine(run_dir: Path, folder: Path, config: str | None) -> dict[str, Any]:
 def make_run(state: Path, folder: Path, remote: str, config: str | None, flags: list[str],
              transfers: int) -> Path:
     from froster_slurm.config import load_config
-    from froster_slurm.runs import archive_settings, create_run
+    from froster_slurm.run.rundir import archive_settings, create_run
 
     cfg = load_config({"state_dir": str(state)})
     s = archive_settings(cfg, remote)

@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from froster_slurm.hotspots import Hotspot, write_hotspots  # noqa: E402
-from froster_slurm.selection import Rules, load_hotspots  # noqa: E402
+from froster_slurm.pick.selection import Rules, load_hotspots  # noqa: E402
+from froster_slurm.rank.hotspots import Hotspot, write_hotspots  # noqa: E402
 
 NOW = 1_750_000_000
 

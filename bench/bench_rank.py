@@ -46,7 +46,7 @@ sys.path.insert(0, str(HERE))
 
 from gen_pwalk import generate  # noqa: E402
 
-from froster_slurm.hotspots import iter_hotspots  # noqa: E402
+from froster_slurm.rank.hotspots import iter_hotspots  # noqa: E402
 
 BASELINE = r"""
 import subprocess, sys, duckdb

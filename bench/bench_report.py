@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from report_testdata import generate  # noqa: E402
 
-from froster_slurm.hotspots import write_hotspots  # noqa: E402
+from froster_slurm.rank.hotspots import write_hotspots  # noqa: E402
 
 PY = sys.executable
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -33,8 +33,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from froster_slurm import selection  # noqa: E402
-from froster_slurm.hotspots import Hotspot  # noqa: E402
+from froster_slurm.pick import selection  # noqa: E402
+from froster_slurm.rank.hotspots import Hotspot  # noqa: E402
 
 NOW = 1_750_000_000
 

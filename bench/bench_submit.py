@@ -16,11 +16,11 @@ import sys
 import tempfile
 import time
 
-from froster_slurm.backend import SlurmBackend
 from froster_slurm.config import load_config
-from froster_slurm.pipeline import SubmitResult, dispatch_archive
-from froster_slurm.runs import archive_settings, create_run
-from froster_slurm.slurm import SlurmClient, scrubbed_env
+from froster_slurm.run.rundir import archive_settings, create_run
+from froster_slurm.scheduler.backends import SlurmBackend
+from froster_slurm.scheduler.slurm import SlurmClient, scrubbed_env
+from froster_slurm.submit.pipeline import SubmitResult, dispatch_archive
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
 

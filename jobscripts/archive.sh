@@ -12,15 +12,15 @@ froster_use_task "$FROSTER_INDEX"
 froster_log "archive task $FROSTER_INDEX of run ${FROSTER_RUN_DIR##*/} on ${HOSTNAME:-?}" \
     "(restart ${SLURM_RESTART_COUNT:-0})"
 
-froster_run_payload "$FROSTER_PYTHON" -m froster_slurm.task archive "$FROSTER_RUN_DIR" \
+froster_run_payload "$FROSTER_PYTHON" -m froster_slurm.jobs archive "$FROSTER_RUN_DIR" \
     "$FROSTER_INDEX"
 froster_log "task process ended with exit code $FROSTER_PAYLOAD_RC"
 
 # Python decides whether a crash (killed, out of memory) is worth a retry, and how long to wait.
 archive_interrupted() {
-    "$FROSTER_PYTHON" -m froster_slurm.task interrupted "$FROSTER_RUN_DIR" "$FROSTER_INDEX" "$1"
+    "$FROSTER_PYTHON" -m froster_slurm.jobs interrupted "$FROSTER_RUN_DIR" "$FROSTER_INDEX" "$1"
 }
 archive_retry_delay() {
-    "$FROSTER_PYTHON" -m froster_slurm.task retry-delay "$FROSTER_RUN_DIR" "$FROSTER_INDEX"
+    "$FROSTER_PYTHON" -m froster_slurm.jobs retry-delay "$FROSTER_RUN_DIR" "$FROSTER_INDEX"
 }
 froster_requeue_tail 60 archive_retry_delay archive_interrupted

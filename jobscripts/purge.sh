@@ -7,6 +7,6 @@
 froster_use_task 0
 froster_step "verify and purge"
 rc=0
-"$FROSTER_PYTHON" -m froster_slurm.restore purge "$FROSTER_RUN_DIR" || rc=$?
+"$FROSTER_PYTHON" -m froster_slurm.jobs purge "$FROSTER_RUN_DIR" || rc=$?
 froster_status "purge ended with exit code $rc"
 exit "$rc"

@@ -9,10 +9,10 @@
 froster_use_task 0
 froster_log "restore of run ${FROSTER_RUN_DIR##*/} on ${HOSTNAME:-?} (restart ${SLURM_RESTART_COUNT:-0})"
 
-froster_run_payload "$FROSTER_PYTHON" -m froster_slurm.restore restore "$FROSTER_RUN_DIR"
+froster_run_payload "$FROSTER_PYTHON" -m froster_slurm.jobs restore "$FROSTER_RUN_DIR"
 froster_log "restore pass ended with exit code $FROSTER_PAYLOAD_RC"
 
 restore_retry_delay() {
-    "$FROSTER_PYTHON" -m froster_slurm.restore retry-delay "$FROSTER_RUN_DIR"
+    "$FROSTER_PYTHON" -m froster_slurm.jobs retry-delay "$FROSTER_RUN_DIR"
 }
 froster_requeue_tail 600 restore_retry_delay

@@ -1,8 +1,8 @@
 """Helpers for the archive tests: a run directory, the task as a real subprocess, odd trees,
 and a minimal restore that proves the record + bundles are enough to rebuild a folder.
 
-``make_run`` uses the manager's own ``froster_slurm.runs.create_run`` so the tests exercise the
-exact run layout jobs see (run.toml + folders.nul + tasks/).
+``make_run`` uses the manager's own ``froster_slurm.run.rundir.create_run`` so the tests exercise
+the exact run layout jobs see (run.toml + folders.nul + tasks/).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from froster_slurm.config import load_config
-from froster_slurm.runs import archive_settings, create_run
+from froster_slurm.run.rundir import archive_settings, create_run
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -58,7 +58,7 @@ def task_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def task_cmd(run_dir: Path, index: int, python: str = sys.executable) -> list[str]:
-    return [python, "-m", "froster_slurm.task", "archive", str(run_dir), str(index)]
+    return [python, "-m", "froster_slurm.jobs", "archive", str(run_dir), str(index)]
 
 
 def run_task(run_dir: Path, index: int, *, timeout: float = 120,

@@ -142,7 +142,7 @@ def task_pids(run_dir: Path) -> dict[int, int]:
                 argv = f.read().split(b"\0")
         except OSError:
             continue
-        if b"froster_slurm.task" in argv and b"archive" in argv and want in argv:
+        if b"froster_slurm.jobs" in argv and b"archive" in argv and want in argv:
             try:
                 out[int(argv[argv.index(want) + 1])] = int(entry)
             except (ValueError, IndexError):

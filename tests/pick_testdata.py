@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from froster_slurm.hotspots import Hotspot, write_hotspots
+from froster_slurm.rank.hotspots import Hotspot, write_hotspots
 
 NOW = 1_700_000_000
 DAY = 86400

@@ -12,7 +12,7 @@ import argparse
 import random
 from pathlib import Path
 
-from froster_slurm.hotspots import Hotspot, write_hotspots
+from froster_slurm.rank.hotspots import Hotspot, write_hotspots
 
 NOW = 1_780_000_000
 HOSTILE = [b"<script>alert(1)</script>", b"it's \"quoted\" & <b>bold</b>", b"caf\xe9-latin1",

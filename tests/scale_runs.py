@@ -14,8 +14,8 @@ from typing import Any
 
 from froster_slurm.archive.trace import record_bytes
 from froster_slurm.config import load_config
-from froster_slurm.runs import archive_settings, create_run
-from froster_slurm.taskstate import new_state, task_dir, write_task_state
+from froster_slurm.run.rundir import archive_settings, create_run
+from froster_slurm.run.taskstate import new_state, task_dir, write_task_state
 
 NAMES = (b"plain", b"caf\xe9", b"new\nline", b"$(touch PWNED)", b"-rf", b"sp ace")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from froster_slurm.slurm import SlurmClient
+from froster_slurm.scheduler.slurm import SlurmClient
 
 
 def wait_gone(job: str, timeout: float = 120) -> None:

@@ -30,8 +30,8 @@ from archive_helpers import (
 
 from froster_slurm.archive import names
 from froster_slurm.archive.settings import load_settings
-from froster_slurm.archive.task import ArchiveTask
-from froster_slurm.taskstate import mark_step_done, read_task_state
+from froster_slurm.archive.steps import ArchiveTask
+from froster_slurm.run.taskstate import mark_step_done, read_task_state
 
 THRESHOLD = 64 * 1024
 
@@ -308,9 +308,9 @@ def test_remote_mismatch_heals_once_and_fails_for_good_if_it_repeats(tmp_path: P
 def test_unreachable_remote_during_a_check_is_transient_not_a_mismatch(tmp_path: Path) -> None:
     """rclone lists an unreachable remote as 'everything missing': that must not count as a
     failed verification (which could end in a permanent failure)."""
-    from froster_slurm.archive.rclone import Rclone
     from froster_slurm.archive.verify import Expect, check_remote
     from froster_slurm.errors import TransientError
+    from froster_slurm.remotes.rclone import Rclone
 
     conf = tmp_path / "dead.conf"
     conf.write_text("[dead]\ntype = s3\nprovider = Other\nenv_auth = false\n"

@@ -133,8 +133,8 @@ def test_an_object_whose_md5_cannot_be_checked_fails_verification(tmp_path: Path
                                                                   s3: S3Server) -> None:
     """A multipart object uploaded without rclone's md5 metadata (what --s3-disable-checksum
     does, which froster-slurm refuses) has no md5 the remote can tell: that is a failure."""
-    from froster_slurm.archive.rclone import Rclone
     from froster_slurm.archive.verify import Expect, check_remote
+    from froster_slurm.remotes.rclone import Rclone
 
     data = os.urandom(6 * 1024 * 1024)
     src = tmp_path / "src"

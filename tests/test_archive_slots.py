@@ -18,7 +18,7 @@ import pytest
 from archive_helpers import make_run, md5sum_check, state, task_cmd, task_env, write_file
 
 from froster_slurm.config import load_config
-from froster_slurm.pipeline import archive_folders
+from froster_slurm.submit.pipeline import archive_folders
 
 THRESHOLD = 64 * 1024
 

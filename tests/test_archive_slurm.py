@@ -1,8 +1,8 @@
 """The archive array on the REAL local Slurm cluster: Comment, requeue from outside, USR1 trap.
 
-Submitted through the manager's own ``froster_slurm.pipeline.archive_folders`` so the rendered
-``templates/archive.sbatch`` (with ``jobscripts/common.sh`` + ``archive.sh`` inlined) is what
-runs.  Task 0 is requeued with ``scontrol requeue`` while it uploads; task 1 gets the USR1 that
+Submitted through the manager's own ``froster_slurm.submit.pipeline.archive_folders`` so the
+rendered ``templates/archive.sbatch`` (with ``jobscripts/common.sh`` + ``archive.sh`` inlined) is
+what runs.  Task 0 is requeued with ``scontrol requeue`` while it uploads; task 1 gets the USR1 that
 ``--signal=B:USR1@grace`` sends before a time limit (``scancel --batch --signal=USR1`` delivers
 exactly that signal to the batch shell, without waiting for a real time limit).  Both must end
 verified, resuming where they stopped.
@@ -20,7 +20,7 @@ import pytest
 from archive_helpers import md5sum_check, need, state, write_file
 
 from froster_slurm.config import Config, load_config
-from froster_slurm.pipeline import archive_folders
+from froster_slurm.submit.pipeline import archive_folders
 
 pytestmark = pytest.mark.slurm
 

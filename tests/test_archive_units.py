@@ -12,18 +12,18 @@ import pytest
 from froster_slurm.archive import names, ours
 from froster_slurm.archive.bundle import make_plan
 from froster_slurm.archive.inventory import LINK, SourceChanged, require_unchanged, take_inventory
-from froster_slurm.archive.rclone import Result, classify
 from froster_slurm.archive.settings import check_flags
 from froster_slurm.errors import ConfigError, PermanentError, TransientError
-from froster_slurm.paths import write_folder_list
-from froster_slurm.taskstate import (
+from froster_slurm.remotes.rclone import Result, classify
+from froster_slurm.run.taskstate import (
     iter_task_states,
     read_task_state,
     reset_attempts,
     set_status,
-    slurm_task_id,
     update_task_state,
 )
+from froster_slurm.scheduler.injob import slurm_task_id
+from froster_slurm.util.paths import write_folder_list
 
 ODD = [b"plain", b"$(touch PWNED)", b"a\"b'c", b"-rf", b"new\nline", b"sp ace", b"caf\xe9",
        b"back\\slash", b"cr\rx", b"tab\tx", b"\xff\xfe", b"\xe2\x90\x8a", b"q\xe2\x80\x9bq"]

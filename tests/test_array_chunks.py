@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from froster_slurm.pipeline import ArrayChunk, array_spec, chunk_indices, plan_archive_arrays
+from froster_slurm.submit.pipeline import ArrayChunk, array_spec, chunk_indices, plan_archive_arrays
 
 pytestmark = pytest.mark.unit
 

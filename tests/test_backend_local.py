@@ -6,8 +6,8 @@ import json
 import time
 from pathlib import Path
 
-from froster_slurm.backend import LocalBackend, parse_array, read_script_options
-from froster_slurm.slurm import dependency
+from froster_slurm.scheduler.backends import LocalBackend, parse_array, read_script_options
+from froster_slurm.scheduler.slurm import dependency
 
 
 def script(tmp_path: Path, name: str, body: str, directives: str = "") -> Path:

@@ -7,7 +7,7 @@ import os
 import threading
 from pathlib import Path
 
-from froster_slurm import catalog
+from froster_slurm.catalog import store as catalog
 
 
 def record(folder: bytes, dest: str = "s3test:b/x", **kw) -> dict:

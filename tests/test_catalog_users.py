@@ -137,12 +137,14 @@ def test_two_accounts_share_one_catalog_each_owning_their_rows(shared: Path) -> 
     forged = {"format": "froster-slurm-archive", "source": str(a_folder),
               "destination": str(b_remote), "archived_at": "2099-01-01T00:00:00Z",
               "user": alice.pw_name, "version": 9, "files": 1, "bytes": 1}
-    code = ("import json; from pathlib import Path; from froster_slurm import catalog; "
+    code = ("import json; from pathlib import Path; "
+            "from froster_slurm.catalog import store as catalog; "
             f"catalog.add_records(Path({str(cat)!r}), [json.loads({json.dumps(forged)!r})])")
     rc, out = python_as(bob, cat, code)
     assert rc == 0, out
     assert cat.read_bytes() == a_file_before
-    rc, out = python_as(alice, cat, "from pathlib import Path; from froster_slurm import catalog; "
+    rc, out = python_as(alice, cat, "from pathlib import Path; "
+                        "from froster_slurm.catalog import store as catalog; "
                         f"e = catalog.lookup(Path({str(cat)!r}), {os.fsencode(a_folder)!r}); "
                         "print(e.destination, e.version, e.owner)")
     assert rc == 0, out
@@ -197,7 +199,7 @@ def test_an_admin_folder_with_only_the_users_folder_takes_shards(shared: Path) -
     users = cat.with_name(cat.name + ".users")
     users.mkdir()
     users.chmod(0o1777)
-    code = ("from pathlib import Path; from froster_slurm import catalog; "
+    code = ("from pathlib import Path; from froster_slurm.catalog import store as catalog; "
             f"print(catalog.add_records(Path({str(cat)!r}), [{{'format': "
             "'froster-slurm-archive', 'source': '/x/proj', 'destination': '/r/x/proj'}]))")
     rc, out = python_as(bob, cat, code)

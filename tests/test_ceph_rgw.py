@@ -18,9 +18,9 @@ from s3server import CephRGW
 from test_restore_support import cli, configure, snapshot
 from test_verify_proof import forge
 
-from froster_slurm.archive.rclone import Rclone
 from froster_slurm.archive.verify import Expect, check_remote
 from froster_slurm.errors import EXIT_PERMANENT
+from froster_slurm.remotes.rclone import Rclone
 
 BIG = 210 * 1024 * 1024
 
@@ -140,7 +140,7 @@ def test_a_rejected_class_says_what_to_change_and_retry_can_change_it(
     from test_pipeline import wait_finished
 
     from froster_slurm.config import load_config
-    from froster_slurm.pipeline import archive_folders, retry_run
+    from froster_slurm.submit.pipeline import archive_folders, retry_run
 
     folder = os.fsencode(tmp_path / "src" / "retry-me")
     write_file(folder + b"/a.bin", os.urandom(20 * 1024))

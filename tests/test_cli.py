@@ -42,7 +42,7 @@ def test_command_table_names_every_command_and_a_run_loads_only_its_own() -> Non
     out = subprocess.run([sys.executable, "-c", probe, "rank", "x.csv"], capture_output=True,
                          text=True, check=True).stdout.split("\n")
     assert out[0].split() == ["rank"]
-    assert "froster_slurm.restore.purge" not in out[1].split()
+    assert "froster_slurm.purge.purger" not in out[1].split()
 
 
 def test_shell_completion_is_offered() -> None:

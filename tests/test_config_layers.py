@@ -29,7 +29,7 @@ from froster_slurm.config import (
     user_config_path,
 )
 from froster_slurm.errors import ConfigError
-from froster_slurm.selection import monthly_cost
+from froster_slurm.pick.selection import monthly_cost
 
 
 def write(path: Path, text: str) -> None:
@@ -73,7 +73,7 @@ def test_lists_extend_across_layers_and_stages() -> None:
 
 def test_every_list_key_declares_extend_or_replace_and_keys_says_it(
         capsys: pytest.CaptureFixture[str]) -> None:
-    from froster_slurm.config_keys import LIST_MERGE
+    from froster_slurm.config.keys import LIST_MERGE
     lists = [k for k, (d, _) in DEFAULTS.items()
              if isinstance(d, list) or (d is None and k.rsplit(".", 1)[1] in
                                         ("extra", "prologue", "skip"))]

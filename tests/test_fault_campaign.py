@@ -47,9 +47,9 @@ from s3server import ACCESS_KEY, REGION, SECRET_KEY, S3Server, free_port
 from test_restore_support import cli, snapshot
 
 from froster_slurm.config import load_config
-from froster_slurm.pipeline import archive_folders, retry_run
-from froster_slurm.runs import open_run
-from froster_slurm.slurm import SlurmClient
+from froster_slurm.run.rundir import open_run
+from froster_slurm.scheduler.slurm import SlurmClient
+from froster_slurm.submit.pipeline import archive_folders, retry_run
 
 pytestmark = [pytest.mark.slurm, pytest.mark.s3]
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from froster_slurm.cli import main
-from froster_slurm.funnel import floor_age, floor_size
-from froster_slurm.units import parse_age, parse_size
+from froster_slurm.pick.funnel import floor_age, floor_size
+from froster_slurm.util.units import parse_age, parse_size
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from archive_helpers import make_run
 
-from froster_slurm.live import Screen, Tracker, changed_records, frame, retry_text, watch
-from froster_slurm.progress import RateMeter, TermLine, format_eta, format_rate
-from froster_slurm.status import RunStatus
-from froster_slurm.taskstate import new_state, write_task_state
+from froster_slurm.run.taskstate import new_state, write_task_state
+from froster_slurm.status.collect import RunStatus
+from froster_slurm.status.live import Screen, Tracker, changed_records, frame, retry_text, watch
+from froster_slurm.status.progress import RateMeter, TermLine, format_eta, format_rate
 
 MiB = 1024**2
 
@@ -206,7 +206,7 @@ def test_status_watch_redraws_in_place_on_a_real_terminal(tmp_path: Path) -> Non
 
 
 def test_crawl_shard_comment_carries_entries_and_rate(monkeypatch: pytest.MonkeyPatch) -> None:
-    from froster_slurm import jobs
+    from froster_slurm.jobs import crawl_stage as jobs
 
     said: list[str] = []
     monkeypatch.setattr(jobs, "set_comment", said.append)

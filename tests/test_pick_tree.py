@@ -14,8 +14,8 @@ from pick_testdata import NOW, PRICES, TiB, drive, hs, sample_rows, write_sample
 
 from froster_slurm.pick.app import PickApp
 from froster_slurm.pick.screens import FilterScreen
+from froster_slurm.pick.selection import Rules, filter_rows
 from froster_slurm.pick.table import size_bar
-from froster_slurm.selection import Rules, filter_rows
 
 
 def make_app(tmp_path: Path, rows=None) -> PickApp:

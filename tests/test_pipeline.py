@@ -14,12 +14,17 @@ import pytest
 from archive_helpers import md5sum_check, write_file
 from s3server import RCLONE_TEST_FLAGS, S3Server
 
-from froster_slurm import catalog
+from froster_slurm.catalog import store as catalog
 from froster_slurm.cli import main
 from froster_slurm.config import Config, load_config
-from froster_slurm.pipeline import archive_folders, backend_for_run, retry_run, submit_pipeline
-from froster_slurm.runs import Run, catalog_path
-from froster_slurm.status import collect
+from froster_slurm.run.rundir import Run, catalog_path
+from froster_slurm.status.collect import collect
+from froster_slurm.submit.pipeline import (
+    archive_folders,
+    backend_for_run,
+    retry_run,
+    submit_pipeline,
+)
 
 RULES = {"min_size": "0", "min_avg_size": "0", "older_than": None, "top": None,
          "owner": None, "by": None}

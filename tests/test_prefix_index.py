@@ -6,9 +6,9 @@ import random
 
 import pytest
 
-from froster_slurm import prefix_index
-from froster_slurm.prefix_index import PrefixIndex
-from froster_slurm.selection import FolderSet, ancestors, folder_key
+from froster_slurm.pick import prefix_index
+from froster_slurm.pick.prefix_index import PrefixIndex
+from froster_slurm.pick.selection import FolderSet, ancestors, folder_key
 
 # Names that sort around "/" (0x2f) and bytes that are not UTF-8: /a/b, /a/b!, /a/b-, /a/b.,
 # /a/bc, /a/b\xff all sit next to /a/b/... in byte order, which is where a prefix search errs.

@@ -18,8 +18,8 @@ from s3server import S3Server
 
 from froster_slurm.cli import main
 from froster_slurm.config import load_config
-from froster_slurm.preflight import Probe, check_destination, relation
-from froster_slurm.runs import runs_dir
+from froster_slurm.run.rundir import runs_dir
+from froster_slurm.submit.preflight import Probe, check_destination, relation
 
 pytestmark = pytest.mark.slurm
 

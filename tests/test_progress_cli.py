@@ -16,7 +16,7 @@ import pytest
 from rank_testdata import tree_rows, write_csv
 
 from froster_slurm.cli.rank_cmd import _load_progress
-from froster_slurm.progress import TermLine
+from froster_slurm.status.progress import TermLine
 
 
 def test_rank_load_progress_numbers_its_passes() -> None:

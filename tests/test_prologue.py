@@ -16,9 +16,9 @@ from slurm_helpers import wait_gone
 
 from froster_slurm.config import Config, load_config
 from froster_slurm.errors import ConfigError, TemplateError
-from froster_slurm.pipeline import archive_folders
-from froster_slurm.runs import Run, archive_settings, create_run
-from froster_slurm.stages import render_stage, sbatch_options
+from froster_slurm.run.rundir import Run, archive_settings, create_run
+from froster_slurm.submit.pipeline import archive_folders
+from froster_slurm.submit.stages import render_stage, sbatch_options
 
 FAILING = "froster_no_such_module load rclone/1.60"
 
@@ -36,7 +36,7 @@ def test_prologue_lines_sit_after_strict_mode_and_before_the_body() -> None:
     strict = text.index("set -euo pipefail")
     proxy = text.index("export HTTPS_PROXY=http://proxy:3128")
     umask = text.index("umask 027")
-    body = text.index("froster_run_payload \"$FROSTER_PYTHON\" -m froster_slurm.task archive")
+    body = text.index("froster_run_payload \"$FROSTER_PYTHON\" -m froster_slurm.jobs archive")
     assert strict < proxy < umask < body
     assert "umask 027" not in rendered("rank", cfg)
     assert "HTTPS_PROXY" in rendered("rank", cfg)

@@ -202,7 +202,7 @@ def test_a_file_whose_name_is_taken_again_stays_in_the_quarantine(
         make_archived, monkeypatch: pytest.MonkeyPatch) -> None:
     """The entry failed the check in quarantine and its name was created again meanwhile:
     nothing is replaced, the entry stays in the quarantine and the report says where."""
-    from froster_slurm.restore import quarantine
+    from froster_slurm.purge import quarantine
 
     folder = make_archived()
     path = folder + b"/small.txt"

@@ -16,10 +16,11 @@ try:  # tests/ on sys.path (no tests/__init__.py) or tests as a package
 except ImportError:
     from tests.rank_testdata import DAY, EXPECTED, HEADER, NOW, row, tree_rows, write_csv, write_gz
 
-from froster_slurm import rank_load
 from froster_slurm.errors import DataError, NotFoundError
-from froster_slurm.hotspots import read_hotspots, write_hotspots
-from froster_slurm.rank import (
+from froster_slurm.rank import loader as rank_load
+from froster_slurm.rank.hotspots import read_hotspots, write_hotspots
+from froster_slurm.rank.inputs import plan_groups, resolve_inputs
+from froster_slurm.rank.ranking import (
     Engine,
     RankedCrawl,
     RankParams,
@@ -27,8 +28,7 @@ from froster_slurm.rank import (
     to_parquet,
     user_name,
 )
-from froster_slurm.rank_input import plan_groups, resolve_inputs
-from froster_slurm.rank_sql import MACROS
+from froster_slurm.rank.sql import MACROS
 
 SAMPLE = Path("/work/shared/samples/pwalk-sample.csv")
 ENGINE = Engine(memory_limit="256MB", threads=1, feeders=1)
@@ -363,7 +363,7 @@ def test_sql_built_lines_are_byte_identical_to_write_hotspots(tmp_path: Path) ->
     """rank writes hotspots as lines built in SQL -- streamed (hotspots.write_hotspot_lines,
     for stdout) or written by DuckDB (RankedCrawl.write_hotspots, for -o) -- and both must be
     exactly what hotspots.write_hotspots writes, for any folder name."""
-    from froster_slurm.hotspots import write_hotspot_lines
+    from froster_slurm.rank.hotspots import write_hotspot_lines
 
     rng = random.Random(11)
     alphabet = [bytes([b]) for b in range(1, 256) if b != ord("/")] + [b",", b'"', b"\n", b"\r"]
@@ -385,7 +385,7 @@ def test_sql_built_lines_are_byte_identical_to_write_hotspots(tmp_path: Path) ->
 
 
 def test_csv_field_macro_quotes_like_the_hotspots_writer() -> None:
-    from froster_slurm.hotspots import _field
+    from froster_slurm.rank.hotspots import _field
 
     rng = random.Random(3)
     texts = ["".join(rng.choice(",\"\n\r a\xe9\x85\t;") for _ in range(rng.randint(0, 6)))
@@ -422,7 +422,7 @@ def test_first_row_with_a_newline_in_its_name_is_recognised(tmp_path: Path) -> N
 def test_a_feeder_that_never_starts_is_an_error_not_a_hang(tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """DuckDB waits in open() on a FIFO nobody opens: the loader must notice the dead feeder."""
-    from froster_slurm import rank_feed
+    from froster_slurm.rank import feed as rank_feed
 
     monkeypatch.setattr(rank_feed.sys, "executable", "/bin/false")
     with pytest.raises(DataError, match="feeder failed"):

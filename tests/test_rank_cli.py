@@ -14,7 +14,7 @@ except ImportError:
     from tests.rank_testdata import row, tree_rows, write_csv
 
 from froster_slurm.cli import main
-from froster_slurm.hotspots import read_hotspots
+from froster_slurm.rank.hotspots import read_hotspots
 
 LATIN1_FOLDER = b"/r/caf\xe9"
 

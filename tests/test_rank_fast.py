@@ -15,7 +15,7 @@ try:  # tests/ on sys.path (no tests/__init__.py) or tests as a package
 except ImportError:
     from tests.rank_testdata import HEADER, NOW, row, write_gz
 
-from froster_slurm.rank import Engine, RankedCrawl, RankParams
+from froster_slurm.rank.ranking import Engine, RankedCrawl, RankParams
 
 DIR, REG, LNK, FIFO, SOCK, CHR = 0o040755, 0o100644, 0o120777, 0o010644, 0o140755, 0o020644
 NAMES = [b"a", b"data", b"caf\xe9", b"\xe6\x95\xb0\xe6\x8d\xae", b'q"uo"te', b"com,ma",
@@ -196,7 +196,7 @@ def test_a_file_that_lists_more_lines_than_rows_is_not_trusted(tmp_path: Path) -
 def test_hundreds_of_shards_are_read_in_batches(tmp_path: Path) -> None:
     """More shards than one grep/wc call takes (rank_feed.DIRS_BATCH), half of them with a
     header, one with a newline in its own file name (wc prints such names oddly)."""
-    from froster_slurm.rank_feed import DIRS_BATCH
+    from froster_slurm.rank.feed import DIRS_BATCH
 
     rows = random_crawl(21, dirs=40)
     shards = tmp_path / "shards"

@@ -10,9 +10,9 @@ import pytest
 from archive_helpers import make_run, run_task, state, write_file
 from s3server import RCLONE_TEST_FLAGS, S3Server
 
-from froster_slurm.archive.rclone import Result, classify
 from froster_slurm.errors import EXIT_PERMANENT, PermanentError, TransientError
 from froster_slurm.remotes.failures import find_cause
+from froster_slurm.remotes.rclone import Result, classify
 
 # Lines rclone 1.75 printed here (request ids shortened).
 BAD_CLASS = ("Failed to copy: operation error S3: PutObject, https response error StatusCode: "

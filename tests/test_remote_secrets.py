@@ -21,11 +21,11 @@ from archive_helpers import write_file
 from s3server import ACCESS_KEY, RCLONE_TEST_FLAGS, REGION, S3Server
 from test_pipeline import wait_finished
 
-from froster_slurm import remote_secrets
-from froster_slurm.archive.rclone import Rclone
 from froster_slurm.cli import main
 from froster_slurm.config import load_config
-from froster_slurm.pipeline import archive_folders
+from froster_slurm.remotes import secrets as remote_secrets
+from froster_slurm.remotes.rclone import Rclone
+from froster_slurm.submit.pipeline import archive_folders
 
 SECRET_KEY_ID = "AKIAFROSTERLEAKTEST1"
 SECRET_KEY = "s3cr3t-Froster-Leak-Test-Value/xyz"

@@ -57,7 +57,7 @@ def immediate_restores(s3: S3Server):
 
 
 def test_resolution_follows_alias_and_crypt_down_to_s3(tmp_path: Path, s3: S3Server) -> None:
-    from froster_slurm.archive.rclone import Rclone
+    from froster_slurm.remotes.rclone import Rclone
     from froster_slurm.remotes.resolve import config_dump
 
     dump = config_dump(Rclone("rclone", str(wrapped_config(tmp_path, s3))))

@@ -10,9 +10,9 @@ import pytest
 from froster_slurm.cli import main
 from froster_slurm.config import STAGES, load_config
 from froster_slurm.errors import ConfigError, TemplateError
-from froster_slurm.render import check_bash, render, sbatch_directives
-from froster_slurm.runs import archive_settings, create_run
-from froster_slurm.stages import render_stage, sbatch_options
+from froster_slurm.run.rundir import archive_settings, create_run
+from froster_slurm.submit.render import check_bash, render, sbatch_directives
+from froster_slurm.submit.stages import render_stage, sbatch_options
 
 BASH = 'echo "$HOME ${USER:-x} $(date) ${arr[@]} $@ $#" @x@'
 

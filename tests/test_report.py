@@ -18,10 +18,10 @@ from browser import browser_page
 from rank_testdata import tree_rows, write_csv
 from report_testdata import generate
 
-from froster_slurm.hotspots import Hotspot, write_hotspots
+from froster_slurm.pick.selection import Rules, Uploads
+from froster_slurm.rank.hotspots import Hotspot, write_hotspots
 from froster_slurm.report.model import breakdown, build_tree
 from froster_slurm.report.plan import PlanSettings, make_plan
-from froster_slurm.selection import Rules, Uploads
 
 GiB, MiB, DAY = 1024**3, 1024**2, 86400
 NOW = 1_780_000_000

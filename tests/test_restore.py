@@ -226,8 +226,8 @@ def test_non_recursive_archive_purge_and_restore_leave_subfolders_alone(
 
 def test_a_folder_that_is_gone_is_found_through_the_catalog(
         tmp_path: Path, s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> None:
-    from froster_slurm import catalog
-    from froster_slurm.runs import catalog_path
+    from froster_slurm.catalog import store as catalog
+    from froster_slurm.run.rundir import catalog_path
 
     folder = os.fsencode(tmp_path / "lost")
     rich_tree(folder, big=9000)

@@ -1,7 +1,7 @@
 """Helpers shared by the restore and purge tests (this module holds no tests).
 
 Folders are archived with the archive stage's own task entry point
-(``python -m froster_slurm.task archive RUN_DIR INDEX`` on a run made with ``create_run``, via
+(``python -m froster_slurm.jobs archive RUN_DIR INDEX`` on a run made with ``create_run``, via
 ``archive_helpers``), so purge and restore are tested against real traces and real remote
 layouts, never against hand-written ones.
 """

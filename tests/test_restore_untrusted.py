@@ -23,9 +23,9 @@ from archive_helpers import make_run, run_task, write_file
 from restore_forge import M, forge
 from test_restore_support import archive, cli, configure, snapshot
 
-from froster_slurm import catalog
+from froster_slurm.catalog import store as catalog
 from froster_slurm.config import load_config
-from froster_slurm.runs import catalog_path, runs_dir
+from froster_slurm.run.rundir import catalog_path, runs_dir
 
 
 @pytest.fixture

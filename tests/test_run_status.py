@@ -18,9 +18,9 @@ from slurm_helpers import wait_gone
 from froster_slurm.cli import main
 from froster_slurm.config import load_config
 from froster_slurm.errors import FrosterError
-from froster_slurm.pipeline import archive_folders, retry_run, submit_crawl
-from froster_slurm.runs import Run, list_runs
-from froster_slurm.status import collect, format_status, query_backend
+from froster_slurm.run.rundir import Run, list_runs
+from froster_slurm.status.collect import collect, format_status, query_backend
+from froster_slurm.submit.pipeline import archive_folders, retry_run, submit_crawl
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -10,13 +10,13 @@ from pathlib import Path
 
 from scale_runs import make_scale_run
 
-from froster_slurm import catalog
+from froster_slurm.catalog import store as catalog
 
 PEAK = """
 import json, resource, sys
 from pathlib import Path
-from froster_slurm.finalize import finalize
-from froster_slurm.runs import Run
+from froster_slurm.jobs.finalize_stage import finalize
+from froster_slurm.run.rundir import Run
 s = finalize(Run(Path(sys.argv[1])))
 print(json.dumps({"totals": s["totals"], "catalog_error": s["catalog_error"],
                   "peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))

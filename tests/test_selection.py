@@ -9,8 +9,7 @@ import pytest
 from pick_testdata import CAFE, DAY, NOW, PRICES, TiB, hs, sample_rows
 
 from froster_slurm.errors import NotFoundError, UserError
-from froster_slurm.paths import read_folder_list
-from froster_slurm.selection import (
+from froster_slurm.pick.selection import (
     FolderSet,
     Rules,
     ancestors,
@@ -24,6 +23,7 @@ from froster_slurm.selection import (
     totals,
     write_selection,
 )
+from froster_slurm.util.paths import read_folder_list
 
 
 def folders(rows):

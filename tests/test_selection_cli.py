@@ -13,7 +13,7 @@ import pytest
 from pick_testdata import CAFE, drive, hs, write_sample
 
 from froster_slurm.cli import main, pick_cmd
-from froster_slurm.paths import read_folder_list
+from froster_slurm.util.paths import read_folder_list
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -160,8 +160,8 @@ def _pilot_run(keys: list[str], seen: dict):
 
 def test_pick_submit_hands_the_confirmed_selection_to_the_archive_stage(
         tmp_path, capsys, monkeypatch, fake_tty):
-    from froster_slurm import pipeline
     from froster_slurm.pick.app import PickApp
+    from froster_slurm.submit import pipeline
 
     hot = write_sample(tmp_path / "hot.csv")
     sel = tmp_path / "picked"
@@ -188,8 +188,8 @@ def test_pick_submit_hands_the_confirmed_selection_to_the_archive_stage(
 
 
 def test_pick_quit_writes_nothing_submits_nothing(tmp_path, capsys, monkeypatch, fake_tty):
-    from froster_slurm import pipeline
     from froster_slurm.pick.app import PickApp
+    from froster_slurm.submit import pipeline
 
     hot = write_sample(tmp_path / "hot.csv")
     sel = tmp_path / "picked"
@@ -230,9 +230,9 @@ def test_select_follows_config_archive_recursive(tmp_path, capsys, monkeypatch, 
 
 def test_pick_submit_failure_keeps_the_selection_and_says_how_to_retry(
         tmp_path, capsys, monkeypatch, fake_tty):
-    from froster_slurm import pipeline
     from froster_slurm.errors import UserError
     from froster_slurm.pick.app import PickApp
+    from froster_slurm.submit import pipeline
 
     hot = write_sample(tmp_path / "hot.csv")
     sel = tmp_path / "picked"

@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from froster_slurm.errors import SlurmError
-from froster_slurm.slurm import SlurmClient, _parse_kv, dependency, parse_job_id, scrubbed_env
+from froster_slurm.scheduler.slurm import (
+    SlurmClient,
+    _parse_kv,
+    dependency,
+    parse_job_id,
+    scrubbed_env,
+)
 
 
 @pytest.mark.parametrize("stdout,expected", [
@@ -90,14 +96,14 @@ def test_squeue_with_only_finished_jobs_is_empty(tmp_path: Path) -> None:
 def test_job_comments_address_the_array_task_not_the_array(monkeypatch: pytest.MonkeyPatch
                                                           ) -> None:
     """A crawl shard's Comment goes to ARRAY_TASK: the bare job id would hit every shard."""
-    import froster_slurm.jobs as jobs
+    import froster_slurm.scheduler.injob as injob
 
     seen: list[str] = []
-    monkeypatch.setattr(jobs.SlurmClient, "available", staticmethod(lambda: True))
-    monkeypatch.setattr(jobs.SlurmClient, "set_comment", lambda self, job, text: seen.append(job))
+    monkeypatch.setattr(injob.SlurmClient, "available", staticmethod(lambda: True))
+    monkeypatch.setattr(injob.SlurmClient, "set_comment", lambda self, job, text: seen.append(job))
     monkeypatch.setenv("SLURM_JOB_ID", "41")
     monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "40")
     monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "1")
     monkeypatch.delenv("FROSTER_BACKEND", raising=False)
-    jobs.set_comment("crawl shard 1")
+    injob.set_comment("crawl shard 1")
     assert seen == ["40_1"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from slurm_helpers import wait_gone
 
-from froster_slurm.slurm import SlurmClient, dependency
+from froster_slurm.scheduler.slurm import SlurmClient, dependency
 
 pytestmark = pytest.mark.slurm
 

@@ -20,10 +20,10 @@ from froster_slurm import errors
 from froster_slurm.cli import main
 from froster_slurm.config import STAGES, Config, load_config
 from froster_slurm.errors import TemplateError
-from froster_slurm.overrides import STAMP_PREFIX, resolve
-from froster_slurm.pipeline import archive_folders
-from froster_slurm.runs import archive_settings, create_run
-from froster_slurm.stages import HELPER_FILES, render_stage, sbatch_options
+from froster_slurm.run.rundir import archive_settings, create_run
+from froster_slurm.submit.overrides import STAMP_PREFIX, resolve
+from froster_slurm.submit.pipeline import archive_folders
+from froster_slurm.submit.stages import HELPER_FILES, render_stage, sbatch_options
 
 REPO = Path(__file__).resolve().parent.parent
 REQUEUEABLE = {"archive", "restore"}

@@ -1,6 +1,6 @@
 """The one list of storage classes: exact names, suggestions for misspellings."""
 
-from froster_slurm.storage_classes import (
+from froster_slurm.remotes.storage_classes import (
     S3_STORAGE_CLASSES,
     is_s3_class,
     suggest,

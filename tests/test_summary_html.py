@@ -13,8 +13,8 @@ from archive_helpers import make_run, run_task, write_file
 from browser import browser_page
 from s3server import RCLONE_TEST_FLAGS, S3Server
 
-from froster_slurm.finalize import finalize
-from froster_slurm.runs import Run
+from froster_slurm.jobs.finalize_stage import finalize
+from froster_slurm.run.rundir import Run
 
 pytestmark = pytest.mark.s3
 HOSTILE = b"<script>alert(1)</script> caf\xe9"

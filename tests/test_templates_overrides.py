@@ -11,9 +11,9 @@ import pytest
 
 from froster_slurm.cli import main
 from froster_slurm.config import load_config
-from froster_slurm.overrides import STAMP_PREFIX, builtin_names, resolve
-from froster_slurm.runs import archive_settings, create_run
-from froster_slurm.stages import render_stage
+from froster_slurm.run.rundir import archive_settings, create_run
+from froster_slurm.submit.overrides import STAMP_PREFIX, builtin_names, resolve
+from froster_slurm.submit.stages import render_stage
 
 
 def render_finalize(site: Path) -> str:

@@ -17,8 +17,8 @@ from archive_helpers import make_run, run_task, state, write_file
 from s3server import RCLONE_TEST_FLAGS, S3Server
 from test_restore_support import cli, configure
 
-from froster_slurm.archive.rclone import Rclone
 from froster_slurm.archive.verify import Expect, check_remote
+from froster_slurm.remotes.rclone import Rclone
 
 pytestmark = pytest.mark.s3
 MULTIPART = ["--s3-upload-cutoff=5M", "--s3-chunk-size=5M"]

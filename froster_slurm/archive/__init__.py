@@ -6,10 +6,9 @@ Modules, one job each:
 ``inventory``  step 1: what is in the folder (files, symlinks, dirs, hard links; never follows)
 ``bundle``     step 2: small files, links, empty dirs, odd names -> tar bundles (work dir)
 ``hashing``    step 3: md5 of the other files on a bounded thread pool; resumable results
-``rclone``     the rclone boundary (argument lists, clean env, JSON logs, failure classes)
 ``verify``     step 5: the remote's md5 of every object against ours, nothing downloaded
 ``trace``      step 6: manifest, JSON record, index.html (formats documented there)
-``task``       the step runner with markers, resume and source-change detection
+``steps``      the step runner with markers, resume and source-change detection
 ``names``      how a name is written for each target (keys, md5sum, shell, redaction)
 ``ours``       which files in a folder froster-slurm wrote, and the names it reserves
 
@@ -22,5 +21,7 @@ characters of the path shown as rclone's control pictures, see ``names.encode_ct
     DEST/Froster.archive.json
     DEST/index.html | Froster.index.html
 
-The entry point that job scripts call is ``froster_slurm.task``.
+Job side.  The rclone boundary is ``froster_slurm.remotes.rclone``; the task's lifecycle
+(signals, attempts, exit codes) is ``froster_slurm.jobs.archive_stage``, run by
+``python -m froster_slurm.jobs archive RUN_DIR INDEX``.
 """

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..paths import display
+from ..util.paths import display
 from . import names, ours
 from .hashing import Cancelled, open_checked, os_error, run_bounded
 from .inventory import DIR, FILE, LINK, Entry, Inventory, SourceChanged

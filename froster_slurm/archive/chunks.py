@@ -17,8 +17,8 @@ import os
 from dataclasses import dataclass
 
 from ..errors import PermanentError
-from ..storage_classes import GLACIER_CLASSES
-from ..units import format_size
+from ..remotes.storage_classes import GLACIER_CLASSES
+from ..util.units import format_size
 
 MiB = 1024**2
 S3_MIN_PART = 5 * MiB

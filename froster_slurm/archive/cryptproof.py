@@ -20,10 +20,10 @@ import os
 from pathlib import Path
 
 from ..errors import PermanentError
+from ..remotes.rclone import Rclone, classify
 from ..remotes.resolve import RemoteInfo, config_dump
 from ..remotes.thaw import stored_names, targets
 from .names import join_remote
-from .rclone import Rclone, classify
 from .verify import Expect, Report, check_remote, listing
 
 

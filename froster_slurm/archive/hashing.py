@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from ..errors import PermanentError, TransientError
-from ..paths import display
+from ..util.paths import display
 from .inventory import Entry, SourceChanged
 
 CHUNK = 4 * 1024 * 1024

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import PermanentError, TransientError
-from ..paths import display
+from ..util.paths import display
 from . import ours
 
 FILE, LINK, DIR = "file", "symlink", "dir"

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..config import DEFAULTS
 from ..errors import ConfigError, NotFoundError
-from ..units import parse_size
+from ..util.units import parse_size
 
 # rclone flags that would let a copy or a check pass without comparing content.
 FORBIDDEN_FLAGS = ("--s3-disable-checksum", "--ignore-checksum", "--size-only",

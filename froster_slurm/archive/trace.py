@@ -66,11 +66,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .. import __version__
-from ..paths import display
 from ..remotes.resolve import describe_text
-from ..render import load_template, render
-from ..storage_classes import GLACIER_CLASSES, NO_CLASS
-from ..units import format_size
+from ..remotes.storage_classes import GLACIER_CLASSES, NO_CLASS
+from ..submit.render import load_template, render
+from ..util.paths import display
+from ..util.units import format_size
 from . import names, ours
 from .bundle import BUNDLE_DIR_REMOTE, BundleResult, Plan
 from .inventory import DIR, FILE, LINK, Inventory

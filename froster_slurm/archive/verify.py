@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from .rclone import Rclone, classify
+from ..remotes.rclone import Rclone, classify
 
 
 class Expect(NamedTuple):

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import PermanentError
-from ..paths import display
+from ..util.paths import display
 from . import names, ours
 from .inventory import DIR, FILE, LINK, Inventory
 from .verify import Expect

@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 
 from ..errors import UserError
-from ..paths import read_folder_list
-from ..pipeline import archive_folders
+from ..submit.pipeline import archive_folders
+from ..util.paths import read_folder_list
 from .app import app, get_config, out
 from .run_cmd import print_submitted
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ..preflight import report
+from ..submit.preflight import report
 from .app import app, get_config, out
 
 

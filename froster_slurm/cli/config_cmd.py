@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from ..config import DEFAULTS, init_config_file, set_value, site_config_path, user_config_path
-from ..config_keys import default_of, list_merge
+from ..config.keys import default_of, list_merge
 from .app import app, get_config, out
 
 config_app = typer.Typer(help="Show and edit the layered configuration.", no_args_is_help=True)

@@ -117,7 +117,7 @@ def crawl(
                             "--shard-index")
         if not roots:
             raise UserError("nothing to crawl: give at least one folder")
-        from ..pipeline import submit_crawl
+        from ..submit.pipeline import submit_crawl
         from .run_cmd import print_submitted
 
         print_submitted(submit_crawl(roots, Path(output), cfg, shards=shards or 1,

@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ..errors import FrosterError, UserError
-from ..paths import display
-from ..selection import (
+from ..pick.selection import (
     BY_CHOICES,
     Rules,
     check_writable,
@@ -28,11 +27,12 @@ from ..selection import (
     why_none,
     write_selection,
 )
-from ..units import format_size, parse_age, parse_size
+from ..util.paths import display
+from ..util.units import format_size, parse_age, parse_size
 from .app import app, get_config, info, out
 
 if TYPE_CHECKING:
-    from ..pipeline import SubmitResult
+    from ..submit.pipeline import SubmitResult
 
 HotspotsArg = Annotated[Path, typer.Argument(help="Hotspots file written by `rank`.",
                                              metavar="HOTSPOTS", show_default=False)]
@@ -101,13 +101,13 @@ def pick(
     if submit:
         # Imported before the app starts so a broken install fails before any picking is done.
         try:
-            from ..pipeline import submit_archive
+            from ..submit.pipeline import submit_archive
         except ImportError as e:
             raise UserError(f"--submit is not available in this installation: {e}") from e
         remote = to or str(cfg.get("default_remote"))
         # The destination is checked before a person spends time picking; the folders are
         # checked again with it when the selection is submitted.
-        from ..preflight import check_destination, require
+        from ..submit.preflight import check_destination, require
 
         require(check_destination(cfg, remote, storage_class)[0])
     rows = load_hotspots(hotspots)

@@ -18,11 +18,11 @@ from typing import Annotated, TextIO
 import typer
 
 from ..errors import UserError
-from ..hotspots import Hotspot, write_hotspot_lines
-from ..progress import TermLine, format_rate
-from ..rank import Engine, RankedCrawl, RankParams, resolve_owner, to_parquet
-from ..rank_summary import render_summary
-from ..units import parse_age, parse_size
+from ..rank.crawl_summary import render_summary
+from ..rank.hotspots import Hotspot, write_hotspot_lines
+from ..rank.ranking import Engine, RankedCrawl, RankParams, resolve_owner, to_parquet
+from ..status.progress import TermLine, format_rate
+from ..util.units import parse_age, parse_size
 from .app import app, get_config, info, out
 
 

@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
-from ..paths import display
-from ..selection import Rules, Uploads, format_cost
-from ..units import format_size, parse_age, parse_size
+from ..pick.selection import Rules, Uploads, format_cost
+from ..util.paths import display
+from ..util.units import format_size, parse_age, parse_size
 from .app import app, get_config, out
 from .rank_cmd import _engine
 

@@ -11,10 +11,10 @@ from typing import Annotated
 import typer
 
 from ..errors import DataError, IncompleteError, NotFoundError, UserError
-from ..paths import display
-from ..restore.purge_run import Candidate, describe, purge_folders
+from ..purge.manager import Candidate, describe, purge_folders
 from ..restore.submit import start_restore, wait_for
-from ..units import format_size
+from ..util.paths import display
+from ..util.units import format_size
 from .app import app, get_config, info, out
 
 

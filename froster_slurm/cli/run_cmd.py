@@ -10,13 +10,13 @@ from typing import Annotated
 
 import typer
 
-from .. import catalog as cat
+from ..catalog import store as cat
 from ..errors import UserError
-from ..paths import display
-from ..pipeline import SubmitResult, retry_run, submit_archive, submit_pipeline
-from ..runs import catalog_path, open_run
-from ..status import collect, query_backend
-from ..units import format_size
+from ..run.rundir import catalog_path, open_run
+from ..status.collect import collect, query_backend
+from ..submit.pipeline import SubmitResult, retry_run, submit_archive, submit_pipeline
+from ..util.paths import display
+from ..util.units import format_size
 from .app import app, get_config, info, out
 
 catalog_app = typer.Typer(help="Every archived folder: where it went, when, by whom.",
@@ -91,7 +91,7 @@ def status(
         return
     r = open_run(cfg, run)
     be = query_backend(r, cfg)
-    from ..live import watch as watch_run
+    from ..status.live import watch as watch_run
 
     watch_run(lambda: collect(r, be), sys.stdout, interval=interval, as_json=as_json,
               once=not watch)

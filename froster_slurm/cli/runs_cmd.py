@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 
 from ..config import Config
-from ..status import RUN_STATES, headline
-from ..units import parse_age
+from ..status.collect import RUN_STATES, headline
+from ..util.units import parse_age
 from .app import app, get_config, info, out
 
 runs_app = typer.Typer(help="List old runs by state and prune the finished ones.",
@@ -26,7 +26,7 @@ def _age(seconds: float) -> str:
 
 def print_runs(cfg: Config, states: list[str], as_json: bool = False) -> None:
     """One line per run: id, kind, state, age and its headline figures."""
-    from ..run_history import entries
+    from ..run.history import entries
 
     found = entries(cfg, states)
     if as_json:
@@ -58,7 +58,7 @@ def prune(
 ) -> None:
     """Delete run directories that can change no more (never active ones, never another
     account's); archived folders stay in the catalog."""
-    from ..run_history import prune as do_prune
+    from ..run.history import prune as do_prune
 
     gone = do_prune(get_config(), parse_age(older_than), state or [], dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"

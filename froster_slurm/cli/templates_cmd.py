@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
-from ..overrides import diff as diff_text
-from ..overrides import every, resolve, stale_message
-from ..overrides import export as export_files
+from ..submit.overrides import diff as diff_text
+from ..submit.overrides import every, resolve, stale_message
+from ..submit.overrides import export as export_files
 from .app import app, get_config, out
 
 templates_app = typer.Typer(help="List, show, export and diff the job templates and jobscripts.",

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ..errors import IncompleteError, NotFoundError, UserError
-from ..paths import display
+from ..util.paths import display
 from . import compiled
 from . import pwalk as pwalk_engine
 from .builtin import (

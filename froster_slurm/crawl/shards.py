@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataError, NotFoundError, UserError
-from ..paths import display
+from ..util.paths import display
 from . import errorlog
 from .builtin import SNAPSHOT_NAMES, CrawlOptions, Progress, Scandir, ScanItem, scandir_fd
 from .driver import CrawlSummary, output_files, root_item, run_builtin

@@ -1,5 +1,8 @@
-"""The interactive picker (Textual).
+"""Choosing the folders to archive: by rules (the rank job) or by hand (the Textual picker).
 
-Importing this package does not import Textual: ``pick.state`` and ``pick.access`` are plain
-Python, and only ``pick.app`` (imported by the CLI after the terminal check) pulls in the UI.
+``selection`` applies the rules to hotspots.csv (the rank job uses it: job side),
+``funnel`` says how many folders each rule kept, ``prefix_index`` answers "is this folder
+inside a chosen one" fast.  The picker: ``state`` and ``access`` are plain Python, and only
+``app``, ``screens`` and ``table`` (imported by the CLI after the terminal check) pull in
+Textual, so importing this package, or selection, never imports Textual.
 """

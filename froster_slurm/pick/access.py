@@ -12,7 +12,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 
-from ..selection import is_readable
+from .selection import is_readable
 
 
 class AccessChecker:

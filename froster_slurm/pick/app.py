@@ -20,12 +20,12 @@ from textual.timer import Timer
 from textual.widgets import Footer, Static
 
 from ..errors import UserError
-from ..hotspots import Hotspot
-from ..paths import display
-from ..selection import Totals, format_cost, is_readable, write_selection
-from ..units import format_size
+from ..rank.hotspots import Hotspot
+from ..util.paths import display
+from ..util.units import format_size
 from .access import AccessChecker
 from .screens import ConfirmScreen, FilterInputs, FilterScreen, HelpScreen
+from .selection import Totals, format_cost, is_readable, write_selection
 from .state import COLUMNS, PickState
 from .table import FolderTable
 

@@ -16,8 +16,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
 from ..errors import UserError
-from ..selection import Rules
-from ..units import parse_age, parse_size
+from ..util.units import parse_age, parse_size
+from .selection import Rules
 
 HELP_TEXT = """\
 froster-slurm pick: choose the folders to archive

@@ -12,9 +12,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..hotspots import Hotspot
-from ..paths import display
-from ..selection import (
+from ..rank.hotspots import Hotspot
+from ..util.paths import display
+from .selection import (
     Conflict,
     FolderSet,
     Rules,

@@ -17,11 +17,11 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from ..hotspots import Hotspot
-from ..paths import display
-from ..selection import size_of
-from ..units import format_age, format_size
+from ..rank.hotspots import Hotspot
+from ..util.paths import display
+from ..util.units import format_age, format_size
 from .access import AccessChecker
+from .selection import size_of
 from .state import COLUMNS, PickState
 
 # Fixed column widths; the folder column takes what is left.  When the terminal is narrow the

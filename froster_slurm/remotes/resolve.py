@@ -21,8 +21,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..archive.rclone import Rclone, classify
 from ..errors import ConfigError, PermanentError
+from .rclone import Rclone, classify
 
 # Wrapper backends and the option naming what they wrap.
 WRAPPERS = {"alias": "remote", "crypt": "remote", "chunker": "remote", "compress": "remote",

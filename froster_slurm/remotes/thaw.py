@@ -18,8 +18,8 @@ import os
 import posixpath
 import re
 
-from ..archive.rclone import Rclone, classify
 from ..errors import PermanentError
+from .rclone import Rclone, classify
 from .resolve import MAX_DEPTH, MULTI, WRAPPERS, join, split_remote
 
 ENCODE_BATCH = 200  # names per ``rclone backend encode`` call (argument list size)

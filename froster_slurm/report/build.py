@@ -15,7 +15,7 @@ from .model import build_tree
 from .plan import Plan, PlanSettings, make_plan
 
 if TYPE_CHECKING:
-    from ..rank_load import Engine
+    from ..rank.loader import Engine
 
 
 @dataclass(frozen=True)

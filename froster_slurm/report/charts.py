@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from html import escape
 
-from ..units import format_size
+from ..util.units import format_size
 
 BAR_H, GAP, LABEL_W, BAR_W, VALUE_W = 18, 4, 170, 300, 150
 

@@ -13,10 +13,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ..hotspots import Hotspot
-from ..paths import display
-from ..rank_sql import AGE_DAYS
-from ..selection import folder_key, parent_indices
+from ..pick.selection import folder_key, parent_indices
+from ..rank.hotspots import Hotspot
+from ..rank.sql import AGE_DAYS
+from ..util.paths import display
 
 # (label, upper bound in days) of the age buckets; the last one is open-ended.
 AGE_BUCKETS = tuple(zip(("< 30 days", "30-90 days", "90 days-1 year", "1-2 years",

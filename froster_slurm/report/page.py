@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from html import escape
 from importlib import resources
 
-from ..units import format_size
+from ..util.units import format_size
 from . import charts
 from .model import AGE_BUCKETS, BASES, Tree, breakdown, payload
 from .plan import Plan

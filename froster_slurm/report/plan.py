@@ -7,8 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..hotspots import Hotspot
-from ..selection import (
+from ..pick.selection import (
     Rules,
     Totals,
     Uploads,
@@ -18,7 +17,8 @@ from ..selection import (
     select_by_rules,
     totals,
 )
-from ..units import format_size
+from ..rank.hotspots import Hotspot
+from ..util.units import format_size
 
 
 @dataclass(frozen=True)

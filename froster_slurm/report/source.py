@@ -8,11 +8,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..hotspots import COLUMNS, Hotspot
-from ..selection import load_hotspots
+from ..pick.selection import load_hotspots
+from ..rank.hotspots import COLUMNS, Hotspot
 
 if TYPE_CHECKING:
-    from ..rank_load import Engine
+    from ..rank.loader import Engine
 
 HEADER = (",".join(COLUMNS) + "\n").encode()
 
@@ -39,7 +39,7 @@ def load(inputs: Sequence[str], by: str, engine: Engine) -> Source:
     if len(inputs) == 1 and is_hotspots(inputs[0]):
         rows = load_hotspots(inputs[0])
         return Source(rows, "hotspots", f"hotspots file {inputs[0]} ({len(rows):,} folders)")
-    from ..rank import RankedCrawl, RankParams  # DuckDB only when there is a crawl to rank
+    from ..rank.ranking import RankedCrawl, RankParams  # DuckDB only when there is a crawl to rank
 
     with RankedCrawl(inputs, engine) as crawl:
         crawl.select(RankParams(by=by))

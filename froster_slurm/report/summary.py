@@ -15,11 +15,11 @@ from html import escape
 from typing import Any
 from urllib.parse import quote
 
-from ..paths import display
-from ..progress import format_eta, format_rate
-from ..selection import monthly_cost
-from ..storage_classes import NO_CLASS
-from ..units import format_size
+from ..pick.selection import monthly_cost
+from ..remotes.storage_classes import NO_CLASS
+from ..status.progress import format_eta, format_rate
+from ..util.paths import display
+from ..util.units import format_size
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'"
 

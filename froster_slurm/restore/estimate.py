@@ -14,8 +14,8 @@ from typing import Any
 
 from ..config import DEFAULTS, Config
 from ..errors import UserError
-from ..storage_classes import THAW_CLASSES
-from ..units import format_size
+from ..remotes.storage_classes import THAW_CLASSES
+from ..util.units import format_size
 
 TIERS = ("Bulk", "Standard")
 # (fastest, slowest) hours (0 = "up to") until restored objects are readable, by class and tier.

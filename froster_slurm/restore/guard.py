@@ -17,7 +17,7 @@ import shutil
 import subprocess
 
 from ..errors import SlurmError
-from ..slurm import ACTIVE_STATES, JobInfo, scrubbed_env
+from ..scheduler.slurm import ACTIVE_STATES, JobInfo, scrubbed_env
 
 
 def job_name(kind: str, path: bytes) -> str:

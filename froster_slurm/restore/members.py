@@ -24,7 +24,7 @@ import tarfile
 from typing import TYPE_CHECKING
 
 from ..errors import DataError
-from ..paths import display
+from ..util.paths import display
 from .safefs import check_rel
 
 if TYPE_CHECKING:

@@ -36,7 +36,7 @@ from typing import Any
 
 from ..archive import ours
 from ..errors import DataError, UserError
-from ..paths import display
+from ..util.paths import display
 from . import holes
 from .record import Archive
 from .safefs import DirCache, UnsafePathError, hash_at

@@ -20,7 +20,7 @@ from ..archive.names import md5sum_unescape
 from ..archive.verify import Expect
 from ..archive.versions import version_of
 from ..errors import DataError, NotFoundError
-from ..paths import display
+from ..util.paths import display
 from .members import check_names
 from .safefs import check_rel, open_root, read_small_at
 

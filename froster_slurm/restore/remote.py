@@ -1,6 +1,6 @@
 """What purge and restore ask of the remote: hashes, a thaw request, a download.
 
-Built on the archive stage's rclone boundary (``froster_slurm.archive.rclone``: clean
+Built on the archive stage's rclone boundary (``froster_slurm.remotes.rclone``: clean
 environment without ``AWS_CA_BUNDLE``, JSON logs with credentials redacted, failure classes)
 and its remote check (``froster_slurm.archive.verify.check_remote``: the remote's own md5 of each
 object, nothing downloaded, "hashes could not be checked" counted as a failure).
@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..archive.cryptproof import check_stored
-from ..archive.rclone import Rclone, Result, classify
 from ..archive.settings import ArchiveSettings, check_flags
 from ..archive.verify import Expect, Report, check_remote
 from ..config import Config
 from ..errors import PermanentError
+from ..remotes.rclone import Rclone, Result, classify
 from ..remotes.resolve import config_dump, resolve_with
 from ..remotes.thaw import targets
 from .estimate import needs_thaw
@@ -52,7 +52,7 @@ def rclone_from_config(config: Config, log_dir: Path | None) -> Rclone:
 
 def rclone_from_settings(s: ArchiveSettings, log_dir: Path | None) -> Rclone:
     """The rclone frozen into a run's run.toml (what a job uses)."""
-    from ..runs import Run
+    from ..run.rundir import Run
 
     return Rclone(s.rclone, s.rclone_config, s.rclone_flags, s.transfers, log_dir,
                   env=Run(s.run_dir).secret_env())

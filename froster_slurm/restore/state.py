@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataError, NotFoundError
-from ..paths import write_json_atomic
+from ..util.paths import write_json_atomic
 
 STATE_NAME = "restore.json"
 PHASES = ("requested", "waiting", "downloading", "placing", "done", "failed")

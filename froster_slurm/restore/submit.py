@@ -29,16 +29,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import catalog, preflight
 from ..archive import ours, versions
-from ..backend import Backend, SlurmBackend
+from ..catalog import store as catalog
 from ..config import Config, save_snapshot
 from ..errors import DataError, FrosterError, NotFoundError, UserError
-from ..paths import discard_tree, display
-from ..pipeline import make_backend
-from ..runs import Run, archive_settings, catalog_path, create_run, list_runs
-from ..slurm import dependency
-from ..stages import render_stage, sbatch_options
+from ..run.rundir import Run, archive_settings, catalog_path, create_run, list_runs
+from ..scheduler.backends import Backend, SlurmBackend
+from ..scheduler.slurm import dependency
+from ..submit import preflight
+from ..submit.pipeline import make_backend
+from ..submit.stages import render_stage, sbatch_options
+from ..util.paths import discard_tree, display
 from . import guard
 from .estimate import Estimate, check_tier, estimate
 from .job import TRACE_DIR

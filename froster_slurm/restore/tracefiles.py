@@ -17,14 +17,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .. import catalog
 from ..archive import ours
 from ..archive.bundle import BUNDLE_DIR_REMOTE
 from ..archive.inventory import Entry, Inventory
 from ..archive.names import shell_quote
 from ..archive.trace import index_html, record_bytes, restore_commands
-from ..paths import display
-from ..units import format_size
+from ..catalog import store as catalog
+from ..util.paths import display
+from ..util.units import format_size
 from .record import Archive
 from .safefs import write_atomic_at
 

@@ -26,7 +26,7 @@ import stat
 
 from ..archive import names
 from ..errors import DataError
-from ..paths import display
+from ..util.paths import display
 from .record import Archive
 
 _VERSION_TAIL = re.compile(r"/Froster\.versions/[0-9]+/?$")

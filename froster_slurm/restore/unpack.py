@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..errors import DataError
-from ..paths import display
+from ..util.paths import display
 from .members import MemberCheck
 from .record import Archive, Bundle
 from .safefs import CHUNK, DirCache, hash_at, md5_path

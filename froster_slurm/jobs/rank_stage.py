@@ -1,0 +1,63 @@
+"""The rank job: rank the crawl, select the folders by the run's rules, submit the archive.
+
+Job side (``python -m froster_slurm.jobs rank RUN_DIR``).  The archive array's size is only
+known here, so this job submits the archive array(s) and the finalize job: the one job that
+imports the submission side (``submit.pipeline``'s dispatch; a one-way import).
+"""
+
+from __future__ import annotations
+
+import time
+
+from ..run.rundir import Run, crawl_dir, run_config
+from ..scheduler.injob import set_comment
+from ..submit.pipeline import SubmitResult, backend_for_run, dispatch_archive
+from ..util.paths import write_folder_list
+from ..util.units import format_size, parse_age, parse_size
+
+
+def rank(run: Run) -> int:
+    """Rank the crawl, select folders by the run's rules, submit archive + finalize."""
+    from ..pick.selection import Rules, archive_units, load_hotspots, select_by_rules, why_none
+    from ..rank.ranking import rank_to_file
+
+    cfg = run_config(run)
+    sel = run.settings.get("select", {})
+    set_comment("rank")
+    hotspots = run.run_dir / "hotspots.csv"
+    totals, _ = rank_to_file([crawl_dir(run)], hotspots,
+                             memory_limit=cfg.get("rank.memory_limit"),
+                             temp_dir=cfg.get("rank.temp_dir") or None,
+                             threads=cfg.get("rank.threads"))
+    print(f"rank: {totals.rows:,} crawl rows, {totals.folders:,} folders ({totals.reader})",
+          flush=True)
+    rules = Rules(min_size=parse_size(sel.get("min_size") or cfg.get("rank.min_size")),
+                  older_than=parse_age(sel.get("older_than") or cfg.get("rank.older_than")),
+                  owners=frozenset([sel["owner"]]) if sel.get("owner") else frozenset(),
+                  by=sel.get("by") or cfg.get("rank.by"))
+    min_avg = parse_size(sel.get("min_avg_size") or cfg.get("rank.min_avg_size"))
+    recursive = bool(run.settings["archive"]["recursive"])
+    # A folder with nothing to archive (no files directly inside, or in its subtree when
+    # recursive) is never an archive unit, whatever the thresholds.
+    ranked = load_hotspots(hotspots)
+    rows = archive_units(ranked, min_avg, recursive)
+    now = time.time()
+    chosen = select_by_rules(rows, rules, top=sel.get("top"), recursive=recursive, now=now)
+    folders = [h.folder for h in chosen.chosen]
+    write_folder_list(run.folders_path, folders)
+    report = {"selected": len(folders), "ranked": len(ranked),
+              "rules": f"{rules.describe()}, average file >= {format_size(min_avg)}"}
+    if folders:
+        print(f"rank: {len(folders)} of {len(ranked)} folders selected ({report['rules']})",
+              flush=True)
+    else:  # say which rule removed what, in status and the summary too (selection.json)
+        why = why_none(ranked, rules, now=now, min_avg=min_avg, recursive=recursive)
+        report.update(why.to_json_obj())
+        print(f"rank: {why.message()}", flush=True)
+        set_comment("rank: 0 folders selected")
+    run.write_selection_report(report)
+    result = SubmitResult(run, backend=run.settings.get("backend", "slurm"))
+    dispatch_archive(run, cfg, backend_for_run(run, cfg), result)
+    jobs = "; ".join(f"{stage} job {' '.join(ids)}" for stage, ids in result.job_ids.items())
+    print(f"submitted: {jobs}", flush=True)
+    return 0

@@ -1,0 +1,235 @@
+"""Per-task state files: the record of truth that ``status``, ``retry`` and ``finalize`` read.
+
+Each archive array task owns ``RUN_DIR/tasks/<index>/``::
+
+    state.json      what the task is doing (schema below), rewritten atomically (tmp + rename)
+    steps/<step>    one marker per finished step (a small JSON summary of what it produced)
+    work/           staging: inventory, bundles, hash results, lists for rclone
+    logs/           rclone's own logs, one file per step
+    record.json     a copy of the archive record left in the folder (finalize reads it)
+    comment         the live status line under the local backend (Slurm keeps it as Comment)
+    lock            flock'ed while a run of the task is active
+
+The job Comment (``squeue -o %k``) is only a live view: it is short, lost when the job leaves
+the queue and not settable after the job ends.  ``state.json`` is what lasts.
+
+state.json keys: ``index``, ``folder`` (``os.fsdecode`` text: surrogateescape round-trips any
+byte), ``state`` (pending|running|retrying|done|failed), ``step``, ``steps_done``, ``attempts``
+(runs started), ``failures`` (transient failures counted against ``max_attempts``; a stop for
+the time limit is not one), ``max_attempts``, ``error`` (one line or null), ``error_kind``
+(transient|permanent|null), ``bytes_total``, ``bytes_done``, ``files``, ``objects``,
+``destination``, ``updated_at`` (ISO 8601 UTC), ``slurm_job`` ("ARRAYID_TASKID" or null),
+``retry_after`` (epoch seconds or null), plus ``verify_failures``, ``source_changes``,
+``started_at``, ``finished_at``, ``record_path``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ..errors import DataError, FrosterError
+from ..scheduler.injob import clip_comment, slurm_task_id
+from ..util.paths import read_folder_list, write_json_atomic
+
+STATES = ("pending", "running", "retrying", "done", "failed")
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def task_dir(run_dir: str | os.PathLike, index: int) -> Path:
+    return Path(run_dir) / "tasks" / str(int(index))
+
+
+def state_path(run_dir: str | os.PathLike, index: int) -> Path:
+    return task_dir(run_dir, index) / "state.json"
+
+
+def new_state(index: int, folder: bytes | str | None) -> dict[str, Any]:
+    """The state of a task that has not started yet."""
+    return {
+        "index": int(index),
+        "folder": os.fsdecode(folder) if folder is not None else None,
+        "state": "pending", "step": None, "steps_done": [],
+        "attempts": 0, "failures": 0, "max_attempts": None,
+        "error": None, "error_kind": None,
+        "bytes_total": 0, "bytes_done": 0, "files": 0, "objects": 0,
+        "destination": None, "updated_at": None, "slurm_job": None, "retry_after": None,
+        "verify_failures": 0, "source_changes": 0,
+        "started_at": None, "finished_at": None, "record_path": None,
+    }
+
+
+def _folder_of(run_dir: Path, index: int) -> bytes | None:
+    try:
+        folders = read_folder_list(run_dir / "folders.nul")
+    except FrosterError:
+        return None
+    return folders[index] if 0 <= index < len(folders) else None
+
+
+def read_task_state(run_dir: str | os.PathLike, index: int) -> dict[str, Any]:
+    """The task's state; a task that never started reads as ``pending``.
+
+    A state file that is not valid JSON is a ``DataError`` (it is only ever replaced whole, so
+    this means someone edited it), never silently treated as pending.
+    """
+    run_dir = Path(run_dir)
+    path = state_path(run_dir, index)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return new_state(index, _folder_of(run_dir, index))
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}: not valid JSON ({e})") from e
+    state = new_state(index, None)
+    state.update(data)
+    return state
+
+
+def iter_task_states(run_dir: str | os.PathLike) -> Iterator[dict[str, Any]]:
+    """Every task of the run in index order, one per folder-list entry (pending if unstarted).
+
+    Task directories beyond the folder list (none in a well-formed run) are included too.
+    """
+    run_dir = Path(run_dir)
+    try:
+        folders = read_folder_list(run_dir / "folders.nul")
+    except FrosterError:
+        folders = []
+    indices = set(range(len(folders)))
+    tasks = run_dir / "tasks"
+    if tasks.is_dir():
+        indices.update(int(p.name) for p in tasks.iterdir() if p.name.isdigit())
+    for i in sorted(indices):
+        if state_path(run_dir, i).exists():
+            yield read_task_state(run_dir, i)
+        else:
+            yield new_state(i, folders[i] if i < len(folders) else None)
+
+
+def write_task_state(run_dir: str | os.PathLike, index: int, state: dict[str, Any]) -> None:
+    """Atomically replace state.json (tmp + fsync + rename: a reader never sees half a file)."""
+    path = state_path(run_dir, index)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state["updated_at"] = now_iso()
+    write_json_atomic(path, state)
+
+
+def update_task_state(run_dir: str | os.PathLike, index: int, **changes: Any) -> dict[str, Any]:
+    """Read, change some keys, write back; returns the new state."""
+    state = read_task_state(run_dir, index)
+    state.update(changes)
+    write_task_state(run_dir, index, state)
+    return state
+
+
+def reset_attempts(run_dir: str | os.PathLike, index: int) -> None:
+    """A person resubmits the task (``retry``): its failure counters start over.
+
+    Step markers are kept, so the task resumes where it stopped and never re-uploads verified
+    data.  A task that is done is left alone.
+    """
+    if not state_path(run_dir, index).exists():
+        return
+    state = read_task_state(run_dir, index)
+    if state["state"] == "done":
+        return
+    state.update(failures=0, verify_failures=0, source_changes=0, idle_slots=0, retry_after=None,
+                 state="pending", error=None, error_kind=None)
+    write_task_state(run_dir, index, state)
+
+
+# --- step markers ---------------------------------------------------------------------------
+
+
+def marker_path(run_dir: str | os.PathLike, index: int, step: str) -> Path:
+    return task_dir(run_dir, index) / "steps" / step
+
+
+def step_done(run_dir: str | os.PathLike, index: int, step: str) -> bool:
+    return marker_path(run_dir, index, step).exists()
+
+
+def read_marker(run_dir: str | os.PathLike, index: int, step: str) -> dict[str, Any]:
+    try:
+        return json.loads(marker_path(run_dir, index, step).read_bytes())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def mark_step_done(run_dir: str | os.PathLike, index: int, step: str,
+                   summary: dict[str, Any] | None = None) -> None:
+    """Leave the marker of a finished step (written atomically, after the step's outputs)."""
+    path = marker_path(run_dir, index, step)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{step}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(json.dumps({"done_at": now_iso(), **(summary or {})},
+                           ensure_ascii=True).encode())
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def clear_steps(run_dir: str | os.PathLike, index: int, steps: list[str] | tuple[str, ...]
+                ) -> None:
+    """Remove markers so those steps run again (e.g. the source changed under us)."""
+    for step in steps:
+        try:
+            marker_path(run_dir, index, step).unlink()
+        except FileNotFoundError:
+            pass
+
+
+# --- the live status line ----------------------------------------------------------------------
+
+
+def set_status(run_dir: str | os.PathLike, index: int, text: str,
+               env: dict[str, str] | None = None) -> None:
+    """Show ``text`` as the task's live status line; never fails the task.
+
+    Under Slurm it becomes the array task's Comment (``scontrol update job=A_T Comment=...``);
+    under the local backend (``FROSTER_BACKEND=local``) or outside any job it goes into
+    ``tasks/<index>/comment``.  The file is written in every case, so a person can always
+    ``cat`` it.  Setting a Comment fails once the job has ended: that is ignored.
+    """
+    env = dict(os.environ if env is None else env)
+    text = clip_comment(text)
+    path = task_dir(run_dir, index) / "comment"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".comment.{os.getpid()}.tmp")
+        tmp.write_text(text + "\n")
+        os.replace(tmp, path)
+    except OSError:
+        pass
+    job = slurm_task_id(env)
+    if env.get("FROSTER_BACKEND") == "local" or not job:
+        return
+    from ..scheduler.slurm import SlurmClient
+
+    if not SlurmClient.available():
+        return
+    try:
+        SlurmClient().set_comment(job, text)
+    except FrosterError:
+        pass
+
+
+def retry_delay_seconds(state: dict[str, Any], now: float | None = None) -> int:
+    """Seconds until ``retry_after`` (0 when due or unset): what a requeue should wait."""
+    now = time.time() if now is None else now
+    after = state.get("retry_after")
+    if not after:
+        return 0
+    return max(0, int(float(after) - now + 0.999))

@@ -1,0 +1,248 @@
+"""Where rendered job scripts run: the Slurm cluster, or this machine (the local backend).
+
+Both take the SAME rendered script.  The local backend reads the script's own ``#SBATCH``
+lines (``--array``, ``--output``, ``--open-mode``, ``--job-name``), runs it with bash under the
+environment Slurm would give it (``SLURM_ARRAY_JOB_ID``, ``SLURM_ARRAY_TASK_ID``, ...) plus
+``FROSTER_BACKEND=local``, array tasks in a bounded pool, and keeps each job's state in a small
+JSON file so ``status`` works the same way.  A task that exits 75 asks to be requeued: the local
+backend runs it again after the ``retry_after`` time its state file names.
+
+Local jobs run synchronously: ``submit`` returns when the job is over, which makes dependency
+order the order of submission.  ``afterok`` on a failed job means the dependent job never runs
+(it is recorded as ``CANCELLED``, as Slurm would leave it ``DependencyNeverSatisfied``).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from ..errors import EXIT_TEMPFAIL, UserError
+from .slurm import JobInfo, SlurmClient, scrubbed_env
+
+LOCAL_MAX_REQUEUES = 50
+
+
+class Backend(Protocol):
+    name: str
+
+    def submit(self, script: Path, *, dependency: str = "") -> str: ...
+
+    def queue(self, job_ids: Iterable[str]) -> dict[str, JobInfo]: ...
+
+    def max_array_size(self) -> int: ...
+
+
+class SlurmBackend:
+    """Submits with sbatch; the environment is scrubbed of inherited job variables."""
+
+    name = "slurm"
+
+    def __init__(self, client: SlurmClient | None = None):
+        self.client = client or SlurmClient(env=scrubbed_env())
+
+    def submit(self, script: Path, *, dependency: str = "") -> str:
+        return self.client.submit(script, dependency=dependency)
+
+    def queue(self, job_ids: Iterable[str]) -> dict[str, JobInfo]:
+        ids = list(job_ids)
+        info = self.client.accounting(ids)
+        info.update(self.client.queue(ids))
+        return info
+
+    def max_array_size(self) -> int:
+        return self.client.max_array_size()
+
+    def default_time_limit(self, partition: str = "") -> str:
+        """The time limit a job without ``--time`` gets in ``partition`` ('' if unknown)."""
+        return self.client.partition_time_limit(partition)
+
+
+@dataclass
+class ScriptOptions:
+    """The #SBATCH options the local backend honours."""
+
+    array: list[int]
+    throttle: int
+    output: str
+    job_name: str
+    append: bool
+
+
+_OFFSET = re.compile(r"^export FROSTER_ARRAY_OFFSET=(\d+)$", re.M)
+_DIRECTIVE = re.compile(r"^#SBATCH\s+--?([\w-]+)(?:[=\s]\s*(.*))?$")
+
+
+def parse_array(spec: str) -> tuple[list[int], int]:
+    """'0-9%3' / '1,3,5-7' -> (indices, throttle); throttle 0 means no limit."""
+    throttle = 0
+    if "%" in spec:
+        spec, t = spec.split("%", 1)
+        throttle = int(t)
+    out: list[int] = []
+    for part in spec.split(","):
+        step = 1
+        if ":" in part:
+            part, s = part.split(":", 1)
+            step = int(s)
+        if "-" in part:
+            a, b = part.split("-", 1)
+            out.extend(range(int(a), int(b) + 1, step))
+        else:
+            out.append(int(part))
+    return out, throttle
+
+
+def read_script_options(script: Path) -> ScriptOptions:
+    opts: dict[str, str] = {}
+    for line in script.read_text().splitlines():
+        m = _DIRECTIVE.match(line.strip())
+        if m:
+            opts[m.group(1).replace("_", "-")] = (m.group(2) or "").strip()
+    array, throttle = parse_array(opts["array"]) if opts.get("array") else ([], 0)
+    return ScriptOptions(array=array, throttle=throttle,
+                         output=opts.get("output", "slurm-%j.out"),
+                         job_name=opts.get("job-name", script.name),
+                         append=opts.get("open-mode", "") == "append")
+
+
+def _expand_output(pattern: str, job_id: str, task: int | None) -> str:
+    out = pattern.replace("%A", job_id).replace("%j", job_id if task is None
+                                                else f"{job_id}_{task}")
+    return out.replace("%a", str(task) if task is not None else "0").replace("%%", "%")
+
+
+class LocalBackend:
+    """Runs rendered scripts on this machine (no Slurm needed)."""
+
+    name = "local"
+
+    def __init__(self, state_dir: Path, parallel: int = 2):
+        self.jobs_dir = Path(state_dir) / "local-jobs"
+        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        self.parallel = max(1, parallel)
+
+    def max_array_size(self) -> int:
+        return 1001
+
+    def _new_id(self) -> str:
+        with open(self.jobs_dir / ".counter.lock", "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            counter = self.jobs_dir / ".counter"
+            n = int(counter.read_text() or 0) + 1 if counter.exists() else 1
+            counter.write_text(str(n))
+        return f"local{n}"
+
+    def _write(self, job_id: str, data: dict) -> None:
+        p = self.jobs_dir / f"{job_id}.json"
+        tmp = p.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, p)
+
+    def _read(self, job_id: str) -> dict | None:
+        try:
+            return json.loads((self.jobs_dir / f"{job_id}.json").read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    def _dependency_ok(self, dependency: str) -> bool:
+        for part in filter(None, dependency.split(",")):
+            kind, _, ids = part.partition(":")
+            if kind == "singleton":
+                continue  # synchronous runs never overlap within one submitter
+            for job in filter(None, ids.split(":")):
+                state = (self._read(job) or {}).get("state", "COMPLETED")
+                if kind == "afterok" and state != "COMPLETED":
+                    return False
+                if kind == "afternotok" and state == "COMPLETED":
+                    return False
+        return True
+
+    def submit(self, script: Path, *, dependency: str = "") -> str:
+        job_id = self._new_id()
+        opts = read_script_options(script)
+        record = {"job_id": job_id, "name": opts.job_name, "script": str(script),
+                  "state": "PENDING", "submitted": time.time(), "tasks": {}}
+        self._write(job_id, record)
+        if not self._dependency_ok(dependency):
+            record.update(state="CANCELLED", reason="DependencyNeverSatisfied")
+            self._write(job_id, record)
+            return job_id
+        record["state"] = "RUNNING"
+        self._write(job_id, record)
+        tasks: list[int | None] = list(opts.array) if opts.array else [None]
+        width = min(self.parallel, opts.throttle or self.parallel, len(tasks))
+        with ThreadPoolExecutor(max_workers=max(1, width)) as pool:
+            codes = list(pool.map(lambda t: self._run_task(script, job_id, t, opts), tasks))
+        for t, rc in zip(tasks, codes, strict=True):
+            record["tasks"][str(t)] = rc
+        record["state"] = "COMPLETED" if all(rc == 0 for rc in codes) else "FAILED"
+        record["ended"] = time.time()
+        self._write(job_id, record)
+        return job_id
+
+    def _run_task(self, script: Path, job_id: str, task: int | None,
+                  opts: ScriptOptions) -> int:
+        env = scrubbed_env()
+        env.update(FROSTER_BACKEND="local", SLURM_JOB_ID=job_id, SLURM_JOB_NAME=opts.job_name)
+        if task is not None:
+            env.update(SLURM_ARRAY_JOB_ID=job_id, SLURM_ARRAY_TASK_ID=str(task))
+        out = Path(_expand_output(opts.output, job_id, task))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        bash = shutil.which("bash") or "/bin/bash"
+        rc = EXIT_TEMPFAIL
+        for attempt in range(LOCAL_MAX_REQUEUES):
+            env["SLURM_RESTART_COUNT"] = str(attempt)
+            with open(out, "ab" if (opts.append or attempt) else "wb") as log:
+                rc = subprocess.run([bash, str(script)], stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, env=env).returncode
+            if rc != EXIT_TEMPFAIL:
+                return rc
+            time.sleep(self._requeue_delay(script, task))
+        return rc
+
+    @staticmethod
+    def _requeue_delay(script: Path, task: int | None) -> float:
+        """Honour the task's own retry_after (state.json), capped at an hour.
+
+        The task's folder index is the script's array offset plus the array task id.
+        """
+        run_dir = script.parent.parent
+        m = _OFFSET.search(script.read_text())
+        index = (int(m.group(1)) if m else 0) + (task or 0)
+        state = run_dir / "tasks" / str(index) / "state.json"
+        try:
+            retry_after = float(json.loads(state.read_text()).get("retry_after") or 0)
+        except (FileNotFoundError, json.JSONDecodeError, ValueError):
+            retry_after = 0
+        return min(max(0.0, retry_after - time.time()), 3600.0)
+
+    def queue(self, job_ids: Iterable[str]) -> dict[str, JobInfo]:
+        out = {}
+        for job in job_ids:
+            rec = self._read(str(job))
+            if rec:
+                out[rec["job_id"]] = JobInfo(rec["job_id"], rec["name"], rec["state"],
+                                             reason=rec.get("reason", ""))
+        return out
+
+
+def choose_backend(requested: str, state_dir: Path, parallel: int = 2) -> Backend:
+    """'auto' is Slurm when sbatch is on PATH, else local."""
+    if requested not in ("auto", "slurm", "local"):
+        raise UserError(f"unknown backend {requested!r}: use auto, slurm or local")
+    if requested == "slurm" or (requested == "auto" and SlurmClient.available()):
+        if not SlurmClient.available():
+            raise UserError("backend slurm asked for, but sbatch is not on PATH")
+        return SlurmBackend()
+    return LocalBackend(state_dir, parallel)

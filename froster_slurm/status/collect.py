@@ -1,0 +1,341 @@
+"""What a run is doing: its jobs (one squeue call, plus sacct where accounting exists) joined
+with the per-task state files, which stay the record of truth after jobs leave squeue."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..run.rundir import Run
+from ..scheduler.backends import Backend
+from ..scheduler.slurm import JobInfo
+from ..util.paths import display
+from ..util.units import format_size
+
+TERMINAL = ("done", "failed")
+
+
+# What a run as a whole is, in the words status, `status --all` and `runs list` print.
+RUN_STATES = ("active", "finished", "cancelled", "stopped", "dry-run", "submit-failed",
+              "not-submitted", "unknown")
+# Task states a folder shows once no job of its run is left to change it.
+CANCELLED, STOPPED, NOT_STARTED = "cancelled", "stopped", "not started"
+
+
+@dataclass
+class RunStatus:
+    run_id: str
+    kind: str
+    jobs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    folders: list[dict[str, Any]] = field(default_factory=list)
+    totals: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # e.g. why the rank stage selected nothing
+    state: str = "active"
+    slurm_queried: bool = True
+    not_queried_reason: str = ""
+    submission: dict[str, Any] = field(default_factory=dict)
+    detail: dict[str, Any] = field(default_factory=dict)  # the run kind's own figures
+    created: str = ""
+    never_runs: list[str] = field(default_factory=list)  # jobs whose dependency failed
+
+    @property
+    def finished(self) -> bool:
+        """All work is over: every job left the queue and the kind's last step wrote its
+        result (an archive's summary, every crawl shard's summary, a restore's last phase,
+        a purge's results)."""
+        return self.totals.get("jobs_active", 0) == 0 and self.totals.get("finalized", 0) == 1
+
+    @property
+    def idle(self) -> bool:
+        """No job of the run is queued or running (finished, or stopped for good)."""
+        return self.totals.get("jobs_active", 0) == 0
+
+    def to_json_obj(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "kind": self.kind, "state": self.state,
+                "created": self.created, "jobs": self.jobs, "folders": self.folders,
+                "totals": self.totals, "finished": self.finished, "detail": self.detail,
+                "slurm_queried": self.slurm_queried, "submission": self.submission,
+                "notes": self.notes}
+
+
+def query_backend(run: Run, config: Any) -> Backend | None:
+    """The backend to ask about ``run``'s jobs, or None where there is none to ask (a login
+    or data-transfer node without sbatch): status then reads the state files alone."""
+    from ..errors import FrosterError
+    from ..submit.pipeline import backend_for_run
+
+    try:
+        return backend_for_run(run, config)
+    except FrosterError:
+        return None
+
+
+def collect(run: Run, backend: Backend | None) -> RunStatus:
+    """One queue query for every job of the run, joined with every task's state file.
+
+    ``backend`` None (no sbatch/squeue on this host) or a queue that cannot be asked: the
+    state files alone answer, and the status says Slurm was not queried.
+    """
+    from ..errors import FrosterError
+    from ..run.taskstate import iter_task_states
+
+    jobs = run.jobs()
+    ids = [j for entries in jobs.values() for e in entries for j in e["job_ids"]]
+    st = RunStatus(run.run_id, run.settings.get("kind", "archive"),
+                   submission=run.submission(), created=run.settings.get("created", ""))
+    queue: dict[str, JobInfo] = {}
+    if backend is None:
+        st.slurm_queried, st.not_queried_reason = False, "no sbatch/squeue on this host"
+    elif ids:
+        try:
+            queue = backend.queue(ids)
+        except FrosterError as e:
+            st.slurm_queried, st.not_queried_reason = False, str(e)
+    active = 0
+    for stage, entries in jobs.items():
+        for e in entries:
+            for job in e["job_ids"]:
+                rows = _rows_for(job, queue)
+                states = (sorted({r.state for r in rows}) or ["ENDED"]) if st.slurm_queried \
+                    else ["NOT QUERIED"]
+                # Slurm keeps a job whose dependency failed pending for ever: it will never
+                # run, so it does not keep the run active (status names it to scancel).
+                dead = [r.job_id for r in rows if r.state == "PENDING"
+                        and r.reason == "DependencyNeverSatisfied"]
+                st.never_runs.extend(dead)
+                active += sum(1 for r in rows if r.active and r.job_id not in dead)
+                st.jobs.setdefault(stage, []).append(
+                    {"job_id": job, "states": states,
+                     "comments": {r.job_id: r.comment for r in rows if r.comment},
+                     "reasons": {r.job_id: r.reason for r in rows
+                                 if r.state == "PENDING" and r.reason
+                                 and r.reason != "None"}})
+    # Nothing will move a task any more: the run's jobs are gone (and we could ask).
+    over = st.slurm_queried and bool(ids) and active == 0
+    states = {s["index"]: s for s in iter_task_states(run.run_dir)}
+    folders = run.folders()
+    counts = {"folders": len(folders), "done": 0, "failed": 0, "running": 0, "pending": 0,
+              "cancelled": 0, "stopped": 0, "bytes_total": 0, "bytes_done": 0, "files": 0}
+    for i, folder in enumerate(folders):
+        s = states.get(i, {})
+        state = s.get("state", "pending")
+        if over and state not in TERMINAL:
+            state = ended_state(s)
+        key = {CANCELLED: "cancelled", STOPPED: "stopped", NOT_STARTED: "pending"}.get(
+            state, state)
+        counts[key if key in counts else "running"] += 1
+        counts["bytes_total"] += int(s.get("bytes_total") or 0)
+        counts["bytes_done"] += int(s.get("bytes_done") or 0)
+        counts["files"] += int(s.get("files") or 0)
+        st.folders.append({
+            "index": i, "folder": os.fsdecode(folder), "state": state,
+            "step": s.get("step"), "attempts": s.get("attempts", 0),
+            "failures": s.get("failures", 0), "max_attempts": s.get("max_attempts"),
+            "bytes_total": s.get("bytes_total") or 0, "bytes_done": s.get("bytes_done") or 0,
+            "error": s.get("error"), "error_kind": s.get("error_kind"),
+            "destination": s.get("destination"), "warning": s.get("warning"),
+            "steps_done": s.get("steps_done") or [],
+            "retry_after": s.get("retry_after"), "slurm_job": s.get("slurm_job"),
+        })
+    report = run.selection_report()
+    if report is not None and not report.get("selected"):
+        st.notes.append(f"nothing to archive: {report.get('message') or '0 folders selected'}")
+    counts["jobs_active"] = active
+    st.detail = _kind_detail(run, st.kind)
+    counts["finalized"] = int(bool(st.detail.get("complete")))
+    st.totals = counts
+    st.state = _run_state(st, bool(ids))
+    return st
+
+
+def ended_state(s: dict[str, Any]) -> str:
+    """A task that is not done or failed while no job of its run is left."""
+    if not s:
+        return NOT_STARTED
+    if s.get("stopped_by") == "SIGTERM" or str(s.get("error") or "").startswith(
+            "stopped by SIGTERM"):
+        return CANCELLED  # scancel (or the time limit without a requeue): it resumes on retry
+    return STOPPED  # the job ended without a word: killed, node lost, requeue refused
+
+
+def _run_state(st: RunStatus, has_jobs: bool) -> str:
+    sub = st.submission.get("state")
+    if sub == "dry-run":
+        return "dry-run"
+    if sub == "failed":
+        return "submit-failed"
+    if not st.slurm_queried:
+        return "finished" if st.totals.get("finalized") else "unknown"
+    if st.totals.get("jobs_active"):
+        return "active"
+    if not has_jobs:
+        return "finished" if st.totals.get("finalized") else "not-submitted"
+    if st.totals.get("cancelled") or st.detail.get("cancelled"):
+        return "cancelled"
+    if st.totals.get("finalized"):
+        return "finished"
+    return "stopped"
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_bytes())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def _kind_detail(run: Run, kind: str) -> dict[str, Any]:
+    """What each kind of run counts in its own words; ``complete`` when its last step wrote
+    its result."""
+    if kind in ("archive", "pipeline"):
+        d: dict[str, Any] = {"complete": (run.run_dir / "summary.json").exists()}
+        if kind == "pipeline":
+            d.update(_crawl_detail(run.run_dir / "crawl"))
+            d["ranked"] = (run.run_dir / "hotspots.csv").exists()
+            d["selected"] = len(run.folders()) if run.folders_path.exists() else None
+            d["complete"] = d["complete"] or (d["selected"] == 0 and d["ranked"])
+        return d
+    if kind == "crawl":
+        out = Path(run.settings.get("crawl", {}).get("out_dir") or run.run_dir / "crawl")
+        d = _crawl_detail(out)
+        d["complete"] = bool(d["shards"]) and d["shards_done"] == d["shards"]
+        return d
+    if kind == "restore":
+        r = _read_json(run.run_dir / "restore.json") or {}
+        return {"complete": r.get("phase") in ("done", "failed"), "phase": r.get("phase"),
+                "target": r.get("target"), "folder": r.get("folder"), "error": r.get("error"),
+                "thaw": r.get("thaw")}
+    if kind == "purge":
+        res = _read_json(run.run_dir / "purge.json")
+        rows = res if isinstance(res, list) else []
+        return {"complete": res is not None, "purged": len(rows),
+                "refused": sum(1 for r in rows if r.get("blockers") or r.get("error")),
+                "bytes_freed": sum(int(r.get("bytes_freed") or 0) for r in rows)}
+    return {"complete": (run.run_dir / "summary.json").exists()}
+
+
+def _crawl_detail(out: Path) -> dict[str, Any]:
+    plan = _read_json(out / "plan.json") or {}
+    shards = int(plan.get("shards") or len(plan.get("assignments") or []) or 0)
+    entries = errors = done = 0
+    for p in sorted(out.glob("shard-*.json")):
+        s = _read_json(p)
+        if isinstance(s, dict):
+            done += 1
+            entries += int(s.get("entries") or 0)
+            errors += int(s.get("errors") or 0)
+    return {"shards": shards, "shards_done": done, "entries": entries, "errors": errors}
+
+
+def _rows_for(job: str, queue: dict[str, JobInfo]) -> list[JobInfo]:
+    """squeue -r lists array tasks as ID_TASK: gather the ones of this job."""
+    return [info for jid, info in queue.items() if jid == job or jid.startswith(job + "_")]
+
+
+def headline(st: RunStatus) -> str:
+    """The run's first line, in the words of its kind (crawl: entries; restore: phases)."""
+    t, d = st.totals, st.detail
+    head = f"run {st.run_id} ({st.kind}, {st.state})"
+    if st.kind == "crawl":
+        return (f"{head}: {d.get('shards_done', 0)}/{d.get('shards', 0)} shards crawled, "
+                f"{d.get('entries', 0):,} entries, {d.get('errors', 0):,} problems")
+    if st.kind == "restore":
+        where = ""
+        if d.get("folder"):
+            where = f" of {display(os.fsencode(d['folder']))}"
+            if d.get("target") and d["target"] != d["folder"]:
+                where += f" into {display(os.fsencode(d['target']))}"
+        err = f" ({d['error']})" if d.get("error") else ""
+        return f"{head}: restore{where}: phase {d.get('phase') or 'not started'}{err}"
+    if st.kind == "purge":
+        if not d.get("complete"):
+            return f"{head}: purge of {t.get('folders', 0)} folder(s), results not written yet"
+        return (f"{head}: purge of {d.get('purged', 0)} folder(s), {d.get('refused', 0)} "
+                f"refused; {format_size(d.get('bytes_freed', 0))} freed")
+    text = (f"{head}: {t.get('done', 0)}/{t.get('folders', 0)} folders archived, "
+            f"{t.get('failed', 0)} failed, {t.get('running', 0)} running, "
+            f"{t.get('pending', 0)} pending")
+    if t.get("cancelled") or t.get("stopped"):
+        text += f", {t.get('cancelled', 0)} cancelled, {t.get('stopped', 0)} stopped"
+    text += f"; {format_size(t.get('bytes_done', 0))} of {format_size(t.get('bytes_total', 0))}"
+    if st.kind == "pipeline":
+        crawl = (f"crawl {d.get('shards_done', 0)}/{d.get('shards', 0)} shards, "
+                 f"{d.get('entries', 0):,} entries")
+        if d.get("selected") is None:
+            rank = "rank done" if d.get("ranked") else "rank not done"
+            return f"{head}: {crawl}; {rank}; no folders selected yet"
+        if d.get("selected") == 0:
+            return f"{head}: {crawl}; rank selected 0 folders, nothing to archive"
+        text = f"{text} ({crawl})"
+    return text
+
+
+def advice(st: RunStatus) -> list[str]:
+    """What a person should know beyond the numbers: how the run ended, what to do next."""
+    out: list[str] = []
+    sub = st.submission
+    if st.state == "dry-run":
+        out.append("dry run: the scripts were rendered into scripts/, nothing was submitted")
+    elif st.state == "submit-failed":
+        out.append(f"submission failed ({sub.get('error') or 'no reason recorded'}); "
+                   "nothing more will run for this run: fix the cause and submit again")
+    elif st.state == "not-submitted":
+        out.append("no job was ever submitted for this run")
+    if not st.slurm_queried:
+        out.append(f"Slurm was not queried ({st.not_queried_reason}): job states unknown, "
+                   "figures from the run's state files only")
+    resumable = st.totals.get("cancelled", 0) + st.totals.get("stopped", 0)
+    if resumable and st.kind in ("archive", "pipeline"):
+        out.append(f"{resumable} folder(s) cancelled or stopped before they were done; "
+                   f"resume them (each from its last finished step) with: "
+                   f"froster-slurm retry {st.run_id}")
+    elif st.state == "finished" and st.totals.get("failed"):
+        out.append(retry_line(st))
+    if st.never_runs:
+        out.append(f"job(s) {' '.join(st.never_runs)} can never start (a job they depend on "
+                   f"failed; see logs/): scancel {' '.join(st.never_runs)}")
+    if st.kind == "restore" and st.state in ("cancelled", "stopped"):
+        out.append("the restore job ended before the restore did; run the same restore "
+                   "command again to resume it")
+    return out
+
+
+def format_status(st: RunStatus) -> str:
+    """The table a person reads in a terminal."""
+    lines = [headline(st)]
+    lines.extend(f"  {note}" for note in st.notes)
+    for stage, jobs in st.jobs.items():
+        for j in jobs:
+            lines.append(f"  job {j['job_id']:<12} {stage:<9} {','.join(j['states'])}")
+            for task, comment in sorted(j["comments"].items()):
+                lines.append(f"      {task}: {comment}")
+    if st.folders and st.kind in ("archive", "pipeline"):
+        lines.append(f"  {'#':>4}  {'state':<11} {'step':<9} {'progress':>21}  folder")
+    for f in st.folders if st.kind in ("archive", "pipeline") else []:
+        prog = f"{format_size(f['bytes_done'])}/{format_size(f['bytes_total'])}"
+        lines.append(f"  {f['index']:>4}  {f['state']:<11} {str(f['step'] or '-'):<9} "
+                     f"{prog:>21}  {display(os.fsencode(f['folder']))}")
+        if f["state"] in (CANCELLED, STOPPED):
+            done = ", ".join(f.get("steps_done") or []) or "none"
+            lines.append(f"        {f['state']} during {f['step'] or 'its first step'}; "
+                         f"steps done: {done}")
+        elif f["error"]:
+            lines.append(f"        error: {f['error']} (failures {f['failures']}/"
+                         f"{f['max_attempts'] or '?'})")
+        if f.get("warning"):
+            lines.append(f"        note: {f['warning']}")
+    lines.extend(f"  {n}" for n in advice(st))
+    return "\n".join(lines)
+
+
+def retry_line(st: RunStatus) -> str:
+    """Advise ``retry`` where it can help: a folder that failed for good (permanent error)
+    fails again with the same settings, so say what to change."""
+    failed = [f for f in st.folders if f["state"] == "failed"]
+    if failed and all(f.get("error_kind") == "permanent" for f in failed):
+        return (f"these failed for good (see each error): fix the cause, then "
+                f"froster-slurm retry {st.run_id} [--to REMOTE] [--storage-class CLASS]")
+    return f"retry the failed folders with: froster-slurm retry {st.run_id}"
