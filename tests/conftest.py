@@ -27,28 +27,25 @@ if _RCLONE:
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 # `make test-fast` runs the tests marked `unit`: no Slurm cluster, no S3 server, no installed
-# copy, no network, no job run through a backend, no browser, no Textual screen.
-# pytest_collection_modifyitems marks every test that needs none of these fixtures, has none of
-# the markers slurm, s3 and jobs, and is in none of the modules and tests listed below: those
-# run jobs (local backend: bash + a Python process per task), servers, other accounts, a wheel
-# build, Chromium or a Textual app, so they take seconds each, not milliseconds.
+# copy, no network, no job run through a backend, no browser, no Textual screen, no scale run.
+# pytest_collection_modifyitems marks the tests of UNIT_MODULES that need none of
+# NOT_UNIT_FIXTURES, carry none of the markers slurm, s3 and jobs and are not in
+# NOT_UNIT_TESTS; a test elsewhere may be marked `unit` by hand. A new module is not a unit
+# module until it is listed: test-fast stays fast when someone adds a slow test.
+UNIT_MODULES = frozenset({
+    "test_array_chunks", "test_catalog", "test_cli", "test_config", "test_config_layers",
+    "test_fast_selection",
+    "test_crawl_cli", "test_crawl_compiled", "test_crawl_fidelity", "test_crawl_format",
+    "test_crawl_problems", "test_crawl_shards", "test_environment", "test_funnel",
+    "test_pick_state", "test_prefix_index", "test_rank", "test_rank_cli", "test_rank_fast",
+    "test_render", "test_report", "test_restore_place", "test_selection", "test_selection_cli",
+    "test_slurm_client", "test_stage_scripts", "test_storage_classes",
+    "test_templates_overrides",
+})
 NOT_UNIT_FIXTURES = frozenset({"slurm_cluster", "s3", "installed", "rgw", "account", "pipx_kit",
                                "site_install", "shared", "archived", "victim", "make_archived",
                                "immediate_restores"})
-NOT_UNIT_MODULES = frozenset({
-    "test_archive_chunks", "test_archive_html", "test_archive_local", "test_archive_s3",
-    "test_archive_slots", "test_archive_slurm", "test_archive_units", "test_archive_versions",
-    "test_catalog_users", "test_ceph_rgw", "test_crypt_remotes", "test_fault_campaign",
-    "test_live", "test_nonroot_pipeline", "test_pipeline", "test_pipx_install",
-    "test_preflight", "test_progress_cli", "test_prologue", "test_purge", "test_readme_steps",
-    "test_remote_failures", "test_remote_secrets", "test_remote_wrappers", "test_restore",
-    "test_restore_support", "test_restore_untrusted", "test_run_status", "test_site_install",
-    "test_slurm_cluster", "test_summary_html", "test_verify_proof", "test_wheel_install",
-    "test_backend_local", "test_sftp_remote", "test_sparse_restore",
-    # the picker's screens, driven through Textual's pilot: UI tests, seconds each
-    "test_pick_app", "test_pick_tree", "test_pick_snapshot",
-})
-# Single tests of otherwise fast modules: they drive Chromium, build a wheel or run a job.
+# Single tests of unit modules that drive Chromium, build a wheel or run a job.
 NOT_UNIT_TESTS = frozenset({
     "test_report.py::test_page_in_chromium_shows_every_part_and_escapes_names",
     "test_report.py::test_page_drills_down_and_back_and_sorts",
@@ -60,23 +57,21 @@ NOT_UNIT_TESTS = frozenset({
     "test_selection_cli.py::test_pick_submit_hands_the_confirmed_selection_to_the_archive_stage",
     "test_selection_cli.py::test_pick_submit_failure_keeps_the_selection_and_says_how_to_retry",
     "test_storage_classes.py::test_a_remote_without_classes_is_recorded_as_such",
-    "test_lookalike_names.py::test_a_4kb_path_fails_at_once_on_a_local_remote",
 })
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark the unit tests (see NOT_UNIT_*); a test marked `unit` by hand must really be one."""
+    """Mark the unit tests (see UNIT_MODULES); a test marked `unit` by hand must be one."""
     for item in items:
         needs = NOT_UNIT_FIXTURES & set(getattr(item, "fixturenames", ()))
         test = item.nodeid.split("/")[-1].split("[")[0]
         heavy = (any(item.get_closest_marker(m) for m in ("slurm", "s3", "jobs")) or needs
-                 or item.module is None or item.module.__name__ in NOT_UNIT_MODULES
                  or test in NOT_UNIT_TESTS)
         if item.get_closest_marker("unit"):
             if heavy:
                 raise pytest.UsageError(f"{item.nodeid} is marked unit but needs "
                                         f"{', '.join(sorted(needs)) or 'a cluster, S3 or jobs'}")
-        elif not heavy:
+        elif not heavy and item.module is not None and item.module.__name__ in UNIT_MODULES:
             item.add_marker(pytest.mark.unit)
 
 
