@@ -58,11 +58,6 @@ class Report:
         return (len(self.matched) == self.expected and not self.missing and not self.differ
                 and not self.wrong_size and not self.errors)
 
-    @property
-    def tampered(self) -> list[str]:
-        """Objects that are there but are not what we uploaded (size or md5 differ)."""
-        return [*self.wrong_size, *self.differ]
-
     def summary(self) -> str:
         parts = [f"{len(self.matched)}/{self.expected} objects match"]
         for names, what in ((self.missing, "missing"),

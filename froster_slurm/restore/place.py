@@ -35,15 +35,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..archive import ours
-from ..errors import DataError, UserError
+from ..errors import DataError
 from ..util.paths import display
 from . import holes
 from .record import Archive
 from .safefs import DirCache, UnsafePathError, hash_at
-
-
-class ConflictError(UserError):
-    """Existing entries in the target would be overwritten; rerun with --force to replace."""
 
 
 @dataclass

@@ -128,10 +128,6 @@ class Archive:
         out.update({b.name: b.size for b in self.bundles})
         return out
 
-    def trace_objects(self) -> dict[str, str]:
-        """The manifest copy beside the data (it never changes after archiving)."""
-        return {ours.MANIFEST_NAME.decode(): md5_hex(self.manifest_raw)}
-
     def expected_objects(self, trace: bool = False) -> dict[str, Expect]:
         """What the remote must hold, md5 and size (the proof ``archive.verify`` checks):
         every data object, and with ``trace`` the manifest copy too."""

@@ -27,7 +27,6 @@ from ..errors import DataError, NotFoundError
 from ..util.paths import write_json_atomic
 
 STATE_NAME = "restore.json"
-PHASES = ("requested", "waiting", "downloading", "placing", "done", "failed")
 ACTIVE = ("requested", "waiting", "downloading", "placing")
 
 
@@ -55,8 +54,3 @@ def write_state(run_dir: Path, state: dict[str, Any]) -> dict[str, Any]:
     write_json_atomic(path, state)
     return state
 
-
-def update_state(run_dir: Path, **changes: Any) -> dict[str, Any]:
-    state = read_state(run_dir)
-    state.update(changes)
-    return write_state(run_dir, state)

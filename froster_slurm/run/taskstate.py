@@ -37,8 +37,6 @@ from ..errors import DataError, FrosterError
 from ..scheduler.injob import clip_comment, slurm_task_id
 from ..util.paths import read_folder_list, write_json_atomic
 
-STATES = ("pending", "running", "retrying", "done", "failed")
-
 
 def now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
