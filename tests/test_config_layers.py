@@ -219,3 +219,18 @@ def test_config_show_json_is_still_plain_values(capsys: pytest.CaptureFixture[st
     data = json.loads(capsys.readouterr().out)
     assert data["cost.per_tb_month"]["DEEP_ARCHIVE"] == 0.5
     assert data["cost.per_tb_month"]["GLACIER"] == 3.6
+
+
+def test_state_dir_follows_xdg_state_home(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FROSTER_SLURM_")}
+    env["FROSTER_SLURM_SITE_CONFIG"] = str(tmp_path / "none.toml")
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "cfg")
+    env["XDG_STATE_HOME"] = str(tmp_path / "state")
+    cfg = load_config(env=env)
+    assert cfg.path("state_dir") == tmp_path / "state" / "froster-slurm"
+    assert "XDG_STATE_HOME" in cfg.source("state_dir")
+    env["XDG_STATE_HOME"] = "relative/ignored"  # the spec: a relative value is ignored
+    assert load_config(env=env).path("state_dir") == Path.home() / ".local/state/froster-slurm"
+    env.pop("XDG_STATE_HOME")
+    env["FROSTER_SLURM_STATE_DIR"] = str(tmp_path / "mine")
+    assert load_config(env=env).path("state_dir") == tmp_path / "mine"  # a setting still wins

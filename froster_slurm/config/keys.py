@@ -35,7 +35,8 @@ SLURM_KEYS: dict[str, tuple[Any, str]] = {
 # key -> (default, help).  The type of the default is the type a value must have; None marks a
 # per-stage Slurm key, typed like its [slurm] twin and unset unless a layer sets it.
 DEFAULTS: dict[str, tuple[Any, str]] = {
-    "state_dir": ("~/.local/state/froster-slurm", "runs, logs and the catalog live here"),
+    "state_dir": ("~/.local/state/froster-slurm", "runs, logs and the catalog live here "
+                  "($XDG_STATE_HOME/froster-slurm when XDG_STATE_HOME is set)"),
     "catalog": ("", "catalog database path (empty: <state_dir>/catalog.duckdb); admins may "
                     "point every user at one shared file"),
     "templates_dir": ("", "site directory whose templates override the built-in ones by name"),

@@ -332,16 +332,21 @@ def _pick(value: Any, label: str) -> Any:
     return value
 
 
-def _defaults() -> dict[str, Setting]:
-    return {k: Setting(d, "default", tuple(_leaves(d, "default"))) for k, (d, _) in
-            DEFAULTS.items()}
+def _defaults(env: dict[str, str] | None = None) -> dict[str, Setting]:
+    out = {k: Setting(d, "default", tuple(_leaves(d, "default"))) for k, (d, _) in
+           DEFAULTS.items()}
+    state_home = (env or {}).get("XDG_STATE_HOME", "")
+    if os.path.isabs(state_home):  # the XDG base directory spec: relative values are ignored
+        out["state_dir"] = Setting(os.path.join(state_home, "froster-slurm"),
+                                   "default ($XDG_STATE_HOME)")
+    return out
 
 
 def load_config(overrides: dict[str, Any] | None = None,
                 env: dict[str, str] | None = None) -> Config:
     """Build the effective config from every layer (see module docstring)."""
     env = dict(os.environ if env is None else env)
-    settings = _defaults()
+    settings = _defaults(env)
     problems: list[str] = []
     broken: dict[str, str] = {}
     untrusted: str | None = None
