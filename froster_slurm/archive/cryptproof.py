@@ -9,8 +9,11 @@ so with a cold class that must be thawed the data is uploaded in STANDARD, prove
 moved to the cold class by a server-side tier change on the S3 backend itself (``rclone
 settier`` with the encrypted names; rclone offers it for ``provider = AWS``).  The tier of
 every object is then read back (``lsjson --metadata``).  Where rclone cannot change the tier
-(other S3 providers) and the class needs a thaw, the task refuses before uploading instead of
-leaving unproven data behind.
+(other S3 providers: Ceph RGW answers "does not support settier") and the class needs a thaw,
+preflight refuses before anything is queued (``preflight._crypt_cold``) and the task again
+before uploading, instead of leaving unproven data behind.  A remote in ``remotes.no_thaw``
+(Ceph RGW, whose cold classes read at once) is uploaded straight into its class and proven
+by cryptcheck there.
 """
 
 from __future__ import annotations

@@ -39,7 +39,12 @@ from ..errors import ConfigError, FrosterError, NotFoundError, UserError
 from ..remotes import secrets as remote_secrets
 from ..remotes.rclone import rclone_env
 from ..remotes.resolve import S3_MAX_KEY
-from ..remotes.storage_classes import NO_CLASS, is_s3_class, unknown_class_message
+from ..remotes.storage_classes import (
+    NO_CLASS,
+    THAW_CLASSES,
+    is_s3_class,
+    unknown_class_message,
+)
 from ..util.paths import display
 from ..util.units import parse_slurm_time
 
@@ -175,13 +180,16 @@ class Probe:
                 except ValueError:
                     data = {}
             types: dict[str, tuple[str, list[str]]] = {}
+            skeleton: dict[str, dict[str, str]] = {}
             for name, opts in data.items():
                 if isinstance(opts, dict):
                     kind = str(opts.get("type", ""))
                     inner = [str(opts.get("remote", ""))] if kind in WRAPPERS else \
                         str(opts.get("upstreams", "")).split() if kind in MULTI else []
                     types[str(name)] = (kind, [i for i in inner if i])
+                    skeleton[str(name)] = {k: str(opts[k]) for k in SKELETON_KEYS if k in opts}
             del data
+            self._cache["skeleton"] = skeleton
             for key, value in os.environ.items():  # remotes defined by RCLONE_CONFIG_<NAME>_TYPE
                 if key.startswith("RCLONE_CONFIG_") and key.endswith("_TYPE"):
                     name = key[len("RCLONE_CONFIG_"):-len("_TYPE")].lower()
@@ -189,6 +197,12 @@ class Probe:
                     types.setdefault(name, (value, [inner_env] if inner_env else []))
             self._cache["types"] = types
         return self._cache["types"]
+
+    def skeleton(self) -> dict[str, dict[str, str]]:
+        """rclone's config without a single secret: each remote's type, what it wraps and
+        its provider (enough for ``remotes.resolve`` to follow the wrappers)."""
+        self.types()
+        return self._cache.get("skeleton", {})
 
     def features(self, spec: str) -> tuple[dict[str, Any] | None, str]:
         key = "features:" + spec
@@ -251,6 +265,43 @@ def backend_walk(probe: Probe, remote: str, depth: int = 0) -> tuple[set[str], s
             wrappers |= w
         return types, wrappers
     return ({kind} if kind else set()), set()
+
+
+# The options of a remote that say what it is and what it wraps (never a credential).
+SKELETON_KEYS = ("type", "remote", "upstreams", "provider", "endpoint", "region")
+
+
+def _crypt_cold(config: Config, dest: Destination, probe: Probe, shown: str) -> Check | None:
+    """A crypt remote with a class that must be thawed is proven before the data goes cold
+    (upload STANDARD, cryptcheck, tier change: ``archive.cryptproof``); rclone changes a tier
+    only with ``provider = AWS``.  Anywhere else refuse here, in one line, before anything is
+    queued, rather than fail every task (Ceph RGW: its cold classes read at once, so the
+    remote belongs in ``remotes.no_thaw`` and is proven directly)."""
+    from ..archive.cryptproof import can_set_tier
+    from ..remotes.resolve import resolve
+
+    cls = dest.storage_class
+    if "crypt" not in dest.wrappers or cls not in THAW_CLASSES:
+        return None
+    try:
+        info = resolve(probe.skeleton(), dest.remote)
+    except FrosterError:
+        return None  # the remote checks above already said what is wrong
+    if not info.needs_thaw(True, config.get("remotes.no_thaw")):
+        return ok("crypt proof", f"{cls} under crypt on a remote in remotes.no_thaw: "
+                  "cryptcheck reads it at once")
+    if can_set_tier(info):
+        return ok("crypt proof", f"{cls} under crypt: uploaded in STANDARD, proven by "
+                  f"cryptcheck, then moved to {cls} on the server (rclone settier)")
+    providers = ", ".join(sorted({b.provider or "none" for b in info.backends
+                                  if b.type == "s3"})) or "none"
+    names = ", ".join(sorted(b.name for b in info.backends if b.type == "s3"))
+    return fail("crypt proof",
+                f"{shown}: {cls} under crypt cannot be proven: cryptcheck must read every "
+                f"object before it goes cold and rclone moves objects to {cls} afterwards only "
+                f"with provider AWS (this remote's S3 provider: {providers}); archive in "
+                f"STANDARD, or, if {cls} reads at once there (Ceph RGW), add {names} to "
+                "remotes.no_thaw", ConfigError)
 
 
 # --- the destination -------------------------------------------------------------------
@@ -339,6 +390,9 @@ def check_destination(config: Config, remote: str, storage_class: str | None = N
                            "a local path, sftp with md5sum on the server, crypt over one of "
                            "these)", ConfigError))
     checks.append(_storage_class(config, dest, storage_class))
+    crypt = _crypt_cold(config, dest, probe, shown) if dest.storage_class != NO_CLASS else None
+    if crypt is not None:
+        checks.append(crypt)
     return checks, dest
 
 
