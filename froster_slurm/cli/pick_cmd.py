@@ -22,8 +22,10 @@ from ..pick.selection import (
     is_readable,
     load_hotspots,
     monthly_cost,
+    put_estimate_for,
     select_by_rules,
     totals,
+    uploads_from_config,
     why_none,
     write_selection,
 )
@@ -118,6 +120,8 @@ def pick(
 
     picker = PickApp(rows, output=dest, recursive=rec, by=by, storage_class=sclass,
                      prices=cfg.get("cost.per_tb_month"),
+                     put_prices=cfg.get("cost.put_per_1000"),
+                     uploads=uploads_from_config(cfg, sclass),
                      submit=SubmitPlan(remote) if submit else None,
                      source=display(str(hotspots)))
     result = picker.run()
@@ -128,6 +132,8 @@ def pick(
         raise typer.Exit(1)
     info(f"wrote {result.totals.folders:,} folders ({format_size(result.totals.bytes)}, "
          f"{format_cost(result.cost, sclass)}) to {display(str(result.output))}")
+    if result.puts is not None:
+        info(f"upload requests: {result.puts.text()}")
     if submit_archive is not None:
         try:
             sub = submit_archive(result.output, remote, cfg, recursive=rec,
@@ -194,6 +200,7 @@ def select(
         f"{t.files:,} files ({scope})")
     cost = monthly_cost(t.bytes, sclass, cfg.get("cost.per_tb_month"))
     out(f"estimated cost: {format_cost(cost, sclass)}")
+    out(f"upload requests: {put_estimate_for(picked.chosen, rec, sclass, cfg).text()}")
     inside, contains = picked.dropped_count("inside"), picked.dropped_count("contains")
     if inside or contains:
         out(f"dropped {inside + contains:,} overlapping folders (recursive mode): {inside:,} "

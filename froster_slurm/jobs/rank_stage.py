@@ -18,7 +18,14 @@ from ..util.units import format_size, parse_age, parse_size
 
 def rank(run: Run) -> int:
     """Rank the crawl, select folders by the run's rules, submit archive + finalize."""
-    from ..pick.selection import Rules, archive_units, load_hotspots, select_by_rules, why_none
+    from ..pick.selection import (
+        Rules,
+        archive_units,
+        load_hotspots,
+        put_estimate_for,
+        select_by_rules,
+        why_none,
+    )
     from ..rank.ranking import rank_to_file
 
     cfg = run_config(run)
@@ -50,6 +57,10 @@ def rank(run: Run) -> int:
     if folders:
         print(f"rank: {len(folders)} of {len(ranked)} folders selected ({report['rules']})",
               flush=True)
+        sclass = str(run.settings["archive"].get("storage_class") or "")
+        est = put_estimate_for(chosen.chosen, recursive, sclass, cfg)
+        report["upload"] = est.to_json_obj()
+        print(f"rank: upload requests: {est.text()}", flush=True)
     else:  # say which rule removed what, in status and the summary too (selection.json)
         why = why_none(ranked, rules, now=now, min_avg=min_avg, recursive=recursive)
         report.update(why.to_json_obj())

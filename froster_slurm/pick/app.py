@@ -25,7 +25,7 @@ from ..util.paths import display
 from ..util.units import format_size
 from .access import AccessChecker
 from .screens import ConfirmScreen, FilterInputs, FilterScreen, HelpScreen
-from .selection import Totals, format_cost, is_readable, write_selection
+from .selection import PutEstimate, Totals, Uploads, format_cost, is_readable, write_selection
 from .state import COLUMNS, PickState
 from .table import FolderTable
 
@@ -42,6 +42,7 @@ class PickResult:
     totals: Totals
     cost: float | None
     output: Path
+    puts: PutEstimate | None = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,7 @@ class PickApp(App[PickResult]):
 
     def __init__(self, rows: Sequence[Hotspot], *, output: Path, recursive: bool,
                  by: str = "direct", storage_class: str, prices: Mapping[str, Any],
+                 put_prices: Mapping[str, Any] | None = None, uploads: Uploads | None = None,
                  now: float | None = None, submit: SubmitPlan | None = None,
                  readable: Callable[[bytes], bool] | None = is_readable,
                  source: str = ""):
@@ -102,7 +104,8 @@ class PickApp(App[PickResult]):
         self.submit = submit
         self.source = source
         self.state = PickState(rows, recursive=recursive, by=by, now=self.now,
-                               storage_class=storage_class, prices=prices)
+                               storage_class=storage_class, prices=prices,
+                               put_prices=put_prices, uploads=uploads)
         self.access = (AccessChecker([h.folder for h in rows], readable)
                        if readable is not None else None)
         self.filter_inputs = FilterInputs()
@@ -182,6 +185,9 @@ class PickApp(App[PickResult]):
         text = (f"Selected: {_count(t.folders, 'folder')} | {format_size(t.bytes)} | "
                 f"{_count(t.files, 'file')}"
                 f" | {format_cost(self.state.cost(), self.state.storage_class)}")
+        puts = self.state.puts()
+        if puts is not None and t.folders:
+            text += f" + {puts.short()} once"
         bad = self._unreadable_selected()
         if bad:
             text += f" | {bad:,} not readable!"
@@ -328,6 +334,9 @@ class PickApp(App[PickResult]):
             f"storage class:   {s.storage_class}",
             f"estimated cost:  {format_cost(s.cost(), s.storage_class)}",
         ]
+        puts = s.puts()
+        if puts is not None:
+            lines.append(f"upload requests: {puts.text()}")
         if self.submit:
             title = "Submit these folders for archiving?"
             lines.insert(0, f"remote:          {display(self.submit.remote)}")
@@ -352,4 +361,5 @@ class PickApp(App[PickResult]):
                         severity="error", markup=False, timeout=15)
             return
         self.exit(PickResult(folders=folders, totals=self.state.totals(),
-                             cost=self.state.cost(), output=self.output))
+                             cost=self.state.cost(), output=self.output,
+                             puts=self.state.puts()))

@@ -22,7 +22,7 @@ from typing import Any, Literal
 from ..errors import NotFoundError, UserError
 from ..rank.hotspots import Hotspot, read_hotspots
 from ..util.paths import display, write_folder_list
-from ..util.units import format_size
+from ..util.units import format_size, parse_size
 from .funnel import Funnel
 from .prefix_index import PrefixIndex
 
@@ -351,6 +351,84 @@ def put_cost(requests: int, storage_class: str, prices: Mapping[str, Any]) -> fl
     if price is None:
         return None
     return requests / 1000 * float(price)
+
+
+# Where the PUT prices come from: the config table, whose defaults are AWS S3's list prices.
+PUT_PRICE_SOURCE = ("cost.put_per_1000; defaults: AWS S3 list prices, us-east-1, per 1,000 "
+                    "PUT/COPY/POST/LIST requests")
+
+
+@dataclass(frozen=True)
+class PutEstimate:
+    """The one-time request cost of uploading some folders: what the picker, ``select``,
+    ``submit``'s rank job and the report all show (one computation: ``put_estimate``)."""
+
+    objects: int
+    requests: int
+    storage_class: str
+    price_per_1000: float | None
+    chunk_size: int
+
+    @property
+    def usd(self) -> float | None:
+        if self.price_per_1000 is None:
+            return None
+        return self.requests / 1000 * self.price_per_1000
+
+    def text(self) -> str:
+        """``~9,937 PUT requests ~$0.50 once (DEEP_ARCHIVE $0.05 per 1,000, 96 MiB parts;
+        cost.put_per_1000 ...)``."""
+        head = f"~{self.requests:,} PUT requests"
+        if self.usd is None:
+            return f"{head} (no PUT price for {self.storage_class} in cost.put_per_1000)"
+        return (f"{head} ~${self.usd:,.2f} once ({self.storage_class} "
+                f"${self.price_per_1000:g} per 1,000, parts of {format_size(self.chunk_size)} "
+                f"or larger; {PUT_PRICE_SOURCE})")
+
+    def short(self) -> str:
+        """For a status bar: ``~9,937 PUTs ~$0.50``."""
+        usd = "" if self.usd is None else f" ~${self.usd:,.2f}"
+        return f"~{self.requests:,} PUTs{usd}"
+
+    def to_json_obj(self) -> dict[str, Any]:
+        return {"objects": self.objects, "put_requests": self.requests,
+                "storage_class": self.storage_class, "put_per_1000": self.price_per_1000,
+                "put_usd": self.usd, "chunk_size": self.chunk_size,
+                "price_source": PUT_PRICE_SOURCE}
+
+
+def uploads_from_config(config: Any, storage_class: str) -> Uploads:
+    """The upload settings an archive run with ``config`` would use for ``storage_class``."""
+    return Uploads.from_flags(parse_size(config.get("archive.bundle_threshold")),
+                              parse_size(config.get("archive.bundle_size")),
+                              config.get("archive.rclone_flags"), storage_class)
+
+
+def put_estimate(rows: Iterable[Hotspot], recursive: bool, storage_class: str,
+                 put_prices: Mapping[str, Any], uploads: Uploads) -> PutEstimate:
+    """PUT-class requests (and their one-time price) to upload ``rows``: each folder's
+    objects and multipart parts (``Uploads.folder``), priced by ``cost.put_per_1000``."""
+    objects = requests = 0
+    for h in rows:
+        o, r = uploads.folder(h, recursive)
+        objects, requests = objects + o, requests + r
+    return priced(objects, requests, storage_class, put_prices, uploads)
+
+
+def priced(objects: int, requests: int, storage_class: str, put_prices: Mapping[str, Any],
+           uploads: Uploads) -> PutEstimate:
+    """Counts summed from ``Uploads.folder`` (here, or kept up to date by the picker as rows
+    are selected) with their price."""
+    price = put_prices.get(storage_class)
+    return PutEstimate(objects, requests, storage_class,
+                       None if price is None else float(price), uploads.chunk_size)
+
+
+def put_estimate_for(rows: Iterable[Hotspot], recursive: bool, storage_class: str,
+                     config: Any) -> PutEstimate:
+    """``put_estimate`` with the prices and upload settings of ``config``."""
+    return put_estimate(rows, recursive, storage_class, config.get("cost.put_per_1000"),
+                        uploads_from_config(config, storage_class))
 
 
 def format_cost(cost: float | None, storage_class: str) -> str:

@@ -17,13 +17,16 @@ from ..util.paths import display
 from .selection import (
     Conflict,
     FolderSet,
+    PutEstimate,
     Rules,
     Totals,
+    Uploads,
     archived,
     folder_key,
     matcher,
     monthly_cost,
     parent_indices,
+    priced,
     size_of,
 )
 
@@ -61,8 +64,15 @@ class PickState:
     """Filter + sort + selection over a fixed list of hotspots rows."""
 
     def __init__(self, rows: Sequence[Hotspot], *, recursive: bool, by: str, now: float,
-                 storage_class: str, prices: Mapping[str, Any]):
+                 storage_class: str, prices: Mapping[str, Any],
+                 put_prices: Mapping[str, Any] | None = None, uploads: Uploads | None = None):
+        """``put_prices`` and ``uploads`` (config ``cost.put_per_1000``, the archive's upload
+        settings) give the one-time PUT estimate; without them it is not shown."""
         self.rows = rows
+        self.put_prices = put_prices
+        self.uploads = uploads
+        self._objects = 0
+        self._puts = 0
         self.recursive = recursive
         self.now = now
         self.storage_class = storage_class
@@ -190,6 +200,10 @@ class PickState:
         size, files = archived(self.rows[index], self.recursive)
         self._bytes += size
         self._files += files
+        if self.uploads is not None:
+            objects, puts = self.uploads.folder(self.rows[index], self.recursive)
+            self._objects += objects
+            self._puts += puts
         return None
 
     def unselect(self, index: int) -> bool:
@@ -200,6 +214,10 @@ class PickState:
         size, files = archived(self.rows[index], self.recursive)
         self._bytes -= size
         self._files -= files
+        if self.uploads is not None:
+            objects, puts = self.uploads.folder(self.rows[index], self.recursive)
+            self._objects -= objects
+            self._puts -= puts
         return True
 
     def toggle(self, index: int) -> Conflict | None:
@@ -229,6 +247,13 @@ class PickState:
 
     def cost(self) -> float | None:
         return monthly_cost(self._bytes, self.storage_class, self.prices)
+
+    def puts(self) -> PutEstimate | None:
+        """The one-time PUT estimate of the selection (None without prices and uploads)."""
+        if self.uploads is None or self.put_prices is None:
+            return None
+        return priced(self._objects, self._puts, self.storage_class, self.put_prices,
+                      self.uploads)
 
     def chosen_folders(self) -> list[bytes]:
         """Selected folders in the hotspots file's order (deterministic, rank's order)."""

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from html import escape
 from importlib import resources
 
+from ..pick.selection import PUT_PRICE_SOURCE
 from ..util.units import format_size
 from . import charts
 from .model import AGE_BUCKETS, BASES, Tree, breakdown, payload
@@ -65,7 +66,8 @@ escape(_money(plan.monthly, s.storage_class))}</span>per month in {escape(s.stor
 ({escape(f"${price}/TB-month" if price is not None else "no price set")})</div>
 <div class="card"><span class="big" id="plan-put">{escape(_money(plan.put, s.storage_class))}</span>
 once, for ~{plan.requests:,} PUT requests ({plan.objects:,} objects;
-{escape(f"${put_price} per 1000" if put_price is not None else "no price set")})</div>
+{escape(f"${put_price} per 1000" if put_price is not None else "no price set")};
+prices: <span id="plan-put-source">{escape(PUT_PRICE_SOURCE)}</span>)</div>
 </div>
 <table class="rules"><caption>Rules (config <code>rank.*</code>, <code>archive.*</code>,
 <code>cost.*</code> and this command's flags)</caption>{rules}</table>

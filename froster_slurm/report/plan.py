@@ -13,7 +13,7 @@ from ..pick.selection import (
     Uploads,
     archive_units,
     monthly_cost,
-    put_cost,
+    put_estimate,
     select_by_rules,
     totals,
 )
@@ -67,11 +67,8 @@ def make_plan(rows: Sequence[Hotspot], settings: PlanSettings, now: float) -> Pl
     sel = select_by_rules(units, settings.rules, top=None, recursive=settings.recursive,
                           now=now)
     t = totals(sel.chosen, settings.recursive)
-    objects = requests = 0
-    for h in sel.chosen:
-        o, r = settings.uploads.folder(h, settings.recursive)
-        objects, requests = objects + o, requests + r
+    est = put_estimate(sel.chosen, settings.recursive, settings.storage_class,
+                       settings.put_prices, settings.uploads)
     return Plan(settings, sel.chosen, sel.matched, t,
                 monthly_cost(t.bytes, settings.storage_class, settings.prices),
-                objects, requests,
-                put_cost(requests, settings.storage_class, settings.put_prices))
+                est.objects, est.requests, est.usd)

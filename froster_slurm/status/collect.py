@@ -143,6 +143,12 @@ def collect(run: Run, backend: Backend | None) -> RunStatus:
     report = run.selection_report()
     if report is not None and not report.get("selected"):
         st.notes.append(f"nothing to archive: {report.get('message') or '0 folders selected'}")
+    elif report is not None and report.get("upload"):
+        up = report["upload"]
+        usd = f" ~${up['put_usd']:,.2f} once" if up.get("put_usd") is not None else ""
+        st.notes.append(f"rank selected {report['selected']:,} folders: ~"
+                        f"{up['put_requests']:,} PUT requests{usd} in {up['storage_class']} "
+                        f"({up['price_source']})")
     counts["jobs_active"] = active
     st.detail = _kind_detail(run, st.kind)
     counts["finalized"] = int(bool(st.detail.get("complete")))
