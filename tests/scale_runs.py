@@ -8,14 +8,17 @@ Folder names are hostile on purpose (a newline, bytes that are not UTF-8, shell 
 
 from __future__ import annotations
 
+import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 from froster_slurm.archive.trace import record_bytes
 from froster_slurm.config import load_config
+from froster_slurm.run import taskslots
 from froster_slurm.run.rundir import archive_settings, create_run
-from froster_slurm.run.taskstate import new_state, task_dir, write_task_state
+from froster_slurm.run.taskstate import new_state, now_iso, state_path, task_dir, write_task_state
 
 NAMES = (b"plain", b"caf\xe9", b"new\nline", b"$(touch PWNED)", b"-rf", b"sp ace")
 
@@ -49,10 +52,11 @@ def synthetic_record(folder: bytes, run_id: str, index: int, files: int) -> dict
 
 
 def make_scale_run(state_dir: Path, folders: int, *, files: int = 0,
-                   mix: dict[str, int] | None = None) -> Path:
+                   mix: dict[str, int] | None = None, fast: bool = False) -> Path:
     """A run of ``folders`` folders.  ``files``: every done folder has a record of that many
     files (finalize); ``mix``: how many folders are in each non-done state, the rest done
-    (status).  Returns the run directory."""
+    (status); ``fast``: states written without fsync (``write_state_quickly``).  Returns the
+    run directory."""
     cfg = load_config({"state_dir": str(state_dir)})
     root = os.fsencode(state_dir) + b"/data"
     names = [folder_name(root, i) for i in range(folders)]
@@ -86,5 +90,19 @@ def make_scale_run(state_dir: Path, folders: int, *, files: int = 0,
                 (task_dir(run.run_dir, i) / "record.json").parent.mkdir(parents=True,
                                                                        exist_ok=True)
                 (task_dir(run.run_dir, i) / "record.json").write_bytes(data)
-        write_task_state(run.run_dir, i, s)
+        if fast:
+            write_state_quickly(run.run_dir, i, s)
+        else:
+            write_task_state(run.run_dir, i, s)
     return run.run_dir
+
+
+def write_state_quickly(run_dir: Path, index: int, state: dict[str, Any]) -> None:
+    """What ``write_task_state`` writes (the same JSON and slot) without its fsync, so a
+    200,000-folder run is made in seconds, not in 200,000 disk flushes."""
+    state["updated_at"] = now_iso()
+    path = state_path(run_dir, index)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(json.dumps(state, indent=1, ensure_ascii=True, sort_keys=True).encode()
+                     + b"\n")
+    taskslots.write(run_dir, index, state, int(time.time()))

@@ -45,3 +45,58 @@ def test_finalize_memory_is_flat_in_the_number_of_files(tmp_path: Path) -> None:
     assert growth_mib < 12, (a, b)
     entries = catalog.entries(tmp_path / "large" / "catalog.duckdb")
     assert len(entries) == 28 and {e.files for e in entries} == {2000}
+
+
+def status_cli(capsys, *args: str) -> str:  # noqa: ANN001
+    from froster_slurm.cli import main
+
+    assert main(["status", *args]) == 0
+    return capsys.readouterr().out
+
+
+def test_status_of_a_large_run_totals_then_failing_and_running_first(
+        tmp_path: Path, capsys, monkeypatch) -> None:  # noqa: ANN001
+    """20,000 folders: the default status totals every folder from the status index and lists
+    only the failed, retrying and running ones, failed first, opening only their state files;
+    ``--all`` and ``--json`` list every folder.  A torn slot is read from its state file."""
+    import os
+
+    from froster_slurm.run import taskslots, taskstate
+
+    monkeypatch.setenv("FROSTER_SLURM_STATE_DIR", str(tmp_path / "st"))
+    monkeypatch.setenv("FROSTER_BACKEND", "local")
+    run_dir = make_scale_run(tmp_path / "st", 20_000, mix={
+        "failed": 30, "retrying": 5, "running": 20, "pending": 945}, fast=True)
+    # tear task 0's slot (a done task): status must take its figures from its state file
+    with open(run_dir / taskslots.SLOTS_NAME, "r+b") as f:
+        f.seek(len(taskslots.HEADER) + 10)
+        f.write(b"\xff\xff")
+    opened: list[int] = []
+    real = taskstate.read_task_state
+
+    def counting(rd, index):  # noqa: ANN001, ANN202
+        opened.append(index)
+        return real(rd, index)
+
+    monkeypatch.setattr(taskstate, "read_task_state", counting)
+    out = status_cli(capsys, run_dir.name)
+    head = out.splitlines()[0]
+    assert "19000/20000 folders archived, 30 failed, 25 running, 945 pending" in head, head
+    rows = [line.split() for line in out.splitlines() if line[:6].strip().isdigit()]
+    states = [r[1] for r in rows]
+    assert states == ["failed"] * 30 + ["retrying"] * 5 + ["running"] * 20, states
+    assert "19,000 done, 945 pending" in out and f"status {run_dir.name} --all" in out
+    assert set(opened) == {0, *(int(r[0]) for r in rows)}  # only those (+ the torn 0)
+    assert out.count("error: rclone copy failed") == 30
+    # one folder's name, exactly (a newline, bytes that are not UTF-8)
+    failed0 = int(rows[0][0])
+    assert os.fsencode(json.loads((run_dir / "tasks" / str(failed0) / "state.json")
+                                  .read_text())["folder"]).endswith(b"-%d" % failed0)
+
+    every = status_cli(capsys, run_dir.name, "--all")
+    every_rows = [line for line in every.splitlines() if line[:6].strip().isdigit()]
+    assert len(every_rows) == 20_000 and "not listed" not in every
+    assert every.splitlines()[0] == head
+    data = json.loads(status_cli(capsys, run_dir.name, "--json"))
+    assert len(data["folders"]) == 20_000 and data["partial"] is False
+    assert data["totals"]["failed"] == 30 and data["totals"]["done"] == 19_000

@@ -76,25 +76,29 @@ def submit(
 
 @app.command("status")
 def status(
-    run: Annotated[str, typer.Argument(help="Run id (or a unique prefix, or 'last').")] = "last",
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    run: Annotated[str | None, typer.Argument(
+        help="Run id (or a unique prefix, or 'last', the default).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Every folder, as JSON.")] = False,
     watch: Annotated[bool, typer.Option("--watch", help="Refresh until the run is over.")] = False,
     interval: Annotated[float, typer.Option("--interval")] = 5.0,
-    all_runs: Annotated[bool, typer.Option("--all", help="One line per run.")] = False,
+    every: Annotated[bool, typer.Option(
+        "--all", help="With RUN: every folder (a run of more than 1,000 lists the failing, "
+        "running and stopped ones otherwise). Without RUN: one line per run.")] = False,
 ) -> None:
-    """Per folder: step, bytes, state, error; per run: totals. Works after jobs leave squeue."""
+    """Per run: totals; per folder: step, bytes, state, error (failing and running first).
+    Works after jobs leave squeue."""
     cfg = get_config()
-    if all_runs:
+    if every and run is None:
         from .runs_cmd import print_runs
 
         print_runs(cfg, [])
         return
-    r = open_run(cfg, run)
+    r = open_run(cfg, run or "last")
     be = query_backend(r, cfg)
     from ..status.live import watch as watch_run
 
-    watch_run(lambda: collect(r, be), sys.stdout, interval=interval, as_json=as_json,
-              once=not watch)
+    watch_run(lambda: collect(r, be, every_folder=every or as_json), sys.stdout,
+              interval=interval, as_json=as_json, once=not watch)
 
 
 @app.command("retry")

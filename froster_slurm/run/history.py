@@ -61,7 +61,7 @@ def entries(config: Config, states: Iterable[str] = (), now: float | None = None
     out = []
     for run in list_runs(config):
         try:
-            st = collect(run, query_backend(run, config))
+            st = collect(run, query_backend(run, config), every_folder=False)
         except PermissionError:
             continue  # another account's run in a shared state dir
         if wanted and st.state not in wanted:

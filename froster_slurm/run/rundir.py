@@ -248,6 +248,10 @@ def create_run(config: Config, kind: str, *, folders: Iterable[bytes] | None = N
     run = Run(run_dir)
     remote_secrets.save(run.secrets_path, secret_env)
     _atomic_write(run_dir / "run.toml", tomli_w.dumps(settings))
+    if kind in ("archive", "pipeline"):
+        from .taskslots import create as create_slots
+
+        create_slots(run_dir)  # before any task can write its state
     if folders is not None:
         write_folder_list(run_dir / "folders.nul", folders)
     return run

@@ -10,6 +10,9 @@ Each archive array task owns ``RUN_DIR/tasks/<index>/``::
     comment         the live status line under the local backend (Slurm keeps it as Comment)
     lock            flock'ed while a run of the task is active
 
+and every write of state.json also rewrites the task's 64-byte slot in ``RUN_DIR/status.slots``
+(``taskslots``: what ``status`` totals a large run from without opening every state file).
+
 The job Comment (``squeue -o %k``) is only a live view: it is short, lost when the job leaves
 the queue and not settable after the job ends.  ``state.json`` is what lasts.
 
@@ -121,6 +124,9 @@ def write_task_state(run_dir: str | os.PathLike, index: int, state: dict[str, An
     path.parent.mkdir(parents=True, exist_ok=True)
     state["updated_at"] = now_iso()
     write_json_atomic(path, state)
+    from .taskslots import write as write_slot
+
+    write_slot(run_dir, index, state, int(time.time()))  # status's index (taskslots)
 
 
 def update_task_state(run_dir: str | os.PathLike, index: int, **changes: Any) -> dict[str, Any]:

@@ -79,7 +79,10 @@ def run_line(st: RunStatus, tracker: Tracker) -> str:
     t = st.totals
     n = {k: 0 for k in ("done", "running", "retrying", "failed", "pending", "cancelled",
                         "stopped")}
-    for f in st.folders:
+    if st.partial:  # only some folders are listed: the totals count them all
+        n.update({k: t.get(k, 0) for k in n})
+        n["running"] -= n["retrying"]
+    for f in [] if st.partial else st.folders:
         state = "pending" if f["state"] == "not started" else f["state"]
         n[state if state in n else "running"] += 1
     ended = (f", {n['cancelled']} cancelled, {n['stopped']} stopped"
@@ -87,7 +90,8 @@ def run_line(st: RunStatus, tracker: Tracker) -> str:
     done, total = t.get("bytes_done", 0), t.get("bytes_total", 0)
     rate = tracker.run.rate()
     eta = tracker.run.eta(total) if total and n["running"] else None
-    return (f"run {st.run_id} ({st.kind}): {n['done']}/{len(st.folders)} folders done, "
+    return (f"run {st.run_id} ({st.kind}): {n['done']}/{t.get('folders', len(st.folders))} "
+            "folders done, "
             f"{n['running']} running, {n['retrying']} retrying, {n['failed']} failed, "
             f"{n['pending']} pending{ended}; {format_size(done)} of {format_size(total)} "
             f"{_pct(done, total).strip()}, {format_rate(rate)}, ETA {format_eta(eta)}")
@@ -150,8 +154,9 @@ def frame(st: RunStatus, tracker: Tracker, width: int = 120, height: int = 40,
     else:
         shown = [f for f in folders if f["state"] in (*ACTIVE, "failed")][: room - 1]
     lines.extend(folder_line(f, tracker, now, _comment_of(st, f)) for f in shown)
-    if len(shown) < len(folders):
-        lines.append(f"  ... {len(folders) - len(shown):,} more folders (pending or done) "
+    if len(shown) < len(folders) or st.partial:
+        total = st.totals.get("folders", len(folders)) if st.partial else len(folders)
+        lines.append(f"  ... {total - len(shown):,} more folders (pending or done) "
                      "not shown")
     if st.finished and st.totals.get("failed"):
         lines.append("  " + retry_line(st))
