@@ -33,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..util.atomic import write_atomic
 from ..util.paths import display
 from . import names, ours
 from .hashing import Cancelled, open_checked, os_error, run_bounded
@@ -288,9 +289,7 @@ def build_all(inv: Inventory, plan: Plan, out_dir: Path, workers: int,
     def one(k: int, cancel: threading.Event) -> BundleResult:
         res = build_bundle(inv, plan.bundles[k], out_dir / bundle_name(k), cancel, progress)
         meta = out_dir / (bundle_name(k) + ".json")
-        tmp = meta.with_name(meta.name + ".tmp")
-        tmp.write_text(json.dumps(res.to_json()))
-        os.replace(tmp, meta)
+        write_atomic(meta, json.dumps(res.to_json()))
         return res
 
     def done(k: int, res: BundleResult) -> None:

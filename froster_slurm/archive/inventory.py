@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import PermanentError, TransientError
+from ..util.atomic import write_atomic
 from ..util.paths import display
 from . import ours
 
@@ -123,12 +124,7 @@ class Inventory:
 
 
 def _write_json(path: Path, data: object) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(json.dumps(data, ensure_ascii=True, separators=(",", ":")).encode())
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(data, ensure_ascii=True, separators=(",", ":")))
 
 
 def _entry(rel: bytes, kind: str, st: os.stat_result, target: bytes | None = None) -> Entry:

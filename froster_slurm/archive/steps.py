@@ -40,7 +40,6 @@ from ..run.rundir import Run
 from ..run.taskstate import (
     clear_steps,
     mark_step_done,
-    now_iso,
     read_marker,
     set_status,
     step_done,
@@ -48,6 +47,9 @@ from ..run.taskstate import (
     write_task_state,
 )
 from ..status.progress import RateMeter, format_eta, format_rate
+from ..util.atomic import write_atomic
+from ..util.clock import now_iso
+from ..util.identity import hostname, whoami
 from ..util.paths import discard_tree, display
 from ..util.units import format_size
 from . import chunks, cryptproof, names, ours, versions
@@ -85,15 +87,6 @@ def log(message: str) -> None:
     """Timestamped progress lines for the job's output file."""
     print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} archive: {message}", file=sys.stderr,
           flush=True)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 class ArchiveTask:
@@ -298,13 +291,13 @@ class ArchiveTask:
         prior = versions.read_prior(self.folder)
         if prior is not None:
             versions.refuse_lesser(self.folder, prior, inv)
-            _write_atomic(self.work / "prior.json", json.dumps(prior).encode())
+            write_atomic(self.work / "prior.json", json.dumps(prior).encode())
         self._choose_version(prior)
         self._refuse_too_large(inv)
         plan = make_plan(inv, self.s.bundle_threshold, self.s.bundle_size,
                          self._too_long(inv))
         inv.save(self.work / "inventory.json")
-        _write_atomic(self.work / "plan.json", json.dumps(plan.to_json()).encode())
+        write_atomic(self.work / "plan.json", json.dumps(plan.to_json()).encode())
         self.inv, self.plan = inv, plan
         files = inv.files
         summary = {"files": len(files), "bytes": inv.total_bytes, "entries": len(inv.entries),
@@ -402,7 +395,7 @@ class ArchiveTask:
             log(f"{names.redact(choice.destination)} already holds an archive record: "
                 "not overwriting it, trying the next version")
             choice = versions.next_slot(self.base_dest, choice)
-        _write_atomic(path, json.dumps(choice.to_json()).encode())
+        write_atomic(path, json.dumps(choice.to_json()).encode())
         self._choice = choice
 
     def prior(self) -> dict[str, Any] | None:
@@ -433,7 +426,7 @@ class ArchiveTask:
                 f"writing version {self.choice.version}")
             return None
         out = {"version": vp, "destination": names.redact(dest)}
-        _write_atomic(self.work / "unchanged.json", json.dumps(out).encode())
+        write_atomic(self.work / "unchanged.json", json.dumps(out).encode())
         return out
 
     def _bytes_of(self, idxs: list[int]) -> int:
@@ -457,7 +450,7 @@ class ArchiveTask:
 
         results = build_all(inv, plan, self.work / "bundles", self.s.workers(),
                             self._add_progress, tick)
-        _write_atomic(self.work / "bundles.json",
+        write_atomic(self.work / "bundles.json",
                       json.dumps([r.to_json() for r in results]).encode())
         return {"bundles": len(results), "bytes": sum(r.size for r in results),
                 "members": sum(len(r.members) for r in results)}
@@ -512,7 +505,7 @@ class ArchiveTask:
             if i not in md5s:
                 e = inv.entries[i]
                 md5s[i] = md5s[first_of[(e.dev, e.ino)]]
-        _write_atomic(self.work / "hashes.json",
+        write_atomic(self.work / "hashes.json",
                       json.dumps({str(k): v for k, v in md5s.items()}).encode())
         return {"hashed": len(todo), "reused": len(known), "bytes": total}
 
@@ -567,7 +560,7 @@ class ArchiveTask:
 
         if objects:
             lst = self.work / "upload-objects.lst"
-            _write_atomic(lst, b"".join(os.fsencode(r) + b"\n" for r in sorted(objects)))
+            write_atomic(lst, b"".join(os.fsencode(r) + b"\n" for r in sorted(objects)))
             res = self.rclone.copy(self.folder, self.dest, files_from=lst,
                                    storage_class=self.upload_class(), log_name="upload",
                                    progress=progress, extra=extra)
@@ -578,7 +571,7 @@ class ArchiveTask:
         if bundles:
             lst = self.work / "upload-bundles.lst"
             prefix = self.bundle_dir + "/"
-            _write_atomic(lst, b"".join(os.fsencode(r[len(prefix):]) + b"\n"
+            write_atomic(lst, b"".join(os.fsencode(r[len(prefix):]) + b"\n"
                                         for r in sorted(bundles)))
             res = self.rclone.copy(self.work / "bundles",
                                    names.join_remote(self.dest, self.bundle_dir),
@@ -626,7 +619,7 @@ class ArchiveTask:
             # what cryptcheck proved, as the backend stores it: purge and restore compare it
             stored = cryptproof.stored_listing(self.rclone, self.dest, sorted(expected),
                                                self.work, "stored")
-            _write_atomic(self.work / "stored.json", json.dumps(
+            write_atomic(self.work / "stored.json", json.dumps(
                 {rel: list(v) for rel, v in stored.items()}).encode())
         return {"verified": len(report.matched)}
 
@@ -639,14 +632,14 @@ class ArchiveTask:
                          os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
             with os.fdopen(fd, "rb") as f:
                 raw = f.read()
-            _write_atomic(self.tdir / "record.json", raw)
+            write_atomic(self.tdir / "record.json", raw)
             self.save(record_path=os.fsdecode(os.path.join(self.folder, ours.RECORD_NAME)))
             return {"unchanged_since": same["version"]}
         index_name = ours.index_name_for(self.folder)
         meta = {"run_id": self.s.run_id, "index": self.index, "destination": self.dest_shown,
                 "version": self.choice.version, "previous": self.choice.previous,
                 "storage_class": self.s.storage_class, "archived_at": now_iso(),
-                "user": self.s.user or _whoami(), "host": self.s.host or os.uname().nodename,
+                "user": self.s.user or whoami(), "host": self.s.host or hostname(),
                 "remote": self.remote.describe()}
         prior = read_marker(self.s.run_dir, self.index, "record-meta")
         if prior.get("archived_at"):  # a rerun of this step keeps the first timestamp
@@ -671,10 +664,10 @@ class ArchiveTask:
         discard_tree(tdir)
         tdir.mkdir(parents=True)
         for name, data in files.items():
-            _write_atomic(tdir / os.fsdecode(name), data)
+            write_atomic(tdir / os.fsdecode(name), data)
         # 1. beside the data, readable without a Glacier restore
         lst = self.work / "upload-trace.lst"
-        _write_atomic(lst, b"".join(n + b"\n" for n in sorted(files)))
+        write_atomic(lst, b"".join(n + b"\n" for n in sorted(files)))
         res = self.rclone.copy(tdir, self.dest, files_from=lst,
                                storage_class=trace_class(self.s.storage_class),
                                log_name="trace")
@@ -689,7 +682,7 @@ class ArchiveTask:
         # first, so the other two are recognisably ours.  A folder the user may read but not
         # write is archived all the same: its trace stays in the remote, the run and the
         # catalog (README, "Limits"), and the task says so instead of failing after the upload.
-        _write_atomic(self.tdir / "record.json", files[ours.RECORD_NAME])
+        write_atomic(self.tdir / "record.json", files[ours.RECORD_NAME])
         try:
             self._place_trace(files, index_name)
         except _NotWritable as e:
@@ -783,15 +776,6 @@ def _md5(data: bytes) -> str:
     import hashlib
 
     return hashlib.md5(data, usedforsecurity=False).hexdigest()
-
-
-def _whoami() -> str:
-    import getpass
-
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return str(os.getuid())
 
 
 def needs_thaw(storage_class: str) -> bool:

@@ -16,6 +16,7 @@ from typing import Any
 import tomli_w
 
 from ..errors import ConfigError
+from ..util.atomic import write_atomic
 from .keys import DEFAULTS, STAGES, list_merge
 
 
@@ -147,9 +148,7 @@ def _write(path: Path, text: str) -> None:
     try:
         if path.resolve() == site_config_path().resolve():
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_text(text)
-            tmp.replace(path)
+            write_atomic(path, text)
         else:
             private_dir(path.parent)
             write_private(path, text)

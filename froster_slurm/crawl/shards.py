@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataError, NotFoundError, UserError
+from ..util.atomic import write_atomic
 from ..util.paths import display
 from . import errorlog
 from .builtin import SNAPSHOT_NAMES, CrawlOptions, Progress, Scandir, ScanItem, scandir_fd
@@ -396,9 +397,7 @@ def crawl_shard(plan: str | os.PathLike, index: int, *, workers: int = 0, thread
     summary = CrawlSummary(out, err, "builtin", counts.entries, counts.directories,
                            counts.errors + len(gone), time.monotonic() - start, counts.skipped,
                            walker)
-    tmp = shard_summary(out_dir, index).with_suffix(".json.part")
-    tmp.write_text(json.dumps(summary.to_json(), indent=1) + "\n")
-    os.replace(tmp, shard_summary(out_dir, index))
+    write_atomic(shard_summary(out_dir, index), json.dumps(summary.to_json(), indent=1) + "\n")
     return summary
 
 

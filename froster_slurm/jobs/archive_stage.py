@@ -45,7 +45,6 @@ from ..errors import (
     TransientError,
 )
 from ..run.taskstate import (
-    now_iso,
     read_task_state,
     retry_delay_seconds,
     set_status,
@@ -54,6 +53,7 @@ from ..run.taskstate import (
     write_task_state,
 )
 from ..scheduler.injob import slurm_task_id
+from ..util.clock import now_iso
 from ..util.paths import display, folder_at
 
 _TRANSIENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.ESTALE, errno.EIO, errno.ETIMEDOUT,

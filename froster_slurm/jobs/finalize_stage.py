@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,8 @@ from ..errors import FrosterError
 from ..run.rundir import Run, run_config
 from ..scheduler.injob import set_comment
 from ..status.collect import ended_state
+from ..util.atomic import write_atomic
+from ..util.clock import now_iso, seconds_between
 
 
 def task_record(run: Run, index: int, state: dict[str, Any]) -> dict[str, Any] | None:
@@ -37,16 +38,6 @@ def task_record(run: Run, index: int, state: dict[str, Any]) -> dict[str, Any] |
         rec.setdefault("run_id", run.run_id)
         return rec
     return None
-
-
-def _seconds(start: str | None, end: str | None) -> float | None:
-    """Seconds between two ISO 8601 UTC stamps of the state file, or None."""
-    try:
-        a = datetime.strptime(start or "", "%Y-%m-%dT%H:%M:%SZ")
-        b = datetime.strptime(end or "", "%Y-%m-%dT%H:%M:%SZ")
-    except ValueError:
-        return None
-    return max(0.0, (b - a).total_seconds())
 
 
 def _log_of(run: Run, index: int, state: dict[str, Any]) -> str | None:
@@ -113,7 +104,7 @@ def finalize(run: Run) -> dict[str, Any]:
             catalog_error = f"catalog not updated: {e}"
         added = writer.added
     failed = [r for r in rows if r["state"] != "done"]
-    finalized = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    finalized = now_iso()
     classes = by_storage_class(rows, _prices(run))
     summary = {
         "run_id": run.run_id, "kind": run.settings.get("kind"),
@@ -128,7 +119,7 @@ def finalize(run: Run) -> dict[str, Any]:
                    "files": sum(r["files"] for r in rows if r["state"] == "done"),
                    "objects": sum(r["objects"] for r in rows if r["state"] == "done"),
                    "catalog_added": added,
-                   "run_seconds": _seconds(run.settings.get("created"), finalized),
+                   "run_seconds": seconds_between(run.settings.get("created"), finalized),
                    "monthly_cost": (sum(c["monthly_cost"] for c in classes.values())
                                     if all(c["monthly_cost"] is not None
                                            for c in classes.values()) else None)},
@@ -141,10 +132,9 @@ def finalize(run: Run) -> dict[str, Any]:
     report = run.selection_report()
     if report is not None:  # a pipeline run: what its rank stage selected, and why not more
         summary["selection"] = report
-    tmp = run.run_dir / "summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=1, ensure_ascii=True))
-    (run.run_dir / "summary.html").write_text(summary_html(summary), encoding="utf-8")
-    os.replace(tmp, run.run_dir / "summary.json")
+    # summary.json last: its presence is what says the run is finalized (status reads it).
+    write_atomic(run.run_dir / "summary.html", summary_html(summary))
+    write_atomic(run.run_dir / "summary.json", json.dumps(summary, indent=1, ensure_ascii=True))
     return summary
 
 
@@ -167,7 +157,7 @@ def _folder_row(run: Run, i: int, folder: bytes, s: dict[str, Any]
              "objects": int((rec or {}).get("objects") or s.get("objects") or 0),
              "storage_class": (rec or {}).get("storage_class"),
              "started_at": s.get("started_at"), "finished_at": s.get("finished_at"),
-             "seconds": _seconds(s.get("started_at"), s.get("finished_at")),
+             "seconds": seconds_between(s.get("started_at"), s.get("finished_at")),
              "index_html": index_page, "log": _log_of(run, i, s)}, rec)
 
 

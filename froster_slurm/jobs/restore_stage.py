@@ -26,8 +26,9 @@ from ..errors import (
 )
 from ..restore.job import RestoreJob, log, status
 from ..restore.remote import NotReady
-from ..restore.state import now_iso, read_state, write_state
+from ..restore.state import read_state, write_state
 from ..run.taskstate import update_task_state
+from ..util.clock import now_iso
 from ..util.paths import display
 
 _TRANSIENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.ESTALE, errno.EIO, errno.ETIMEDOUT,

@@ -541,15 +541,9 @@ def check_writable(dest: str | os.PathLike) -> Path:
 
 def write_selection(dest: str | os.PathLike, folders: Iterable[bytes]) -> int:
     """Write the selection file (NUL-separated exact bytes, atomic); returns the count."""
-    dest = Path(dest)
-    tmp = dest.with_name(dest.name + ".tmp")  # write_folder_list's temporary name
     try:
-        return write_folder_list(dest, folders)
-    except UserError:
-        tmp.unlink(missing_ok=True)
-        raise
+        return write_folder_list(dest, folders)  # atomic: a failure leaves no file behind
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise UserError(f"cannot write {dest}: {e.strerror or e}") from e
 
 

@@ -57,8 +57,10 @@ from ..restore.safefs import (
     same_file,
     walk,
 )
-from ..restore.state import now_iso
 from ..submit.preflight import Probe, archive_is_its_source
+from ..util.atomic import write_atomic
+from ..util.clock import now_iso
+from ..util.identity import hostname, whoami
 from ..util.paths import display
 from ..util.units import format_size
 from .quarantine import Changed, Quarantine, is_quarantine, same_inode
@@ -318,7 +320,7 @@ def _delete(arch: Archive, root_fd: int, dirs: DirCache, plan: Plan,
             hashed: dict[bytes, Hashed], result: PurgeResult, run_id: str,
             catalog_file: str, templates_dir: str | None) -> None:
     """Delete the verified files and symlinks; stop at the first surprise."""
-    who, host = tracefiles.whoami(), tracefiles.hostname()
+    who, host = whoami(), hostname()
     purge = dict(arch.record.get("purge") or {})
     purge.update(started_at=purge.get("started_at") or now_iso(), by=who, host=host,
                  run_id=run_id)
@@ -429,6 +431,4 @@ def _remove(q: Quarantine, dfd: int, name: bytes, rel: bytes,
 
 
 def write_results(path: Path, results: list[PurgeResult]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps([asdict(r) for r in results], indent=1, ensure_ascii=True))
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps([asdict(r) for r in results], indent=1, ensure_ascii=True))

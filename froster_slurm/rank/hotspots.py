@@ -8,15 +8,14 @@ character and back, and never through a lossy decoder.
 from __future__ import annotations
 
 import codecs
-import contextlib
 import csv
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import TextIO
 
 from ..errors import DataError, NotFoundError
+from ..util.atomic import atomic_file, atomic_text
 
 COLUMNS = ("folder", "bytes", "files", "total_bytes", "total_files", "allocated_bytes",
            "avg_file_bytes", "newest_mtime", "newest_atime", "owner", "group", "depth")
@@ -54,19 +53,9 @@ def _from_latin1(text: str) -> str:
     return text.encode("latin-1").decode("utf-8", "surrogateescape")
 
 
-@contextlib.contextmanager
-def _atomic_text(dest: str | os.PathLike) -> Iterator[TextIO]:
-    """A Latin-1 text file written under a temporary name, renamed into place on success."""
-    dest = Path(dest)
-    tmp = dest.with_name(dest.name + ".tmp")
-    with open(tmp, "w", encoding="latin-1", newline="") as f:
-        yield f
-    os.replace(tmp, dest)
-
-
 def write_hotspots(dest: str | os.PathLike, rows: Iterable[Hotspot]) -> int:
     """Write rows (header first); returns the row count. Atomic rename at the end."""
-    with _atomic_text(dest) as f:
+    with atomic_text(dest, encoding="latin-1", newline="") as f:
         return write_hotspots_stream(f, rows)
 
 
@@ -113,15 +102,12 @@ def write_hotspots_from_view(dest: str | os.PathLike, view: str | os.PathLike) -
     UTF-8 (what DuckDB writes; see ``sql.listed_copy_sql``) -- turned back into their exact
     bytes in 8 MiB blocks; atomic like ``write_hotspots``.  rank's tests compare the result
     with ``write_hotspots`` byte for byte."""
-    dest = Path(dest)
-    tmp = dest.with_name(dest.name + ".tmp")
     decoder = codecs.getincrementaldecoder("utf-8")()
-    with open(view, "rb") as src, open(tmp, "wb") as out:
+    with open(view, "rb") as src, atomic_file(dest) as out:
         out.write((",".join(COLUMNS) + "\n").encode("latin-1"))
         while block := src.read(8 << 20):
             out.write(decoder.decode(block).encode("latin-1"))
         out.write(decoder.decode(b"", final=True).encode("latin-1"))
-    os.replace(tmp, dest)
 
 
 def iter_hotspots(src: str | os.PathLike) -> Iterator[Hotspot]:

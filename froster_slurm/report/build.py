@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import UserError
+from ..util.atomic import write_atomic
 from . import page, source
 from .model import build_tree
 from .plan import Plan, PlanSettings, make_plan
@@ -36,11 +37,8 @@ def write_report(inputs: Sequence[str], dest: str | os.PathLike, settings: PlanS
     plan = make_plan(tree.rows, settings, now)
     text = page.render(tree, plan, src.description, settings.rules.by, now)
     dest = Path(dest)
-    tmp = dest.with_name(dest.name + ".tmp")
     try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, dest)
+        write_atomic(dest, text)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise UserError(f"cannot write {dest}: {e.strerror or e}") from e
     return Written(dest, dest.stat().st_size, len(tree.rows), plan)

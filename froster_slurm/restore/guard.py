@@ -10,7 +10,6 @@ there is always exactly one job waiting and never two running.
 
 from __future__ import annotations
 
-import getpass
 import hashlib
 import os
 import shutil
@@ -18,6 +17,7 @@ import subprocess
 
 from ..errors import SlurmError
 from ..scheduler.slurm import ACTIVE_STATES, JobInfo, scrubbed_env
+from ..util.identity import whoami
 
 
 def job_name(kind: str, path: bytes) -> str:
@@ -29,7 +29,7 @@ def queued(name: str, user: str | None = None) -> list[JobInfo]:
     """This user's live jobs called ``name`` (empty when Slurm is not installed)."""
     if shutil.which("squeue") is None:
         return []
-    cmd = ["squeue", "-h", "-u", user or getpass.getuser(), "--name", name,
+    cmd = ["squeue", "-h", "-u", user or whoami(), "--name", name,
            "-o", "%i\x1f%j\x1f%T\x1f%r\x1f%S"]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=scrubbed_env(),
                           stdin=subprocess.DEVNULL)

@@ -43,13 +43,15 @@ from ..errors import (
 )
 from ..run.rundir import Run
 from ..scheduler.injob import set_comment
+from ..util.clock import now_iso
+from ..util.identity import hostname, whoami
 from ..util.paths import discard_tree, display
 from . import tracefiles
 from .place import Owners, owners_for, place_all
 from .record import Archive, parse, read_local
 from .remote import NotReady, check_objects, download, rclone_from_settings
 from .safefs import DirCache, open_root
-from .state import now_iso, read_state, write_state
+from .state import read_state, write_state
 from .unpack import check_object, extract_bundle, verify_staged
 
 TRACE_DIR = "trace"
@@ -245,7 +247,7 @@ class RestoreJob:
         record (when it is still there) lists where a copy went; the copy gets no record, so
         catalog rebuilds never see two folders claiming one archive."""
         tdir = self.opts.get("templates_dir") or None
-        info = {"at": now_iso(), "by": tracefiles.whoami(), "host": tracefiles.hostname(),
+        info = {"at": now_iso(), "by": whoami(), "host": hostname(),
                 "run_id": self.run.run_id, "from": self.arch.destination}
         if self.target == self.folder:
             try:

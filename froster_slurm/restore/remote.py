@@ -27,6 +27,7 @@ from ..errors import PermanentError
 from ..remotes.rclone import Rclone, Result, classify
 from ..remotes.resolve import config_dump, resolve_with
 from ..remotes.thaw import targets
+from ..util.atomic import write_atomic
 from .estimate import needs_thaw
 
 _NOT_READY = re.compile(r"restore first|InvalidObjectState|object is archived", re.I)
@@ -93,9 +94,7 @@ class RequestOutcome:
 def write_list(path: Path, names: list[str]) -> Path:
     """A --files-from-raw list (object names are object-safe: no newline, valid UTF-8)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(b"".join(os.fsencode(n) + b"\n" for n in sorted(names)))
-    os.replace(tmp, path)
+    write_atomic(path, b"".join(os.fsencode(n) + b"\n" for n in sorted(names)))
     return path
 
 

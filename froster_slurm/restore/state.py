@@ -19,19 +19,15 @@ Written atomically (tmp + fsync + rename): a reader never sees half a file.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ..errors import DataError, NotFoundError
+from ..util.clock import now_iso
 from ..util.paths import write_json_atomic
 
 STATE_NAME = "restore.json"
 ACTIVE = ("requested", "waiting", "downloading", "placing")
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def state_path(run_dir: Path) -> Path:

@@ -39,6 +39,7 @@ from ..scheduler.slurm import dependency
 from ..submit import preflight
 from ..submit.pipeline import make_backend
 from ..submit.stages import render_stage, sbatch_options
+from ..util.clock import now_iso
 from ..util.paths import discard_tree, display
 from . import guard
 from .estimate import Estimate, check_tier, estimate
@@ -47,7 +48,7 @@ from .place import folder_owner, lstat_in, parent_problem
 from .record import Archive, parse, read_local
 from .remote import fetch_small, needs_restore_request, rclone_from_config, request_restore
 from .safefs import DirCache, hash_at, open_root
-from .state import ACTIVE, now_iso, read_state, write_state
+from .state import ACTIVE, read_state, write_state
 from .trust import check_belongs, folder_stat
 
 _NOT_IMPLEMENTED = re.compile(r"\b501\b|NotImplemented")

@@ -9,10 +9,8 @@ that brings the data back.  Every value on the page is HTML-escaped.
 
 from __future__ import annotations
 
-import getpass
 import html
 import os
-import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -29,17 +27,6 @@ from .record import Archive
 from .safefs import write_atomic_at
 
 STATUS_ID = "froster-status"
-
-
-def whoami() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return str(os.getuid())
-
-
-def hostname() -> str:
-    return socket.gethostname()
 
 
 def _inventory(arch: Archive) -> Inventory:

@@ -15,11 +15,11 @@ import shutil
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from ..config import Config
 from ..errors import UserError
 from ..status.collect import RUN_STATES, RunStatus, collect, query_backend
+from ..util.clock import parse_iso
 from .rundir import Run, list_runs
 
 # States in which nothing of a run will change any more.
@@ -46,11 +46,10 @@ def check_states(states: Iterable[str]) -> list[str]:
 
 
 def _created(run: Run) -> float:
-    text = run.settings.get("created") or ""
-    try:
-        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
-    except ValueError:
-        return (run.run_dir / "run.toml").stat().st_mtime
+    when = parse_iso(run.settings.get("created"))
+    if when is not None:
+        return when.timestamp()
+    return (run.run_dir / "run.toml").stat().st_mtime
 
 
 def entries(config: Config, states: Iterable[str] = (), now: float | None = None

@@ -19,11 +19,9 @@ shell's environment or on the folder names being in a script's text.
 from __future__ import annotations
 
 import functools
-import getpass
 import json
 import os
 import secrets
-import socket
 import stat
 import sys
 import time
@@ -31,7 +29,6 @@ import tomllib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +38,8 @@ from .. import __version__
 from ..config import Config, load_snapshot
 from ..errors import NotFoundError
 from ..remotes import secrets as remote_secrets
+from ..util.clock import now_iso
+from ..util.identity import hostname, whoami
 from ..util.paths import read_folder_list, write_folder_list
 from ..util.private import private_dir, write_private
 from ..util.units import parse_size
@@ -89,9 +88,9 @@ class Run:
     def record_jobs(self, stage: str, job_ids: list[str], **extra: Any) -> None:
         """Append a stage's job ids to jobs.toml (atomic rewrite; written by one process)."""
         data = self.jobs()
-        entry = {"job_ids": list(job_ids), "submitted": _now_iso(), **extra}
+        entry = {"job_ids": list(job_ids), "submitted": now_iso(), **extra}
         data.setdefault(stage, []).append(entry)
-        _atomic_write(self.run_dir / "jobs.toml", tomli_w.dumps(data))
+        write_private(self.run_dir / "jobs.toml", tomli_w.dumps(data))
 
     def all_job_ids(self) -> list[str]:
         return [j for entries in self.jobs().values() for e in entries for j in e["job_ids"]]
@@ -103,7 +102,7 @@ class Run:
         return self.run_dir / "selection.json"
 
     def write_selection_report(self, report: dict[str, Any]) -> None:
-        _atomic_write(self.selection_report_path, json.dumps(report, ensure_ascii=True))
+        write_private(self.selection_report_path, json.dumps(report, ensure_ascii=True))
 
     def selection_report(self) -> dict[str, Any] | None:
         try:
@@ -123,8 +122,8 @@ class Run:
         """Record the outcome of submitting this run, so status never takes a run whose
         sbatch or render failed, or a dry run, for one that is still going."""
         assert state in SUBMISSION_STATES, state
-        data = {"state": state, "at": _now_iso(), "error": error}
-        _atomic_write(self.submission_path, json.dumps(data))
+        data = {"state": state, "at": now_iso(), "error": error}
+        write_private(self.submission_path, json.dumps(data))
 
     def submission(self) -> dict[str, Any]:
         """The recorded outcome ({} for a run from before it was recorded)."""
@@ -151,14 +150,6 @@ def run_config(run: Run) -> Config:
 def crawl_dir(run: Run) -> Path:
     """Where a run's crawl shards go: <run>/crawl, or the -o of `crawl --submit`."""
     return Path(run.settings.get("crawl", {}).get("out_dir") or run.run_dir / "crawl")
-
-
-def _now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    write_private(path, text)
 
 
 def runs_dir(config: Config) -> Path:
@@ -233,8 +224,8 @@ def create_run(config: Config, kind: str, *, folders: Iterable[bytes] | None = N
     for sub in ("scripts", "logs", "tasks"):
         (run_dir / sub).mkdir(exist_ok=True)
     settings: dict[str, Any] = {
-        "run_id": run_dir.name, "kind": kind, "created": _now_iso(),
-        "user": getpass.getuser(), "host": socket.gethostname(), "version": __version__,
+        "run_id": run_dir.name, "kind": kind, "created": now_iso(),
+        "user": whoami(), "host": hostname(), "version": __version__,
         "python": python_for_jobs(config), "backend": backend,
         "catalog": str(catalog_path(config)),
     }
@@ -247,7 +238,7 @@ def create_run(config: Config, kind: str, *, folders: Iterable[bytes] | None = N
         settings["archive"] = archive
     run = Run(run_dir)
     remote_secrets.save(run.secrets_path, secret_env)
-    _atomic_write(run_dir / "run.toml", tomli_w.dumps(settings))
+    write_private(run_dir / "run.toml", tomli_w.dumps(settings))
     if kind in ("archive", "pipeline"):
         from .taskslots import create as create_slots
 

@@ -32,17 +32,14 @@ import json
 import os
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ..errors import DataError, FrosterError
 from ..scheduler.injob import clip_comment, slurm_task_id
+from ..util.atomic import write_atomic
+from ..util.clock import now_iso
 from ..util.paths import read_folder_list, write_json_atomic
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def task_dir(run_dir: str | os.PathLike, index: int) -> Path:
@@ -176,13 +173,7 @@ def mark_step_done(run_dir: str | os.PathLike, index: int, step: str,
     """Leave the marker of a finished step (written atomically, after the step's outputs)."""
     path = marker_path(run_dir, index, step)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{step}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(json.dumps({"done_at": now_iso(), **(summary or {})},
-                           ensure_ascii=True).encode())
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps({"done_at": now_iso(), **(summary or {})}, ensure_ascii=True))
 
 
 def clear_steps(run_dir: str | os.PathLike, index: int, steps: list[str] | tuple[str, ...]
@@ -212,9 +203,7 @@ def set_status(run_dir: str | os.PathLike, index: int, text: str,
     path = task_dir(run_dir, index) / "comment"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".comment.{os.getpid()}.tmp")
-        tmp.write_text(text + "\n")
-        os.replace(tmp, path)
+        write_atomic(path, text + "\n")
     except OSError:
         pass
     job = slurm_task_id(env)

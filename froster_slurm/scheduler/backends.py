@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ..errors import EXIT_TEMPFAIL, UserError
+from ..util.atomic import write_atomic
 from .slurm import JobInfo, SlurmClient, scrubbed_env
 
 LOCAL_MAX_REQUEUES = 50
@@ -144,10 +144,7 @@ class LocalBackend:
         return f"local{n}"
 
     def _write(self, job_id: str, data: dict) -> None:
-        p = self.jobs_dir / f"{job_id}.json"
-        tmp = p.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data))
-        os.replace(tmp, p)
+        write_atomic(self.jobs_dir / f"{job_id}.json", json.dumps(data))
 
     def _read(self, job_id: str) -> dict | None:
         try:

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..errors import DataError, UserError
+from .atomic import atomic_file, write_atomic
 
 
 def to_bytes(path: str | bytes | os.PathLike) -> bytes:
@@ -41,19 +42,16 @@ def display(path: str | bytes) -> str:
 def write_folder_list(dest: str | os.PathLike, folders: Iterable[bytes | str]) -> int:
     """Write folders NUL-terminated (one record each); returns how many were written.
 
-    Written to a temporary name and renamed, so a job never reads a half-written list.
+    Written through ``atomic.atomic_file``, so a job never reads a half-written list.
     """
-    dest = Path(dest)
-    tmp = dest.with_name(dest.name + ".tmp")
     n = 0
-    with open(tmp, "wb") as f:
+    with atomic_file(dest) as f:
         for folder in folders:
             b = to_bytes(folder)
             if not b or b"\0" in b:
                 raise UserError(f"not a usable folder path: {display(b)!r}")
             f.write(b + b"\0")
             n += 1
-    os.replace(tmp, dest)
     return n
 
 
@@ -95,15 +93,8 @@ def discard_tree(path: str | bytes | os.PathLike) -> None:
 
 
 def write_json_atomic(path: str | os.PathLike, obj: object) -> None:
-    """Replace a JSON state file so a reader never sees half of it (tmp + fsync + rename).
+    """Replace a JSON state file so a reader never sees half of it (``atomic.write_atomic``).
 
     ASCII-escaped, so a path held as a surrogateescape str survives the round trip.
     """
-    path = Path(path)
-    data = json.dumps(obj, indent=1, ensure_ascii=True, sort_keys=True).encode() + b"\n"
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(obj, indent=1, ensure_ascii=True, sort_keys=True) + "\n")

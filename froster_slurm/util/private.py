@@ -14,6 +14,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .atomic import write_atomic
+
 DIR_MODE = 0o700
 FILE_MODE = 0o600
 
@@ -44,15 +46,4 @@ def private_dir(path: str | os.PathLike, *, tighten: bool = False) -> Path:
 
 def write_private(path: str | os.PathLike, data: str | bytes) -> None:
     """Write ``data`` atomically into ``path`` as a 0600 file (never readable by others)."""
-    p = Path(path)
-    tmp = p.with_name(f".{p.name}.tmp.{os.getpid()}")
-    raw = data.encode() if isinstance(data, str) else data
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, FILE_MODE)
-    try:
-        os.fchmod(fd, FILE_MODE)
-        view = memoryview(raw)
-        while view:
-            view = view[os.write(fd, view):]
-    finally:
-        os.close(fd)
-    os.replace(tmp, p)
+    write_atomic(path, data, mode=FILE_MODE)
