@@ -23,8 +23,9 @@ from pathlib import Path
 
 from ..errors import EXIT_OK, EXIT_USAGE, FrosterError
 
+# The stage lines of the docstring above (indented by four spaces) are the usage text.
 USAGE = "usage: python -m froster_slurm.jobs STAGE RUN_DIR [INDEX]\n" + "\n".join(
-    "  " + line.strip() for line in (__doc__ or "").split("\n")[4:-1] if line.strip())
+    "  " + line.strip() for line in (__doc__ or "").splitlines() if line.startswith("    "))
 
 
 class _Usage(Exception):
