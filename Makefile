@@ -8,6 +8,8 @@ VENV     ?= .venv
 PY       := $(VENV)/bin/python
 PIP      := $(VENV)/bin/pip
 PYTHON3  ?= python3
+# openssh-server: the tests run their own private sshd from it (tests/sshserver.py, sftp);
+# on a systemd host the package also enables the system's ssh service, which the tests never use.
 APT_PKGS := slurm-wlm munge rclone chromium gcc python3-dev tmux shellcheck openssh-server
 # The Ceph RGW the tests use as a second real S3 (scripts/ceph-rgw.sh)
 RGW_PKGS := ceph-mon ceph-osd radosgw curl

@@ -41,11 +41,6 @@ def _fallocate() -> Any:
     return fn
 
 
-def is_sparse(st: os.stat_result) -> bool:
-    """Fewer bytes allocated than the file is long: it has holes (what inventory records)."""
-    return st.st_size > 0 and st.st_blocks * 512 < st.st_size
-
-
 def zero_runs(fd: int, size: int, block: int) -> list[tuple[int, int]]:
     """(offset, length) of each run of whole ``block``-aligned blocks that read as zeros
     (a final partial block counts when it is the end of the file)."""
