@@ -52,8 +52,10 @@ froster_status() {
 }
 
 # froster_use_task INDEX: this job works for task INDEX of the run; its live status line is
-# also written to the task's comment file (what status reads under the local backend).
+# also written to the task's status file (what status reads under the local backend). The
+# renderer defines FROSTER_TASK_STATUS_FILE above this file: that path with @INDEX@ for the
+# index, from the run-directory contract (froster_slurm/run/rundir.py), never retyped here.
 froster_use_task() {
-    FROSTER_STATUS_FILE="$FROSTER_RUN_DIR/tasks/$1/comment"
+    FROSTER_STATUS_FILE=${FROSTER_TASK_STATUS_FILE//@INDEX@/$1}
     mkdir -p "${FROSTER_STATUS_FILE%/*}"
 }

@@ -68,7 +68,7 @@ def test_status_of_a_large_run_totals_then_failing_and_running_first(
     run_dir = make_scale_run(tmp_path / "st", 20_000, mix={
         "failed": 30, "retrying": 5, "running": 20, "pending": 945}, fast=True)
     # tear task 0's slot (a done task): status must take its figures from its state file
-    with open(run_dir / taskslots.SLOTS_NAME, "r+b") as f:
+    with open(taskslots.slots_path(run_dir), "r+b") as f:
         f.seek(len(taskslots.HEADER) + 10)
         f.write(b"\xff\xff")
     opened: list[int] = []

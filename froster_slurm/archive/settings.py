@@ -16,6 +16,7 @@ from typing import Any
 
 from ..config import DEFAULTS
 from ..errors import ConfigError, NotFoundError
+from ..run.rundir import Run
 from ..util.units import parse_size
 
 # rclone flags that would let a copy or a check pass without comparing content.
@@ -72,7 +73,7 @@ def _default(key: str) -> Any:
 
 def _snapshot_templates_dir(run_dir: Path) -> str:
     """The site templates_dir frozen into the run's config snapshot, if there is one."""
-    snap = run_dir / "config.toml"
+    snap = Run(run_dir).config_path
     if not snap.is_file():
         return ""
     try:
@@ -99,7 +100,7 @@ def check_flags(flags: list[str] | tuple[str, ...]) -> tuple[str, ...]:
 def load_settings(run_dir: str | os.PathLike) -> ArchiveSettings:
     """Read run.toml's top-level keys and its ``[archive]`` table."""
     run_dir = Path(run_dir)
-    path = run_dir / "run.toml"
+    path = Run(run_dir).settings_path
     try:
         with open(path, "rb") as f:
             data = tomllib.load(f)

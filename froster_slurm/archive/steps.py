@@ -43,7 +43,6 @@ from ..run.taskstate import (
     read_marker,
     set_status,
     step_done,
-    task_dir,
     write_task_state,
 )
 from ..status.progress import RateMeter, format_eta, format_rate
@@ -98,8 +97,9 @@ class ArchiveTask:
         self.index = index
         self.folder = os.path.normpath(folder)
         self.state = state
-        self.tdir = task_dir(settings.run_dir, index)
-        self.work = self.tdir / "work"
+        self.paths = Run(settings.run_dir).task(index)
+        self.tdir = self.paths.dir
+        self.work = self.paths.work
         # Version 1 of the folder's archive lives here, later versions below it (versions.py);
         # which one this task writes is decided by the inventory step and kept in version.json.
         self.base_dest = names.destination(settings.remote, settings.prefix, self.folder)
@@ -109,7 +109,7 @@ class ArchiveTask:
         run_tag = re.sub(r"[^A-Za-z0-9._-]", "_", settings.run_id)
         self.bundle_dir = f"{BUNDLE_DIR_REMOTE}/{run_tag}-{index}"
         self.rclone = Rclone(settings.rclone, settings.rclone_config, settings.rclone_flags,
-                             settings.transfers, self.tdir / "logs",
+                             settings.transfers, self.paths.logs,
                              env=Run(settings.run_dir).secret_env())
         self._last_status = 0.0
         self._lock = threading.Lock()
@@ -632,7 +632,7 @@ class ArchiveTask:
                          os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
             with os.fdopen(fd, "rb") as f:
                 raw = f.read()
-            write_atomic(self.tdir / "record.json", raw)
+            write_atomic(self.paths.record_path, raw)
             self.save(record_path=os.fsdecode(os.path.join(self.folder, ours.RECORD_NAME)))
             return {"unchanged_since": same["version"]}
         index_name = ours.index_name_for(self.folder)
@@ -682,7 +682,7 @@ class ArchiveTask:
         # first, so the other two are recognisably ours.  A folder the user may read but not
         # write is archived all the same: its trace stays in the remote, the run and the
         # catalog (README, "Limits"), and the task says so instead of failing after the upload.
-        write_atomic(self.tdir / "record.json", files[ours.RECORD_NAME])
+        write_atomic(self.paths.record_path, files[ours.RECORD_NAME])
         try:
             self._place_trace(files, index_name)
         except _NotWritable as e:

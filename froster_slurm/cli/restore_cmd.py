@@ -123,7 +123,7 @@ def purge(
     if outcome.job_id:
         assert outcome.run is not None
         out(f"{len(outcome.queued)} large folder(s) go to Slurm job {outcome.job_id}; results "
-            f"in {outcome.run.run_dir / 'purge.json'} and logs/")
+            f"in {outcome.run.purge_results_path} and logs/")
     bad = [r for r in outcome.results if not r.ok]
     if bad:
         if len(outcome.results) == 1 and bad[0].error:

@@ -44,12 +44,13 @@ from ..errors import (
     FrosterError,
     TransientError,
 )
+from ..run.rundir import Run
 from ..run.taskstate import (
     read_task_state,
     retry_delay_seconds,
     set_status,
     step_done,
-    task_dir,
+    task_paths,
     write_task_state,
 )
 from ..scheduler.injob import slurm_task_id
@@ -71,7 +72,7 @@ def task_lock(run_dir: Path, index: int) -> Iterator[bool]:
     Two runs of one task at once (a resubmission while the old job still runs) would race on
     the same staging files; the second one backs off.
     """
-    path = task_dir(run_dir, index) / "lock"
+    path = task_paths(run_dir, index).lock_path
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as f:
         try:
@@ -162,7 +163,7 @@ def archive(run_dir: Path, index: int) -> int:
     state = read_task_state(run_dir, index)
     try:
         settings = load_settings(run_dir)
-        folder = folder_at(run_dir / "folders.nul", index)
+        folder = folder_at(Run(run_dir).folders_path, index)
     except FrosterError as e:
         return _fail_permanent(run_dir, index, state, str(e))
     with task_lock(run_dir, index) as mine:

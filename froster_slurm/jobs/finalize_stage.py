@@ -26,7 +26,7 @@ from ..util.clock import now_iso, seconds_between
 def task_record(run: Run, index: int, state: dict[str, Any]) -> dict[str, Any] | None:
     """The head of a done task's archive record (``catalog.record_head``: no per-file parts),
     from the copy kept in the run, else the folder's; memory does not grow with its files."""
-    candidates = [run.run_dir / "tasks" / str(index) / "record.json"]
+    candidates = [run.task(index).record_path]
     if state.get("record_path"):
         candidates.append(Path(state["record_path"]))  # surrogateescape str: exact bytes
     for p in candidates:
@@ -44,11 +44,11 @@ def _log_of(run: Run, index: int, state: dict[str, Any]) -> str | None:
     """The task's job log, relative to the run directory (where summary.html is)."""
     job = state.get("slurm_job")
     if job:
-        log = f"logs/archive-{job}.out"
-        if (run.run_dir / log).exists():
-            return log
-    rclone_logs = f"tasks/{index}/logs"
-    return rclone_logs if (run.run_dir / rclone_logs).is_dir() else None
+        log = run.job_log("archive", job)
+        if log.exists():
+            return str(log.relative_to(run.run_dir))
+    rclone_logs = run.task(index).logs
+    return str(rclone_logs.relative_to(run.run_dir)) if rclone_logs.is_dir() else None
 
 
 def _prices(run: Run) -> dict[str, Any]:
@@ -133,8 +133,8 @@ def finalize(run: Run) -> dict[str, Any]:
     if report is not None:  # a pipeline run: what its rank stage selected, and why not more
         summary["selection"] = report
     # summary.json last: its presence is what says the run is finalized (status reads it).
-    write_atomic(run.run_dir / "summary.html", summary_html(summary))
-    write_atomic(run.run_dir / "summary.json", json.dumps(summary, indent=1, ensure_ascii=True))
+    write_atomic(run.summary_html_path, summary_html(summary))
+    write_atomic(run.summary_path, json.dumps(summary, indent=1, ensure_ascii=True))
     return summary
 
 

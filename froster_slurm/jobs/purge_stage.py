@@ -11,7 +11,7 @@ import json
 import os
 from pathlib import Path
 
-from ..purge.purger import RESULTS, PurgeResult, purge_folder, write_results
+from ..purge.purger import PurgeResult, purge_folder, write_results
 from ..restore.remote import rclone_from_config
 from ..run.rundir import Run, run_config
 
@@ -20,16 +20,16 @@ def run_purge_job(run_dir: Path) -> int:
     """The Slurm job: purge the run's folders that have no result yet; 0 when all purged."""
     run = Run(run_dir)
     cfg = run_config(run)
-    results_path = run_dir / RESULTS
+    results_path = run.purge_results_path
     have: list[dict] = json.loads(results_path.read_text()) if results_path.exists() else []
     finished = {r["folder"] for r in have}
-    rclone = rclone_from_config(cfg, run_dir / "logs" / "rclone")
+    rclone = rclone_from_config(cfg, run.rclone_logs_dir)
     results = [PurgeResult(**r) for r in have]
     ok = True
     for folder in run.folders():
         if os.fsdecode(folder) in finished:
             continue
-        res = purge_folder(folder, rclone=rclone, work=run_dir / "work", dry_run=False,
+        res = purge_folder(folder, rclone=rclone, work=run.work_dir, dry_run=False,
                            workers=max(1, len(os.sched_getaffinity(0))), run_id=run.run_id,
                            catalog_file=run.settings.get("catalog", ""),
                            templates_dir=cfg.get("templates_dir") or None)

@@ -31,7 +31,7 @@ def rank(run: Run) -> int:
     cfg = run_config(run)
     sel = run.settings.get("select", {})
     set_comment("rank")
-    hotspots = run.run_dir / "hotspots.csv"
+    hotspots = run.hotspots_path
     totals, _ = rank_to_file([crawl_dir(run)], hotspots,
                              memory_limit=cfg.get("rank.memory_limit"),
                              temp_dir=cfg.get("rank.temp_dir") or None,

@@ -27,7 +27,7 @@ from ..submit.pipeline import make_backend
 from ..submit.stages import render_stage, sbatch_options
 from ..util.paths import display
 from ..util.units import format_size, parse_size
-from .purger import RESULTS, PurgeResult, freed_bytes, purge_folder, scan, write_results
+from .purger import PurgeResult, freed_bytes, purge_folder, scan, write_results
 
 
 @dataclass
@@ -88,9 +88,9 @@ def purge_folders(folders: list[bytes], config: Config, *, dry_run: bool,
     run = create_run(config, "purge", folders=[c.folder for c in ready],
                      archive=archive_settings(config, config.get("default_remote")),
                      backend=be.name, extra={"purge": {"dry_run": dry_run}})
-    save_snapshot(config, run.run_dir / "config.toml")
+    save_snapshot(config, run.config_path)
     out.run = run
-    rclone = rclone_from_config(config, run.run_dir / "logs" / "rclone")
+    rclone = rclone_from_config(config, run.rclone_logs_dir)
     catalog_file = run.settings.get("catalog", "")
     big: list[bytes] = []
     done: list[PurgeResult] = []
@@ -100,12 +100,12 @@ def purge_folders(folders: list[bytes], config: Config, *, dry_run: bool,
         if large and not dry_run and be.name == "slurm":
             big.append(c.folder)
             continue
-        done.append(purge_folder(c.folder, rclone=rclone, work=run.run_dir / "work",
+        done.append(purge_folder(c.folder, rclone=rclone, work=run.work_dir,
                                  dry_run=dry_run, workers=workers, run_id=run.run_id,
                                  catalog_file=catalog_file,
                                  templates_dir=config.get("templates_dir") or None,
                                  skip_hash=dry_run and large))
-    write_results(run.run_dir / RESULTS, done)
+    write_results(run.purge_results_path, done)
     out.results += done
     if big:
         out.queued = [os.fsdecode(f) for f in big]

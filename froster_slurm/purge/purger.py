@@ -65,7 +65,6 @@ from ..util.paths import display
 from ..util.units import format_size
 from .quarantine import Changed, Quarantine, is_quarantine, same_inode
 
-RESULTS = "purge.json"  # a purge run's results, one per folder (status reads them too)
 REPORT_LIMIT = 20
 
 

@@ -72,7 +72,7 @@ def stage_name(run_id: str) -> bytes:
 
 def load_archive(run_dir: Path, folder: bytes) -> Archive:
     """The archive as it was when the restore was asked for (copied into the run)."""
-    tdir = run_dir / TRACE_DIR
+    tdir = Run(run_dir).trace_dir
     return parse(folder, (tdir / ours.RECORD_NAME.decode()).read_bytes(),
                  (tdir / ours.MANIFEST_NAME.decode()).read_bytes())
 
@@ -89,8 +89,8 @@ class RestoreJob:
         self.folder = self.run.folders()[0]
         self.target = os.fsencode(self.opts["target"])
         self.arch = load_archive(run_dir, self.folder)
-        self.rclone = rclone_from_settings(self.settings, run_dir / "logs" / "rclone")
-        self.work = run_dir / "work"
+        self.rclone = rclone_from_settings(self.settings, self.run.rclone_logs_dir)
+        self.work = self.run.work_dir
         self.work.mkdir(exist_ok=True)
 
     def save(self, **changes: Any) -> None:

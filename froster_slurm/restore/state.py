@@ -23,15 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataError, NotFoundError
+from ..run.rundir import Run
 from ..util.clock import now_iso
 from ..util.paths import write_json_atomic
 
-STATE_NAME = "restore.json"
 ACTIVE = ("requested", "waiting", "downloading", "placing")
 
 
 def state_path(run_dir: Path) -> Path:
-    return Path(run_dir) / STATE_NAME
+    return Run(Path(run_dir)).restore_state_path
 
 
 def read_state(run_dir: Path) -> dict[str, Any]:

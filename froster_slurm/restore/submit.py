@@ -288,8 +288,8 @@ def _start(folder: bytes, target: bytes, config: Config, tier: str | None, days:
                         "restore again) or choose another --to")
     if prior:
         run, state = prior
-        arch = parse(folder, (run.run_dir / TRACE_DIR / ours.RECORD_NAME.decode()).read_bytes(),
-                     (run.run_dir / TRACE_DIR / ours.MANIFEST_NAME.decode()).read_bytes())
+        arch = parse(folder, (run.trace_dir / ours.RECORD_NAME.decode()).read_bytes(),
+                     (run.trace_dir / ours.MANIFEST_NAME.decode()).read_bytes())
         if version is not None and arch.version != version:
             raise UserError(f"an unfinished restore of version {arch.version} of "
                             f"{display(folder)} into {display(target)} is in run "
@@ -337,10 +337,10 @@ def _start(folder: bytes, target: bytes, config: Config, tier: str | None, days:
                 "owners)")
         discard_tree(work)
     out.run = run
-    rclone.log_dir = run.run_dir / "logs" / "rclone"
+    rclone.log_dir = run.rclone_logs_dir
     if thaw and read_state(run.run_dir)["phase"] in ("requested", "waiting", "downloading"):
         got = request_restore(rclone, arch.destination, sorted(sizes), tier, days,
-                              run.run_dir / "work")
+                              run.work_dir)
         if got.failed:
             what, why = got.failed[0]
             hint = ""
@@ -375,8 +375,8 @@ def _new_run(config: Config, folder: bytes, target: bytes, arch: Archive, be: Ba
                      archive=archive_settings(config, config.get("default_remote"),
                                               storage_class=arch.storage_class),
                      backend=be.name)
-    save_snapshot(config, run.run_dir / "config.toml")
-    tdir = run.run_dir / TRACE_DIR
+    save_snapshot(config, run.config_path)
+    tdir = run.trace_dir
     tdir.mkdir()
     (tdir / ours.RECORD_NAME.decode()).write_bytes(
         json.dumps(arch.record, ensure_ascii=True).encode())

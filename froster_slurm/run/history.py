@@ -49,7 +49,7 @@ def _created(run: Run) -> float:
     when = parse_iso(run.settings.get("created"))
     if when is not None:
         return when.timestamp()
-    return (run.run_dir / "run.toml").stat().st_mtime
+    return run.settings_path.stat().st_mtime
 
 
 def entries(config: Config, states: Iterable[str] = (), now: float | None = None

@@ -4,16 +4,26 @@ Layout (the contract between the manager and the job scripts)::
 
     <state_dir>/runs/<run_id>/
         run.toml          settings the jobs read (written once, before anything is submitted)
+        config.toml       the config frozen at submission (what jobs use, not the live files)
         jobs.toml         job ids, added as the stages are submitted
+        submission.json   how submitting went (submitted, dry-run, failed)
+        secrets.json      0600: the remote's credentials for rclone's environment, if any
         folders.nul       the folder list: entry i is archived by array task i
+        roots.nul         the roots a crawl or pipeline run crawls
         scripts/          rendered sbatch scripts, exactly as submitted
-        logs/             Slurm/local output (%A_%a.out)
-        tasks/<i>/        per-task state (state.json, step markers, staging)
-        crawl/ hotspots.csv selection.nul   (pipeline runs)
+        logs/             Slurm/local output (<stage>-%A_%a.out), rclone/ for run-level rclone
+        tasks/<i>/        per-task files (``TaskPaths``: state.json, steps/, work/, logs/, ...)
+        work/             run-level staging of a restore or purge run
+        crawl/ hotspots.csv selection.json  (pipeline runs)
         summary.json summary.html          (written by finalize)
+        status.slots                       (archive, pipeline: the status index)
+        restore.json trace/                (restore runs)   purge.json (purge runs)
 
-Everything a job needs is in the run directory, so a job never depends on the submitting
-shell's environment or on the folder names being in a script's text.
+Every one of these names is spelled here once, as a property of ``Run`` (or of
+``TaskPaths`` for a task): other modules ask the run for a path, and the job scripts get the
+paths their bash needs rendered into variables (``submit/stages.py``).  Everything a job needs
+is in the run directory, so a job never depends on the submitting shell's environment or on
+the folder names being in a script's text.
 """
 
 from __future__ import annotations
@@ -55,9 +65,59 @@ ARCHIVE_KEYS = ("storage_class", "recursive", "hash_workers", "max_attempts", "r
                 "transfers")
 
 
+@dataclass(frozen=True)
+class TaskPaths:
+    """Every file of one task's directory ``tasks/<index>/`` (archive array tasks; a restore
+    or purge run's single job uses task 0 for its status line)."""
+
+    dir: Path
+
+    @property
+    def state_path(self) -> Path:
+        """What the task is doing (``taskstate``), replaced whole on every change."""
+        return self.dir / "state.json"
+
+    @property
+    def steps_dir(self) -> Path:
+        return self.dir / "steps"
+
+    def marker_path(self, step: str) -> Path:
+        """The marker a finished step leaves (a small JSON summary of what it produced)."""
+        return self.steps_dir / step
+
+    @property
+    def work(self) -> Path:
+        """Staging: inventory, bundles, hash results, lists for rclone."""
+        return self.dir / "work"
+
+    @property
+    def logs(self) -> Path:
+        """rclone's own logs, one file per step."""
+        return self.dir / "logs"
+
+    @property
+    def record_path(self) -> Path:
+        """A copy of the archive record left in the folder (finalize reads it)."""
+        return self.dir / "record.json"
+
+    @property
+    def status_path(self) -> Path:
+        """The live status line (under Slurm also the job's Comment)."""
+        return self.dir / "comment"
+
+    @property
+    def lock_path(self) -> Path:
+        """flock'ed while a run of the task is active."""
+        return self.dir / "lock"
+
+
+# Stands for the task index in a path pattern rendered into bash (``Run.task_pattern``).
+INDEX_TOKEN = "@INDEX@"
+
+
 @dataclass
 class Run:
-    """Handle on a run directory."""
+    """Handle on a run directory: every path in it is a property here."""
 
     run_dir: Path
 
@@ -65,21 +125,124 @@ class Run:
     def run_id(self) -> str:
         return self.run_dir.name
 
+    @property
+    def settings_path(self) -> Path:
+        return self.run_dir / "run.toml"
+
     @functools.cached_property
     def settings(self) -> dict[str, Any]:
         """run.toml, read once: it is written before anything is submitted, never after."""
-        with open(self.run_dir / "run.toml", "rb") as f:
+        with open(self.settings_path, "rb") as f:
             return tomllib.load(f)
+
+    @property
+    def config_path(self) -> Path:
+        """The config snapshot frozen at submission (``config.save_snapshot``)."""
+        return self.run_dir / "config.toml"
+
+    @property
+    def jobs_path(self) -> Path:
+        return self.run_dir / "jobs.toml"
 
     @property
     def folders_path(self) -> Path:
         return self.run_dir / "folders.nul"
 
+    @property
+    def roots_path(self) -> Path:
+        """The roots a crawl or pipeline run crawls (NUL-separated, like folders.nul)."""
+        return self.run_dir / "roots.nul"
+
+    @property
+    def scripts_dir(self) -> Path:
+        return self.run_dir / "scripts"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.run_dir / "logs"
+
+    @property
+    def rclone_logs_dir(self) -> Path:
+        """rclone's logs of a run-level job (restore, purge)."""
+        return self.logs_dir / "rclone"
+
+    def job_log_pattern(self, stage: str, *, array: bool) -> Path:
+        """The ``--output`` of a stage's jobs (sbatch fills in %A_%a or %j)."""
+        return self.logs_dir / (f"{stage}-%A_%a.out" if array else f"{stage}-%j.out")
+
+    def job_log(self, stage: str, job: str) -> Path:
+        """The log of one job (``ARRAYID_TASKID`` for an array task) of ``stage``."""
+        return self.logs_dir / f"{stage}-{job}.out"
+
+    @property
+    def tasks_dir(self) -> Path:
+        return self.run_dir / "tasks"
+
+    def task(self, index: int) -> TaskPaths:
+        return TaskPaths(self.tasks_dir / str(int(index)))
+
+    def task_indices(self) -> list[int]:
+        """The indices that have a task directory (unstarted tasks may have none)."""
+        try:
+            return sorted(int(p.name) for p in self.tasks_dir.iterdir() if p.name.isdigit())
+        except FileNotFoundError:
+            return []
+
+    def task_pattern(self, name: str) -> str:
+        """The path of ``TaskPaths.<name>`` with ``INDEX_TOKEN`` for the index: what a job
+        script substitutes (``${pattern//@INDEX@/$i}``) instead of retyping the layout."""
+        return str(getattr(TaskPaths(self.tasks_dir / INDEX_TOKEN), name))
+
+    @property
+    def work_dir(self) -> Path:
+        """Run-level staging of a restore or purge run."""
+        return self.run_dir / "work"
+
+    @property
+    def crawl_out(self) -> Path:
+        """The default crawl output of a crawl or pipeline run (``crawl_dir`` says where)."""
+        return self.run_dir / "crawl"
+
+    @property
+    def hotspots_path(self) -> Path:
+        """The rank stage's output of a pipeline run."""
+        return self.run_dir / "hotspots.csv"
+
+    @property
+    def summary_path(self) -> Path:
+        """Written last by finalize: its presence means the run is finalized."""
+        return self.run_dir / "summary.json"
+
+    @property
+    def summary_html_path(self) -> Path:
+        return self.run_dir / "summary.html"
+
+    @property
+    def restore_state_path(self) -> Path:
+        """A restore run's state (``restore/state.py``)."""
+        return self.run_dir / "restore.json"
+
+    @property
+    def trace_dir(self) -> Path:
+        """A restore run's copy of the archive record and manifest it restores from."""
+        return self.run_dir / "trace"
+
+    @property
+    def status_slots_path(self) -> Path:
+        """The status index of an archive or pipeline run: one fixed-size slot per task
+        (``taskslots``)."""
+        return self.run_dir / "status.slots"
+
+    @property
+    def purge_results_path(self) -> Path:
+        """A purge run's results, one per folder (status reads them too)."""
+        return self.run_dir / "purge.json"
+
     def folders(self) -> list[bytes]:
         return read_folder_list(self.folders_path) if self.folders_path.exists() else []
 
     def jobs(self) -> dict[str, Any]:
-        p = self.run_dir / "jobs.toml"
+        p = self.jobs_path
         if not p.exists():
             return {}
         with open(p, "rb") as f:
@@ -90,7 +253,7 @@ class Run:
         data = self.jobs()
         entry = {"job_ids": list(job_ids), "submitted": now_iso(), **extra}
         data.setdefault(stage, []).append(entry)
-        write_private(self.run_dir / "jobs.toml", tomli_w.dumps(data))
+        write_private(self.jobs_path, tomli_w.dumps(data))
 
     def all_job_ids(self) -> list[str]:
         return [j for entries in self.jobs().values() for e in entries for j in e["job_ids"]]
@@ -111,7 +274,7 @@ class Run:
             return None
 
     def script_path(self, name: str) -> Path:
-        return self.run_dir / "scripts" / name
+        return self.scripts_dir / name
 
     @property
     def submission_path(self) -> Path:
@@ -144,12 +307,12 @@ class Run:
 
 def run_config(run: Run) -> Config:
     """The config frozen into a run at submission (jobs use it, not the live files)."""
-    return load_snapshot(run.run_dir / "config.toml")
+    return load_snapshot(run.config_path)
 
 
 def crawl_dir(run: Run) -> Path:
     """Where a run's crawl shards go: <run>/crawl, or the -o of `crawl --submit`."""
-    return Path(run.settings.get("crawl", {}).get("out_dir") or run.run_dir / "crawl")
+    return Path(run.settings.get("crawl", {}).get("out_dir") or run.crawl_out)
 
 
 def runs_dir(config: Config) -> Path:
@@ -221,8 +384,9 @@ def create_run(config: Config, kind: str, *, folders: Iterable[bytes] | None = N
     run_dir = base / new_run_id()
     os.mkdir(run_dir, 0o700)
     os.chmod(run_dir, 0o700)
-    for sub in ("scripts", "logs", "tasks"):
-        (run_dir / sub).mkdir(exist_ok=True)
+    run = Run(run_dir)
+    for sub in (run.scripts_dir, run.logs_dir, run.tasks_dir):
+        sub.mkdir(exist_ok=True)
     settings: dict[str, Any] = {
         "run_id": run_dir.name, "kind": kind, "created": now_iso(),
         "user": whoami(), "host": hostname(), "version": __version__,
@@ -236,15 +400,14 @@ def create_run(config: Config, kind: str, *, folders: Iterable[bytes] | None = N
         archive = dict(archive)
         secret_env = archive.pop(SECRET_ENV, None) or {}
         settings["archive"] = archive
-    run = Run(run_dir)
     remote_secrets.save(run.secrets_path, secret_env)
-    write_private(run_dir / "run.toml", tomli_w.dumps(settings))
+    write_private(run.settings_path, tomli_w.dumps(settings))
     if kind in ("archive", "pipeline"):
         from .taskslots import create as create_slots
 
         create_slots(run_dir)  # before any task can write its state
     if folders is not None:
-        write_folder_list(run_dir / "folders.nul", folders)
+        write_folder_list(run.folders_path, folders)
     return run
 
 
@@ -258,7 +421,7 @@ def catalog_path(config: Config) -> Path:
 def open_run(config: Config, run: str) -> Run:
     """A run by id, unique id prefix, 'last', or a path to its directory."""
     p = Path(run)
-    if (p / "run.toml").is_file():
+    if Run(p).settings_path.is_file():
         return Run(p.resolve())
     base = runs_dir(config)
     ids = sorted(d.name for d in base.iterdir() if _is_run(d)) \
@@ -298,6 +461,6 @@ def _is_run(d: Path) -> bool:
     """A run directory we can read.  In a shared state_dir other accounts' runs are 0700:
     they are not ours to list, open or take as 'last'."""
     try:
-        return (d / "run.toml").is_file() and os.access(d, os.R_OK | os.X_OK)
+        return Run(d).settings_path.is_file() and os.access(d, os.R_OK | os.X_OK)
     except PermissionError:
         return False

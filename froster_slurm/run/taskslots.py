@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SLOTS_NAME = "status.slots"
 HEADER = b"froster-slurm status slots v1\n".ljust(64, b"\0")
 # magic, state, flags, attempts, failures, max_attempts, step, bytes_total, bytes_done, files,
 # updated (epoch s), pad, crc32 of everything before it
@@ -63,7 +62,9 @@ class Slot:
 
 
 def slots_path(run_dir: str | os.PathLike) -> Path:
-    return Path(run_dir) / SLOTS_NAME
+    from .rundir import Run
+
+    return Run(Path(run_dir)).status_slots_path
 
 
 def create(run_dir: str | os.PathLike) -> None:

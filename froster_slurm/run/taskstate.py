@@ -40,14 +40,19 @@ from ..scheduler.injob import clip_comment, slurm_task_id
 from ..util.atomic import write_atomic
 from ..util.clock import now_iso
 from ..util.paths import read_folder_list, write_json_atomic
+from .rundir import Run, TaskPaths
+
+
+def task_paths(run_dir: str | os.PathLike, index: int) -> TaskPaths:
+    return Run(Path(run_dir)).task(index)
 
 
 def task_dir(run_dir: str | os.PathLike, index: int) -> Path:
-    return Path(run_dir) / "tasks" / str(int(index))
+    return task_paths(run_dir, index).dir
 
 
 def state_path(run_dir: str | os.PathLike, index: int) -> Path:
-    return task_dir(run_dir, index) / "state.json"
+    return task_paths(run_dir, index).state_path
 
 
 def new_state(index: int, folder: bytes | str | None) -> dict[str, Any]:
@@ -67,7 +72,7 @@ def new_state(index: int, folder: bytes | str | None) -> dict[str, Any]:
 
 def _folder_of(run_dir: Path, index: int) -> bytes | None:
     try:
-        folders = read_folder_list(run_dir / "folders.nul")
+        folders = read_folder_list(Run(run_dir).folders_path)
     except FrosterError:
         return None
     return folders[index] if 0 <= index < len(folders) else None
@@ -101,13 +106,11 @@ def iter_task_states(run_dir: str | os.PathLike) -> Iterator[dict[str, Any]]:
     """
     run_dir = Path(run_dir)
     try:
-        folders = read_folder_list(run_dir / "folders.nul")
+        folders = read_folder_list(Run(run_dir).folders_path)
     except FrosterError:
         folders = []
     indices = set(range(len(folders)))
-    tasks = run_dir / "tasks"
-    if tasks.is_dir():
-        indices.update(int(p.name) for p in tasks.iterdir() if p.name.isdigit())
+    indices.update(Run(run_dir).task_indices())
     for i in sorted(indices):
         if state_path(run_dir, i).exists():
             yield read_task_state(run_dir, i)
@@ -154,7 +157,7 @@ def reset_attempts(run_dir: str | os.PathLike, index: int) -> None:
 
 
 def marker_path(run_dir: str | os.PathLike, index: int, step: str) -> Path:
-    return task_dir(run_dir, index) / "steps" / step
+    return task_paths(run_dir, index).marker_path(step)
 
 
 def step_done(run_dir: str | os.PathLike, index: int, step: str) -> bool:
@@ -200,7 +203,7 @@ def set_status(run_dir: str | os.PathLike, index: int, text: str,
     """
     env = dict(os.environ if env is None else env)
     text = clip_comment(text)
-    path = task_dir(run_dir, index) / "comment"
+    path = task_paths(run_dir, index).status_path
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, text + "\n")

@@ -214,10 +214,12 @@ class LocalBackend:
 
         The task's folder index is the script's array offset plus the array task id.
         """
-        run_dir = script.parent.parent
+        from ..run.rundir import Run
+
+        run = Run(script.parent.parent)  # scripts/ is a directory of the run
         m = _OFFSET.search(script.read_text())
         index = (int(m.group(1)) if m else 0) + (task or 0)
-        state = run_dir / "tasks" / str(index) / "state.json"
+        state = run.task(index).state_path
         try:
             retry_after = float(json.loads(state.read_text()).get("retry_after") or 0)
         except (FileNotFoundError, json.JSONDecodeError, ValueError):

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..run import taskslots
-from ..run.rundir import Run
+from ..run.rundir import Run, crawl_dir
 from ..scheduler.backends import Backend
 from ..scheduler.slurm import JobInfo
 from ..util.paths import display
@@ -307,30 +307,30 @@ def _kind_detail(run: Run, kind: str, n_folders: int) -> dict[str, Any]:
     """What each kind of run counts in its own words; ``complete`` when its last step wrote
     its result."""
     if kind in ("archive", "pipeline"):
-        d: dict[str, Any] = {"complete": (run.run_dir / "summary.json").exists()}
+        d: dict[str, Any] = {"complete": run.summary_path.exists()}
         if kind == "pipeline":
-            d.update(_crawl_detail(run.run_dir / "crawl"))
-            d["ranked"] = (run.run_dir / "hotspots.csv").exists()
+            d.update(_crawl_detail(crawl_dir(run)))
+            d["ranked"] = run.hotspots_path.exists()
             d["selected"] = n_folders if run.folders_path.exists() else None
             d["complete"] = d["complete"] or (d["selected"] == 0 and d["ranked"])
         return d
     if kind == "crawl":
-        out = Path(run.settings.get("crawl", {}).get("out_dir") or run.run_dir / "crawl")
+        out = crawl_dir(run)
         d = _crawl_detail(out)
         d["complete"] = bool(d["shards"]) and d["shards_done"] == d["shards"]
         return d
     if kind == "restore":
-        r = _read_json(run.run_dir / "restore.json") or {}
+        r = _read_json(run.restore_state_path) or {}
         return {"complete": r.get("phase") in ("done", "failed"), "phase": r.get("phase"),
                 "target": r.get("target"), "folder": r.get("folder"), "error": r.get("error"),
                 "thaw": r.get("thaw")}
     if kind == "purge":
-        res = _read_json(run.run_dir / "purge.json")
+        res = _read_json(run.purge_results_path)
         rows = res if isinstance(res, list) else []
         return {"complete": res is not None, "purged": len(rows),
                 "refused": sum(1 for r in rows if r.get("blockers") or r.get("error")),
                 "bytes_freed": sum(int(r.get("bytes_freed") or 0) for r in rows)}
-    return {"complete": (run.run_dir / "summary.json").exists()}
+    return {"complete": run.summary_path.exists()}
 
 
 def _crawl_detail(out: Path) -> dict[str, Any]:

@@ -101,7 +101,7 @@ def archive_folders(folders: list[bytes], remote: str, config: Config, *,
     run = create_run(config, "archive", folders=folders, archive=settings, backend=be.name)
     result = SubmitResult(run, dry_run=dry_run, backend=be.name, notes=checked.notes)
     with submitting(run, dry_run=dry_run):
-        save_snapshot(config, run.run_dir / "config.toml")
+        save_snapshot(config, run.config_path)
         dispatch_archive(run, config, be, result, dry_run=dry_run)
     return result
 
@@ -235,7 +235,7 @@ def plan_crawl(run: Run, shards: int) -> None:
     from ..crawl.builtin import CrawlOptions
 
     cfg = run_config(run)
-    roots = read_folder_list(run.run_dir / "roots.nul")
+    roots = read_folder_list(run.roots_path)
     out = crawl_dir(run)
     out.mkdir(parents=True, exist_ok=True)
     options = CrawlOptions(one_file_system=cfg.get("crawl.one_file_system"),
@@ -290,8 +290,8 @@ def submit_crawl(roots: list[bytes], out_dir: Path, config: Config, *, shards: i
                      extra={"crawl": {"shards": shards, "out_dir": str(out_dir)}})
     result = SubmitResult(run, dry_run=dry_run, backend=be.name)
     with submitting(run, dry_run=dry_run):
-        save_snapshot(config, run.run_dir / "config.toml")
-        write_folder_list(run.run_dir / "roots.nul", absroots)
+        save_snapshot(config, run.config_path)
+        write_folder_list(run.roots_path, absroots)
         plan_crawl(run, shards)
         dispatch_crawl(run, config, be, result, absroots, shards, dry_run=dry_run)
     return result
@@ -312,8 +312,8 @@ def submit_pipeline(roots: list[bytes], remote: str, config: Config, *,
                             "crawl": {"shards": shards}})
     result = SubmitResult(run, dry_run=dry_run, backend=be.name, notes=checked.notes)
     with submitting(run, dry_run=dry_run):
-        save_snapshot(config, run.run_dir / "config.toml")
-        write_folder_list(run.run_dir / "roots.nul", absroots)
+        save_snapshot(config, run.config_path)
+        write_folder_list(run.roots_path, absroots)
         plan_crawl(run, shards)
         crawl_id = dispatch_crawl(run, config, be, result, absroots, shards, dry_run=dry_run)
         ropts = sbatch_options("rank", config, run, job_name=f"froster-rank-{run.run_id}")

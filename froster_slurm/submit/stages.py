@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +130,23 @@ def exit_code_block(text: str, name: str) -> str:
                       *(f"readonly FROSTER_EXIT_{u}={codes[u]}" for u in used)]) + "\n"
 
 
+# The run-directory paths a job script's bash may use, each rendered from the Run contract
+# only into a script that names it (``${NAME//@INDEX@/$i}`` for a task's path).
+_RUN_PATHS: dict[str, Callable[[Run], str]] = {
+    "FROSTER_TASK_STATUS_FILE": lambda run: run.task_pattern("status_path"),
+}
+
+
+def run_path_block(run: Run, text: str) -> str:
+    """``readonly`` definitions of the run paths ``text`` uses (see ``_RUN_PATHS``)."""
+    code = _code(text)
+    used = [name for name in _RUN_PATHS if re.search(rf"\b{name}\b", code)]
+    if not used:
+        return ""
+    return "\n".join(["# run-directory paths this script uses (froster_slurm/run/rundir.py)",
+                      *(f"readonly {n}={shlex.quote(_RUN_PATHS[n](run))}" for n in used)]) + "\n"
+
+
 def _shown(r: Resolved, folder: str) -> str:
     """Where a file came from, for the rendered script's comments."""
     return str(r.site_path) if r.origin == "site" else f"{folder}/{Path(r.builtin_path).name}"
@@ -149,7 +167,7 @@ def sbatch_options(stage: str, config: Config, run: Run, *, job_name: str,
             opts[opt] = s[key]
     if s["cpus"]:
         opts["cpus_per_task"] = s["cpus"]
-    log = run.run_dir / "logs" / (f"{stage}-%A_%a.out" if array else f"{stage}-%j.out")
+    log = run.job_log_pattern(stage, array=bool(array))
     opts.update(job_name=job_name, output=str(log), open_mode="append")
     if array:
         opts["array"] = array
@@ -201,7 +219,8 @@ def render_stage(stage: str, config: Config, run: Run, *, options: dict[str, Any
         "PYTHON": shlex.quote(run.settings.get("python", "python3")),
         "ARRAY_OFFSET": str(int(array_offset)),
         "PROLOGUE": prologue,
-        "COMMON": exits + helpers,
+        "COMMON": exits + run_path_block(run, "\n".join([helpers, prologue, body_file.text]))
+        + helpers,
         "BODY": body_file.text,
         "TEMPLATE": _shown(template_file, "templates"),
         "HELPERS": " + ".join(_shown(helper_files[h], "jobscripts") for h in chosen),
