@@ -30,11 +30,16 @@ NO_HASH = "big.bin: Failed to read hash: hash type not supported"
 THROTTLED = "api error SlowDown: Please reduce your request rate. StatusCode: 503"
 REFUSED = 'dial tcp 127.0.0.1:9: connect: connection refused'
 TIMEOUT = "context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
+ONE_UPSTREAM = ('Failed to create file system for "un:froster/src/u/": union can\'t point to a '
+                "single upstream - check the value of the upstreams setting")
+SFTP_DOWN = ('Failed to create file system for "sftp:x": NewFs: couldn\'t connect SSH: dial '
+             "tcp 127.0.0.1:2222: connect: connection refused")
 
 
 @pytest.mark.parametrize(("line", "name"), [
     (BAD_CLASS, "storage-class"), (NO_BUCKET, "missing-bucket"), (NO_REMOTE, "not-configured"),
     (DENIED, "access-denied"), (TOO_BIG, "too-large"), (NO_HASH, "hash-unsupported"),
+    (ONE_UPSTREAM, "bad-remote-config"),
     (RGW_CLASS, "bad-request"), ("Failed to copy: s3 upload: 400 Bad Request: status code: 400",
                                  "bad-request")])
 def test_misconfiguration_and_rejected_requests_are_permanent(line: str, name: str) -> None:
@@ -45,7 +50,7 @@ def test_misconfiguration_and_rejected_requests_are_permanent(line: str, name: s
     assert str(err).startswith(cause.words)  # plain words first, rclone's line after
 
 
-@pytest.mark.parametrize("line", [THROTTLED, REFUSED, TIMEOUT,
+@pytest.mark.parametrize("line", [THROTTLED, REFUSED, TIMEOUT, SFTP_DOWN,
                                   "StatusCode: 400, api error RequestTimeout: idle too long",
                                   "StatusCode: 500, api error InternalError"])
 def test_network_5xx_and_throttling_stay_transient(line: str) -> None:

@@ -133,3 +133,70 @@ def _archive_with(tmp_path: Path, folder: bytes, remote: str, conf: Path) -> dic
     assert p.returncode == 0, p.stderr[-3000:]
     assert state(run_dir, 0)["state"] == "done"
     return json.loads(Path(os.fsdecode(folder + b"/Froster.archive.json")).read_bytes())
+
+
+def test_union_over_s3_deep_archive_is_thawed_through_its_upstream_and_restored(
+        tmp_path: Path, s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A union has no restore command of its own: the thaw goes to the S3 upstream itself."""
+    conf = tmp_path / "union.conf"
+    conf.write_text(s3.rclone_config.read_text() +
+                    f"\n[un]\ntype = union\nupstreams = s3test:{s3.bucket}/unioned "
+                    # S3 has no folders before their objects: "existing path"
+                    # policies (rclone's default epmfs) find none to create in
+                    f"s3test:{s3.bucket}/unioned2\ncreate_policy = ff\n")
+    folder = os.fsencode(tmp_path / "src" / "u")
+    rich_tree(folder, big=20 * 1024)
+    use_config(monkeypatch, s3, conf)
+    record = _archive_with(tmp_path, folder, "un:", conf)
+    assert record["storage_class"] == "DEEP_ARCHIVE" and record["remote"]["type"] == "union"
+    assert [(b["type"], b["through"]) for b in record["remote"]["backends"]] == [
+        ("s3", "union"), ("s3", "union")]
+    keys = [k for k in s3.list_keys("unioned") if k.endswith("big.bin")]
+    assert keys and s3.client().head_object(Bucket=s3.bucket, Key=keys[0])[
+        "StorageClass"] == "DEEP_ARCHIVE"
+    dest = os.fsencode(tmp_path / "back")
+    rc, out = cli("restore", folder, "--to", dest, "--wait")
+    assert rc == 0, out
+    assert "restore requested for" in out and "no restore request needed" not in out
+    assert snapshot(dest) == snapshot(folder)
+
+
+def test_union_over_s3_with_an_existing_path_policy_is_refused_before_queueing(
+        tmp_path: Path, s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """rclone's default create policy (epmfs) needs the folder to exist on an upstream; on S3
+    it never does before the first object, so every upload failed "object not found" and the
+    task started over from the inventory, attempt after attempt."""
+    conf = tmp_path / "union.conf"
+    conf.write_text(s3.rclone_config.read_text() +
+                    f"\n[un]\ntype = union\nupstreams = s3test:{s3.bucket}/a "
+                    f"s3test:{s3.bucket}/b\n")
+    folder = os.fsencode(tmp_path / "src" / "u")
+    write_file(folder + b"/a.bin", b"a" * 100)
+    use_config(monkeypatch, s3, conf)
+    rc, out = cli("archive", folder, "--to", "un:", "--backend", "local")
+    assert rc == 78, out
+    assert ("the union 'un' writes with create_policy epmfs (\"existing path\"), but its s3 "
+            "upstreams have no folder before its first object") in out
+    assert "set create_policy = ff (the first upstream) or all for 'un'" in out
+
+
+def test_union_of_local_folders_records_no_storage_class(
+        tmp_path: Path, s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Seen: a union of local folders ignored the class while the record said DEEP_ARCHIVE."""
+    conf = tmp_path / "local-union.conf"
+    conf.write_text(f"[lu]\ntype = union\nupstreams = {tmp_path / 'u1'} {tmp_path / 'u2'}\n")
+    folder = os.fsencode(tmp_path / "src" / "lu")
+    write_file(folder + b"/a.bin", os.urandom(50 * 1024))
+    use_config(monkeypatch, s3, conf)
+    rc, out = cli("archive", folder, "--to", "lu:", "--backend", "local")
+    assert rc == 0, out
+    assert "(local) has no storage classes" in out
+    record = json.loads(Path(os.fsdecode(folder + b"/Froster.archive.json")).read_bytes())
+    assert (record["storage_class"], record["trace_storage_class"]) == ("none", "none")
+    assert [b["type"] for b in record["remote"]["backends"]] == ["local", "local"]
+    # rclone's default create policy (epmfs) writes to one upstream
+    assert [p for u in ("u1", "u2") for p in (tmp_path / u).rglob("*.tar")]  # a.bin's bundle
+    dest = os.fsencode(tmp_path / "back")
+    rc, out = cli("restore", folder, "--to", dest, "--wait")
+    assert rc == 0, out
+    assert snapshot(dest) == snapshot(folder)

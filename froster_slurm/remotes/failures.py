@@ -80,6 +80,12 @@ CAUSES: tuple[Cause, ...] = (
        r"send request failed|temporary failure|try again", False,
        "the remote could not be reached"),
     _c("corrupted", r"corrupted on transfer", False, "data was corrupted on the way; resent"),
+    # After the network causes: "Failed to create file system for X: dial tcp ... refused"
+    # stays transient; what remains is rclone refusing the remote's own settings (a union
+    # with one upstream, a missing option), which no retry changes.
+    _c("bad-remote-config", r"Failed to create file system for", True,
+       "rclone cannot set this remote up from its config",
+       "check it with `rclone lsf REMOTE:` and `froster-slurm check --to REMOTE:`"),
     # Last: a plain 400 is a request the server will refuse again (Ceph RGW answers an
     # undefined storage class with "400 InvalidArgument: UnknownError", rclone 1.60 with a
     # bare "status code: 400"); the transient 400s (RequestTimeout) matched above.

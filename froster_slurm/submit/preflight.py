@@ -25,6 +25,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -268,7 +269,43 @@ def backend_walk(probe: Probe, remote: str, depth: int = 0) -> tuple[set[str], s
 
 
 # The options of a remote that say what it is and what it wraps (never a credential).
-SKELETON_KEYS = ("type", "remote", "upstreams", "provider", "endpoint", "region")
+SKELETON_KEYS = ("type", "remote", "upstreams", "provider", "endpoint", "region",
+                 "create_policy")
+# Backends whose folders exist only through their objects (a new folder is never "there").
+BUCKET_TYPES = frozenset({"s3", "gcs", "azureblob", "b2", "swift"})
+
+
+def _union_policy(dest: Destination, probe: Probe, shown: str) -> Check | None:
+    """A union over bucket storage with an "existing path" create policy (rclone's default
+    epmfs) finds no upstream to write a new folder into: every upload fails "object not
+    found" and the task starts over and over.  Refused here, naming the setting to change."""
+    if "union" not in dest.wrappers:
+        return None
+    skeleton = probe.skeleton()
+    seen: set[str] = set()
+    todo = [split_name(dest.remote)]
+    while todo:
+        name = todo.pop()
+        if not name or name.startswith(":") or name in seen or name not in skeleton:
+            continue
+        seen.add(name)
+        opts = skeleton[name]
+        ups = opts.get("upstreams", "").split() if opts.get("type") == "union" else \
+            [opts.get("remote", "")] if opts.get("type") in WRAPPERS else []
+        if opts.get("type") == "union":
+            policy = opts.get("create_policy", "epmfs")
+            kinds: set[str] = set()
+            for up in ups:
+                kinds |= backend_walk(probe, re.sub(r":(ro|nc|writeback)$", "", up))[0]
+            if policy.startswith("ep") and kinds & BUCKET_TYPES:
+                buckets = "/".join(sorted(kinds & BUCKET_TYPES))
+                return fail("union", f"{shown}: the union {name!r} writes with create_policy "
+                            f"{policy} (\"existing path\"), but its {buckets} upstreams have "
+                            "no folder before its first object, so no upload could start; set "
+                            f"create_policy = ff (the first upstream) or all for {name!r}",
+                            ConfigError)
+        todo += [split_name(u) for u in ups if u]
+    return None
 
 
 def _crypt_cold(config: Config, dest: Destination, probe: Probe, shown: str) -> Check | None:
@@ -390,6 +427,9 @@ def check_destination(config: Config, remote: str, storage_class: str | None = N
                            "a local path, sftp with md5sum on the server, crypt over one of "
                            "these)", ConfigError))
     checks.append(_storage_class(config, dest, storage_class))
+    union = _union_policy(dest, probe, shown)
+    if union is not None:
+        checks.append(union)
     crypt = _crypt_cold(config, dest, probe, shown) if dest.storage_class != NO_CLASS else None
     if crypt is not None:
         checks.append(crypt)
