@@ -95,3 +95,22 @@ def test_sftp_purge_refuses_a_same_size_object_changed_on_the_server(
     assert rc != 0, out
     assert "data.bin" in out
     assert (tmp_path / "lab" / "other" / "data.bin").exists()
+
+
+def test_sftp_without_a_hash_command_is_refused_before_queueing(
+        sshd: SSHServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server that runs no commands (shell_type = none) cannot give md5: no proof, so the
+    archive is refused in one line before anything is queued (not 5 transient attempts)."""
+    conf = sshd.rclone_config(tmp_path / "rclone.conf")
+    conf.write_text(conf.read_text().replace("shell_type = unix", "shell_type = none")
+                    .replace("md5sum_command = md5sum", "md5sum_command = none")
+                    .replace("sha1sum_command = sha1sum", "sha1sum_command = none"))
+    configure(monkeypatch, None, backend="local")
+    monkeypatch.setenv("FROSTER_SLURM_ARCHIVE__RCLONE_CONFIG", str(conf))
+    folder = os.fsencode(tmp_path / "lab" / "nohash")
+    write_file(folder + b"/a.bin", b"a" * 100)
+    rc, out = cli("archive", folder, "--to", f"sftptest:{tmp_path / 'nohash'}",
+                  "--backend", "local")
+    assert rc == 78, out
+    assert "cannot give the md5 hashes verify needs" in out
+    assert not (tmp_path / "nohash").exists()
