@@ -50,7 +50,7 @@ def timed(label: str, t0: float) -> float:
 
 
 async def bench_picker(path: Path) -> None:
-    from froster_slurm.pick.app import PickApp
+    from froster_slurm.pick.picker import PickApp
 
     t0 = time.perf_counter()
     rows = load_hotspots(path)

@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "froster_slurm"
 
 # Modules that are the user interface (allowed to import typer/textual and the CLI).
-UI_MODULES = ("froster_slurm.__main__", "froster_slurm.cli", "froster_slurm.pick.app",
+UI_MODULES = ("froster_slurm.__main__", "froster_slurm.cli", "froster_slurm.pick.picker",
               "froster_slurm.pick.screens", "froster_slurm.pick.table")
 UI_IMPORTS = ("froster_slurm.cli", "typer", "textual")
 # Not imported: ``python -m froster_slurm`` runs the CLI when its __main__ is imported.
@@ -294,3 +294,12 @@ def test_no_import_cycle_crosses_a_package() -> None:
     """Lazy imports included: a loop between two rooms means one of them is in the wrong one."""
     crossing = [c for c in cycles(import_graph()) if len({room(m) for m in c}) > 1]
     assert crossing == []
+
+
+def test_no_two_modules_share_a_name() -> None:
+    """A name says which module it is (``grep``, tracebacks, job logs): no two ``task.py``."""
+    seen: dict[str, list[str]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        if path.name not in ("__init__.py", "__main__.py"):
+            seen.setdefault(path.name, []).append(str(path.relative_to(PACKAGE)))
+    assert {name: where for name, where in seen.items() if len(where) > 1} == {}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pick_testdata import CAFE, NOW, PRICES, TiB, drive, sample_rows
 
-from froster_slurm.pick.app import PickApp, SubmitPlan
+from froster_slurm.pick.picker import PickApp, SubmitPlan
 from froster_slurm.pick.screens import ConfirmScreen, FilterScreen, HelpScreen
 from froster_slurm.util.paths import read_folder_list
 

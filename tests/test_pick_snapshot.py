@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pick_testdata import NOW, PRICES, sample_rows
 
-from froster_slurm.pick.app import PickApp
+from froster_slurm.pick.picker import PickApp
 
 SIZE = (120, 16)
 

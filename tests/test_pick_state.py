@@ -5,8 +5,8 @@ from __future__ import annotations
 from pick_testdata import CAFE, NOW, PRICES, TiB, hs, sample_rows
 
 from froster_slurm.pick.access import AccessChecker
+from froster_slurm.pick.pickstate import PickState
 from froster_slurm.pick.selection import Rules
-from froster_slurm.pick.state import PickState
 
 
 def state(recursive: bool = True, by: str = "direct", rows=None) -> PickState:

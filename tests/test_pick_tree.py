@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pick_testdata import NOW, PRICES, TiB, drive, hs, sample_rows, write_sample
 
-from froster_slurm.pick.app import PickApp
+from froster_slurm.pick.picker import PickApp
 from froster_slurm.pick.screens import FilterScreen
 from froster_slurm.pick.selection import Rules, filter_rows
 from froster_slurm.pick.table import size_bar

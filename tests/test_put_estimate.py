@@ -25,7 +25,7 @@ from test_restore_support import configure
 
 from froster_slurm.cli import main
 from froster_slurm.config import load_config
-from froster_slurm.pick.app import PickApp
+from froster_slurm.pick.picker import PickApp
 from froster_slurm.pick.selection import (
     PUT_PRICE_SOURCE,
     Rules,

@@ -32,7 +32,7 @@ from froster_slurm.config import load_config
 from froster_slurm.restore import guard
 from froster_slurm.restore.record import read_local
 from froster_slurm.restore.remote import NotReady, download, rclone_from_config, request_restore
-from froster_slurm.restore.state import read_state
+from froster_slurm.restore.restorestate import read_state
 
 pytestmark = pytest.mark.s3
 ODD = b"proj caf\xe9"

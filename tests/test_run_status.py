@@ -108,7 +108,7 @@ def test_each_kind_speaks_its_own_words(tmp_path: Path, capsys: pytest.CaptureFi
     first = out.splitlines()[0]
     assert "(crawl, finished): 2/2 shards crawled" in first and " entries" in first, out
     assert "folders archived" not in out
-    # A restore run speaks in phases (its state file is restore/state.py's restore.json).
+    # A restore run speaks in phases (its state file is restore/restorestate.py's restore.json).
     run_dir = Path(os.environ["FROSTER_SLURM_STATE_DIR"]) / "runs" / "20200101-000000-abcdef"
     (run_dir / "tasks").mkdir(parents=True)
     (run_dir / "run.toml").write_text(tomli_w.dumps({"kind": "restore", "backend": "local",

@@ -117,7 +117,7 @@ def test_pick_without_tty_fails_fast_and_names_select(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-c",
          "import sys; from froster_slurm.cli import main; rc = main(sys.argv[1:]); "
-         "print('ui-imported' if 'froster_slurm.pick.app' in sys.modules else 'no-ui'); "
+         "print('ui-imported' if 'froster_slurm.pick.picker' in sys.modules else 'no-ui'); "
          "sys.exit(rc)", "pick", str(hot)],
         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60, env=env, cwd=REPO)
     assert proc.returncode == 64
@@ -160,7 +160,7 @@ def _pilot_run(keys: list[str], seen: dict):
 
 def test_pick_submit_hands_the_confirmed_selection_to_the_archive_stage(
         tmp_path, capsys, monkeypatch, fake_tty):
-    from froster_slurm.pick.app import PickApp
+    from froster_slurm.pick.picker import PickApp
     from froster_slurm.submit import pipeline
 
     hot = write_sample(tmp_path / "hot.csv")
@@ -188,7 +188,7 @@ def test_pick_submit_hands_the_confirmed_selection_to_the_archive_stage(
 
 
 def test_pick_quit_writes_nothing_submits_nothing(tmp_path, capsys, monkeypatch, fake_tty):
-    from froster_slurm.pick.app import PickApp
+    from froster_slurm.pick.picker import PickApp
     from froster_slurm.submit import pipeline
 
     hot = write_sample(tmp_path / "hot.csv")
@@ -203,7 +203,7 @@ def test_pick_quit_writes_nothing_submits_nothing(tmp_path, capsys, monkeypatch,
 
 
 def test_pick_default_output_and_flag_checks(tmp_path, capsys, monkeypatch, fake_tty):
-    from froster_slurm.pick.app import PickApp
+    from froster_slurm.pick.picker import PickApp
 
     hot = write_sample(tmp_path / "hot.csv")
     monkeypatch.setattr(PickApp, "run", _pilot_run(["a", "c", "y"], {}))
@@ -231,7 +231,7 @@ def test_select_follows_config_archive_recursive(tmp_path, capsys, monkeypatch, 
 def test_pick_submit_failure_keeps_the_selection_and_says_how_to_retry(
         tmp_path, capsys, monkeypatch, fake_tty):
     from froster_slurm.errors import UserError
-    from froster_slurm.pick.app import PickApp
+    from froster_slurm.pick.picker import PickApp
     from froster_slurm.submit import pipeline
 
     hot = write_sample(tmp_path / "hot.csv")
@@ -252,7 +252,7 @@ def test_pick_submit_failure_keeps_the_selection_and_says_how_to_retry(
 
 def test_pick_submit_checks_the_destination_before_the_picker_starts(
         tmp_path, capsys, monkeypatch, fake_tty):
-    from froster_slurm.pick.app import PickApp
+    from froster_slurm.pick.picker import PickApp
 
     hot = write_sample(tmp_path / "hot.csv")
     rclone_remote(tmp_path, monkeypatch, "lab")

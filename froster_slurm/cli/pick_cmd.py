@@ -116,7 +116,7 @@ def pick(
     if not rows:
         raise UserError(f"{hotspots} lists no folders: nothing to pick")
 
-    from ..pick.app import PickApp, SubmitPlan  # Textual only after the terminal check
+    from ..pick.picker import PickApp, SubmitPlan  # Textual only after the terminal check
 
     picker = PickApp(rows, output=dest, recursive=rec, by=by, storage_class=sclass,
                      prices=cfg.get("cost.per_tb_month"),

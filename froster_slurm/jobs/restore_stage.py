@@ -26,7 +26,7 @@ from ..errors import (
 )
 from ..restore.job import RestoreJob, log, status
 from ..restore.remote import NotReady
-from ..restore.state import read_state, write_state
+from ..restore.restorestate import read_state, write_state
 from ..run.taskstate import update_task_state
 from ..util.clock import now_iso
 from ..util.paths import display

@@ -21,8 +21,8 @@ from ..rank.hotspots import Hotspot
 from ..util.paths import display
 from ..util.units import format_age, format_size
 from .access import AccessChecker
+from .pickstate import COLUMNS, PickState
 from .selection import size_of
-from .state import COLUMNS, PickState
 
 # Fixed column widths; the folder column takes what is left.  When the terminal is narrow the
 # least useful columns go first, so the path stays readable over a small SSH window.

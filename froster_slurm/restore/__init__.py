@@ -9,11 +9,12 @@ Modules, one job each:
 ``estimate``    time and cost of a thaw, from config prices (estimates)
 ``remote``      rclone for restore (and purge): hashes, `backend restore`, download
 ``guard``       stable job names and the squeue check (one job per target)
-``state``       restore.json, the state of one restore across job runs
+``restorestate`` restore.json, the state of one restore across job runs
 ``submit``      `restore` on the manager side: find, estimate, request, submit one job
 ``job``         one run of the guarded job: download, verify, unpack, place, update the trace
 ``unpack``      bundles -> staging (listed members only), verify against the manifest
 ``place``       staging -> target without clobbering; owners, modes and mtimes
+``holes``       punch the zero blocks of a file that was archived sparse
 ``tracefiles``  record, index.html and catalog after a purge or a restore
 
 Login node: ``submit``, ``estimate``, ``guard``; job side: the rest.  The job's lifecycle

@@ -50,8 +50,8 @@ from . import tracefiles
 from .place import Owners, owners_for, place_all
 from .record import Archive, parse, read_local
 from .remote import NotReady, check_objects, download, rclone_from_settings
+from .restorestate import read_state, write_state
 from .safefs import DirCache, open_root
-from .state import read_state, write_state
 from .unpack import check_object, extract_bundle, verify_staged
 
 TRACE_DIR = "trace"

@@ -47,8 +47,8 @@ from .job import TRACE_DIR
 from .place import folder_owner, lstat_in, parent_problem
 from .record import Archive, parse, read_local
 from .remote import fetch_small, needs_restore_request, rclone_from_config, request_restore
+from .restorestate import ACTIVE, read_state, write_state
 from .safefs import DirCache, hash_at, open_root
-from .state import ACTIVE, read_state, write_state
 from .trust import check_belongs, folder_stat
 
 _NOT_IMPLEMENTED = re.compile(r"\b501\b|NotImplemented")

@@ -24,9 +24,9 @@ from ..rank.hotspots import Hotspot
 from ..util.paths import display
 from ..util.units import format_size
 from .access import AccessChecker
+from .pickstate import COLUMNS, PickState
 from .screens import ConfirmScreen, FilterInputs, FilterScreen, HelpScreen
 from .selection import PutEstimate, Totals, Uploads, format_cost, is_readable, write_selection
-from .state import COLUMNS, PickState
 from .table import FolderTable
 
 
