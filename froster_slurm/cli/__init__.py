@@ -1,4 +1,7 @@
-"""Command-line entry point: registers the command modules and maps errors to exit codes."""
+"""Command-line entry point: registers the command modules and maps errors to exit codes.
+
+Login node only: no job-side module imports this package (tests/test_module_isolation.py).
+"""
 
 from __future__ import annotations
 

@@ -7,6 +7,9 @@ Library API (the CLI in ``froster_slurm/cli/crawl_cmd.py`` is a thin layer over 
 - ``crawl_shard(plan_path, index, ...) -> CrawlSummary``: what array task ``index`` runs.
 - ``read_errors(path)``: the errors file back as (kind, detail, exact path bytes).
 - ``iter_rows(path)``: a crawl CSV back as rows of raw-bytes fields.
+
+Both sides: ``froster-slurm crawl`` on the login node, and the crawl job's shards
+(``froster_slurm.jobs.crawl_stage``); the shard plan is made at submit time.
 """
 
 from .builtin import CrawlOptions, default_workers
