@@ -18,8 +18,8 @@ import tarfile
 from dataclasses import dataclass
 from typing import Any
 
-from froster_slurm.archive.names import md5sum_line
-from froster_slurm.archive.trace import record_bytes
+from froster_slurm.folder.manifest import line as md5sum_line
+from froster_slurm.folder.schema import json_bytes
 
 MTIME_NS = 1_500_000_000 * 10**9
 
@@ -108,5 +108,5 @@ def forge(folder: bytes, members: list[M]) -> dict[str, Any]:
     with open(folder + b"/Froster.manifest.md5", "wb") as f:
         f.write(manifest)
     with open(rec_path, "wb") as f:
-        f.write(record_bytes(record))
+        f.write(json_bytes(record))
     return record

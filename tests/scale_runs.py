@@ -1,6 +1,6 @@
 """Synthetic runs at scale (issue 16): a run directory with N folders whose task states and
 archive records are written by the project's own writers (``taskstate.write_task_state``,
-``archive.trace.record_bytes``), without archiving anything.  Used by the finalize memory and
+``folder.schema.json_bytes``), without archiving anything.  Used by the finalize memory and
 status tests and by ``bench/bench_scale.py``.
 
 Folder names are hostile on purpose (a newline, bytes that are not UTF-8, shell syntax).
@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from froster_slurm.archive.trace import record_bytes
 from froster_slurm.config import load_config
+from froster_slurm.folder.schema import json_bytes as record_bytes
 from froster_slurm.run import taskslots
 from froster_slurm.run.rundir import archive_settings, create_run
 from froster_slurm.run.taskstate import new_state, now_iso, state_path, task_dir, write_task_state

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from froster_slurm.archive import names, ours
+from froster_slurm.archive import names
 from froster_slurm.archive.bundle import make_plan
 from froster_slurm.archive.inventory import LINK, SourceChanged, require_unchanged, take_inventory
 from froster_slurm.archive.settings import check_flags
 from froster_slurm.errors import ConfigError, PermanentError, TransientError
+from froster_slurm.folder import layout
 from froster_slurm.remotes.rclone import Result, classify
 from froster_slurm.run.taskstate import (
     iter_task_states,
@@ -52,20 +53,6 @@ def test_destination_layout() -> None:
     assert names.destination("r:b", "f", b"/d/a\nb") == "r:b/f/d/a\u201b\u240ab"
     assert names.destination("r:b", "f", "/d/a\u240ab".encode()) == \
         "r:b/f/d/a\u201b\u201b\u201b\u240ab"
-
-
-def test_md5sum_line_escapes_like_gnu_md5sum(tmp_path: Path) -> None:
-    """The lines we write are the lines md5sum itself writes for these names."""
-    folder = os.fsencode(tmp_path)
-    odd = [n for n in ODD if b"/" not in n]
-    for n in odd:
-        with open(os.path.join(folder, n), "wb") as f:
-            f.write(n)
-    ours_text = b"".join(names.md5sum_line(
-        __import__("hashlib").md5(n).hexdigest(), n) for n in sorted(odd))
-    theirs = subprocess.run(["md5sum", "--", *sorted(odd)], cwd=folder, capture_output=True,
-                            check=True).stdout
-    assert ours_text == theirs
 
 
 def test_object_safe_names() -> None:
@@ -142,9 +129,9 @@ def test_reserved_top_level_names_are_bundled(tmp_path: Path) -> None:
 def test_our_trace_is_excluded_but_a_foreign_one_is_data(tmp_path: Path) -> None:
     root = os.fsencode(tmp_path)
     with open(root + b"/Froster.archive.json", "w") as f:
-        json.dump({"format": ours.RECORD_FORMAT}, f)
+        json.dump({"format": layout.RECORD_FORMAT}, f)
     for name, text in ((b"Froster.manifest.md5", "x"), (b"index.html", "<html>mine</html>"),
-                       (b"Froster.index.html", ours.GENERATOR_META.decode())):
+                       (b"Froster.index.html", layout.GENERATOR_META.decode())):
         with open(root + b"/" + name, "w") as f:
             f.write(text)
     inv = take_inventory(root)
@@ -204,12 +191,3 @@ def test_task_state_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert text.startswith("archive 4/6 upload 41%") and len(text.encode()) <= 1001
 
 
-def test_md5sum_name_escaping_round_trips() -> None:
-    """The manifest writer and the reader restore/purge use live together in archive.names."""
-    from froster_slurm.archive.names import md5sum_line, md5sum_unescape
-
-    for rel in (b"plain", b"back\\slash", b"new\nline", b"cr\rx", b"caf\xe9", b"\\n literal"):
-        line = md5sum_line("0" * 32, rel)
-        name = line[1:] if line.startswith(b"\\") else line
-        name = name.rstrip(b"\n").split(b"  ", 1)[1]
-        assert (md5sum_unescape(name) if line.startswith(b"\\") else name) == rel

@@ -21,8 +21,8 @@ from archive_helpers import make_run, md5sum_check, run_task, state, task_cmd, t
 from s3server import RCLONE_TEST_FLAGS, S3Server
 from test_restore_support import THRESHOLD, cli, configure, data_files, snapshot
 
-from froster_slurm.archive.ours import RECORD_NAME
 from froster_slurm.catalog import store as catalog
+from froster_slurm.folder.layout import RECORD_NAME
 from froster_slurm.run.taskstate import read_marker
 
 pytestmark = pytest.mark.s3

@@ -76,8 +76,8 @@ def test_rebuild_from_records_in_folders(tmp_path: Path) -> None:
 def test_cli_rebuild_reads_the_records_an_archive_left(tmp_path: Path,
                                                        capsys) -> None:  # noqa: ANN001
     """`catalog rebuild` finds the archive's own record files (their real name)."""
-    from froster_slurm.archive.ours import RECORD_NAME
     from froster_slurm.cli import main
+    from froster_slurm.folder.layout import RECORD_NAME
 
     d = tmp_path / "tree" / "proj"
     d.mkdir(parents=True)
@@ -106,35 +106,6 @@ def full_record(folder: bytes, files: int, **kw) -> dict:
     rec = synthetic_record(folder, "r1", 0, files)
     rec.update(kw)
     return rec
-
-
-def test_record_head_is_the_record_without_its_per_file_parts(tmp_path: Path) -> None:
-    """record_head on what the archive task writes (record_bytes) equals the parsed record
-    minus HEAVY_KEYS, for hostile names, a version block and a one-line value far longer than
-    its read size; a record laid out otherwise (one line of JSON) is read whole."""
-    import io
-
-    from froster_slurm.archive.trace import record_bytes
-
-    folder = b"/data/caf\xe9/new\nline/\" ]\n}"
-    rec = full_record(folder, 3000, previous=[
-        {"version": 1, "destination": "s3:b/v1 ]", "archived_at": "2026-01-01T00:00:00Z"},
-        {"version": 2, "destination": "s3:b/v2", "archived_at": "2026-02-01T00:00:00Z"}],
-        version=3, stored={f"o{k}": [k, "f" * 32] for k in range(20000)},
-        excluded=["x" * 70000, "y"], note="a ]\n line,")
-    data = record_bytes(rec)
-    assert len(max(data.split(b"\n"), key=len)) > 1 << 16  # "stored" spans many reads
-    want = {k: v for k, v in json.loads(data).items() if k not in catalog.HEAVY_KEYS}
-    assert catalog.record_head(io.BytesIO(data)) == want
-    assert os.fsencode(want["source"]) == folder
-    one_line = json.dumps(rec).encode()
-    assert catalog.record_head(io.BytesIO(one_line)) == want
-    for broken in (data[:len(data) // 2], b"{\n nonsense\n}\n", b"[1, 2]"):
-        try:
-            catalog.record_head(io.BytesIO(broken))
-        except ValueError:
-            continue
-        raise AssertionError(f"{broken[:40]!r} was accepted")
 
 
 def test_rows_keep_what_queries_need_and_not_the_record(tmp_path: Path) -> None:

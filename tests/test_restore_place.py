@@ -96,10 +96,10 @@ def test_a_folder_swapped_for_a_symlink_after_the_check_is_never_entered(
 
 def test_modes_and_times_come_from_the_record_without_set_id_bits(setup) -> None:
     arch, stage, target, _victim = setup
-    entry = next(e for e in arch.record["entries"] if e["path"] == "x")
+    entry = next(e for e in arch.record.entries if e.path == b"x")
     arch.files[b"x"] = arch.files[b"x"].__class__(
         **{**arch.files[b"x"].__dict__, "mode": stat.S_IFREG | 0o6755})
-    entry["mode"] = stat.S_IFREG | 0o6755
+    entry.mode = stat.S_IFREG | 0o6755
     out = _place(arch, stage, target)
     st = os.lstat(target + b"/x")
     assert stat.S_IMODE(st.st_mode) == 0o755 and out.setid_dropped == 1

@@ -137,7 +137,7 @@ def _retarget_tar_link(folder: bytes, rec: dict, name: bytes, link_to: bytes) ->
     import io
     import tarfile
 
-    from froster_slurm.archive.trace import record_bytes
+    from froster_slurm.folder.schema import json_bytes
 
     b = rec["bundles"][0]
     path = os.fsencode(rec["destination"]) + b"/" + os.fsencode(b["name"])
@@ -156,7 +156,7 @@ def _retarget_tar_link(folder: bytes, rec: dict, name: bytes, link_to: bytes) ->
         f.write(data)
     b.update(md5=hashlib.md5(data).hexdigest(), size=len(data))
     with open(folder + b"/Froster.archive.json", "wb") as f:
-        f.write(record_bytes(rec))
+        f.write(json_bytes(rec))
 
 
 def test_a_symlink_in_the_target_is_never_written_through_even_with_force(

@@ -7,10 +7,9 @@ Modules, one job each:
 ``bundle``     step 2: small files, links, empty dirs, odd names -> tar bundles (work dir)
 ``hashing``    step 3: md5 of the other files on a bounded thread pool; resumable results
 ``verify``     step 5: the remote's md5 of every object against ours, nothing downloaded
-``trace``      step 6: manifest, JSON record, index.html (formats documented there)
+``trace``      step 6: the record and manifest of this archive (format: ``froster_slurm.folder``)
 ``steps``      the step runner with markers, resume and source-change detection
 ``names``      how a name is written for each target (keys, md5sum, shell, redaction)
-``ours``       which files in a folder froster-slurm wrote, and the names it reserves
 
 Remote layout for folder ``/abs/folder``, with ``DEST = REMOTE/<prefix>/abs/folder`` (control
 characters of the path shown as rclone's control pictures, see ``names.encode_ctl``)::

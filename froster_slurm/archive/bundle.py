@@ -33,13 +33,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..folder import layout
 from ..util.atomic import write_atomic
 from ..util.paths import display
-from . import names, ours
+from . import names
 from .hashing import Cancelled, open_checked, os_error, run_bounded
 from .inventory import DIR, FILE, LINK, Entry, Inventory, SourceChanged
 
-BUNDLE_DIR_REMOTE = ours.BUNDLES_DIR.decode()
+BUNDLE_DIR_REMOTE = layout.BUNDLE_DIR_REMOTE
 
 
 def bundle_name(i: int) -> str:
@@ -65,7 +66,7 @@ def must_bundle(entry: Entry, threshold: int) -> bool:
     """True when this file cannot (or should not) be its own remote object."""
     if entry.size < threshold or not names.is_object_safe(entry.rel):
         return True
-    return entry.rel.split(b"/", 1)[0] in ours.RESERVED_TOP
+    return entry.rel.split(b"/", 1)[0] in layout.RESERVED_TOP
 
 
 def make_plan(inv: Inventory, threshold: int, bundle_size: int,

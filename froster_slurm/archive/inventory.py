@@ -4,7 +4,7 @@ The walk never follows a symlink (a link is recorded with its target, as a link)
 every directory (restore needs their modes and mtimes; empty ones must come back too), notes
 hard links (same device and inode), and skips only what cannot be archived: sockets, FIFOs
 and device files, listed in ``skipped`` with the reason.  Our own trace files at the top level
-are left out (see ``ours``).
+are left out (see ``froster_slurm.folder.layout``).
 
 Everything later is checked against this snapshot: before and after the upload each entry is
 stat'ed again (``changed``), and if anything differs the task starts over from here rather
@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import PermanentError, TransientError
+from ..folder import layout
 from ..util.atomic import write_atomic
 from ..util.paths import display
-from . import ours
 
 FILE, LINK, DIR = "file", "symlink", "dir"
 
@@ -162,7 +162,7 @@ def take_inventory(root: bytes, recursive: bool = True) -> Inventory:
     root = os.path.normpath(os.fsencode(root))
     st = check_root(root)
     inv = Inventory(root, st.st_mode, st.st_mtime_ns, st.st_uid, st.st_gid, recursive,
-                    ours.index_name_for(root))
+                    layout.index_name_for(root))
     stack: list[tuple[bytes, bytes, Entry | None]] = [(root, b"", None)]
     while stack:
         abs_dir, rel_dir, dir_entry = stack.pop()
@@ -174,7 +174,7 @@ def take_inventory(root: bytes, recursive: bool = True) -> Inventory:
         except OSError as e:
             raise _unreadable(abs_dir, e) from e
         if not rel_dir:
-            skip = ours.our_top_level(root, {c.name for c in children})
+            skip = layout.our_top_level(root, {c.name for c in children})
             inv.excluded.extend(sorted(skip))
             children = [c for c in children if c.name not in skip]
         before = len(inv.entries)

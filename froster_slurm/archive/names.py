@@ -9,8 +9,7 @@ a command nobody asked for, so every rule lives here:
 * the destination folder itself comes from the source path and cannot be bundled: its control
   characters become control pictures (``encode_ctl``), and the result is quoted for rclone's
   command line, which would otherwise decode those pictures back (``rclone_std``);
-* md5sum manifests escape backslash, newline and CR exactly as GNU md5sum 9 does, so plain
-  ``md5sum -c`` reads them (``md5sum_line``);
+* md5sum manifest lines are ``froster_slurm.folder.manifest``'s (the folder format);
 * restore commands shown to people quote any byte for bash (``shell_quote``);
 * credentials embedded in an rclone remote string never reach a log, state file or page
   (``redact``).
@@ -129,34 +128,6 @@ def join_remote(base: str, rel: str) -> str:
     if base.endswith((":", "/")):
         return base + rel
     return base + "/" + rel
-
-
-def md5sum_line(md5: str, rel: bytes) -> bytes:
-    """One line of a GNU md5sum file for a name relative to the manifest's folder.
-
-    md5sum 9 escapes backslash, newline and carriage return and marks such a line with a
-    leading backslash; ``md5sum -c`` undoes it.  Other bytes (even non-UTF-8) stay raw.
-    """
-    if b"\\" in rel or b"\n" in rel or b"\r" in rel:
-        esc = rel.replace(b"\\", b"\\\\").replace(b"\n", b"\\n").replace(b"\r", b"\\r")
-        return b"\\" + md5.encode() + b"  " + esc + b"\n"
-    return md5.encode() + b"  " + rel + b"\n"
-
-
-def md5sum_unescape(name: bytes) -> bytes:
-    """Undo ``md5sum_line``'s escaping of a name (the line's leading backslash already gone)."""
-    out = bytearray()
-    i = 0
-    while i < len(name):
-        c = name[i:i + 1]
-        if c == b"\\" and i + 1 < len(name):
-            nxt = name[i + 1:i + 2]
-            out += {b"\\": b"\\", b"n": b"\n", b"r": b"\r"}.get(nxt, b"\\" + nxt)
-            i += 2
-        else:
-            out += c
-            i += 1
-    return bytes(out)
 
 
 def shell_quote(path: bytes | str) -> str:

@@ -32,6 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PermanentError, TransientError
+from ..folder import layout
+from ..folder.indexpage import index_html, trace_class
+from ..folder.manifest import md5_hex
+from ..folder.schema import ArchiveRecord, loads
 from ..remotes.rclone import Rclone, classify
 from ..remotes.resolve import S3_MAX_KEY, RemoteInfo, config_dump, resolve_with
 from ..remotes.storage_classes import THAW_CLASSES
@@ -51,21 +55,14 @@ from ..util.clock import now_iso
 from ..util.identity import hostname, whoami
 from ..util.paths import discard_tree, display
 from ..util.units import format_size
-from . import chunks, cryptproof, names, ours, versions
-from .bundle import BUNDLE_DIR_REMOTE, BundleResult, Plan, build_all, make_plan, must_bundle
+from . import chunks, cryptproof, names, versions
+from .bundle import BundleResult, Plan, build_all, make_plan, must_bundle
 from .chunks import ChunkPlan
 from .cryptproof import set_tier
 from .hashing import HashStore, md5_file, run_bounded
 from .inventory import FILE, Inventory, SourceChanged, require_unchanged, take_inventory
 from .settings import ArchiveSettings
-from .trace import (
-    build_record,
-    index_html,
-    manifest_bytes,
-    record_bytes,
-    restore_commands,
-    trace_class,
-)
+from .trace import build_record, manifest_bytes
 from .verify import Expect, Report, check_remote, listing
 
 NAME_MAX = 255  # bytes in one path segment on Linux file systems (and most sftp servers)
@@ -107,7 +104,7 @@ class ArchiveTask:
         # One bundle folder per archive (run + task): a later re-archive of the same folder
         # never mixes its bundles with older ones, so "unpack every bundle" stays exact.
         run_tag = re.sub(r"[^A-Za-z0-9._-]", "_", settings.run_id)
-        self.bundle_dir = f"{BUNDLE_DIR_REMOTE}/{run_tag}-{index}"
+        self.bundle_dir = layout.bundle_dir(run_tag, index)
         self.rclone = Rclone(settings.rclone, settings.rclone_config, settings.rclone_flags,
                              settings.transfers, self.paths.logs,
                              env=Run(settings.run_dir).secret_env())
@@ -291,7 +288,7 @@ class ArchiveTask:
         prior = versions.read_prior(self.folder)
         if prior is not None:
             versions.refuse_lesser(self.folder, prior, inv)
-            write_atomic(self.work / "prior.json", json.dumps(prior).encode())
+            write_atomic(self.work / "prior.json", prior.dump())
         self._choose_version(prior)
         self._refuse_too_large(inv)
         plan = make_plan(inv, self.s.bundle_threshold, self.s.bundle_size,
@@ -341,7 +338,7 @@ class ArchiveTask:
         the task at once, naming the limit (a retry cannot shorten a path)."""
         if self.remote.hash_passthrough and not self.remote.has_storage_classes:
             return set()  # plain names on a file system: the source's own limits hold
-        ours_rels = [os.fsdecode(ours.RECORD_NAME), f"{self.bundle_dir}/bundle-00001.tar"]
+        ours_rels = [os.fsdecode(layout.RECORD_NAME), f"{self.bundle_dir}/bundle-00001.tar"]
         over = self._stored_too_long(ours_rels)
         if over:
             rel, what = next(iter(over.items()))
@@ -380,7 +377,7 @@ class ArchiveTask:
                                     f"{NAME_MAX} bytes per name)")
         return out
 
-    def _choose_version(self, prior: dict[str, Any] | None) -> None:
+    def _choose_version(self, prior: ArchiveRecord | None) -> None:
         """Pick (once per task) the version to write: after the folder's latest, skipping any
         slot whose destination already holds a record on the remote."""
         path = self.work / "version.json"
@@ -388,9 +385,9 @@ class ArchiveTask:
             return
         choice = versions.first_choice(self.base_dest, prior)
         for _ in range(1000):
-            there = listing(self.rclone, choice.destination, [ours.RECORD_NAME.decode()],
+            there = listing(self.rclone, choice.destination, [layout.RECORD_NAME.decode()],
                             self.work, "version-probe", hashes=False)
-            if not there or ours.RECORD_NAME.decode() not in there:
+            if not there or layout.RECORD_NAME.decode() not in there:
                 break
             log(f"{names.redact(choice.destination)} already holds an archive record: "
                 "not overwriting it, trying the next version")
@@ -398,9 +395,9 @@ class ArchiveTask:
         write_atomic(path, json.dumps(choice.to_json()).encode())
         self._choice = choice
 
-    def prior(self) -> dict[str, Any] | None:
+    def prior(self) -> ArchiveRecord | None:
         path = self.work / "prior.json"
-        return json.loads(path.read_bytes()) if path.exists() else None
+        return loads(path.read_bytes()) if path.exists() else None
 
     def unchanged(self) -> dict[str, Any] | None:
         path = self.work / "unchanged.json"
@@ -412,9 +409,9 @@ class ArchiveTask:
         prior = self.prior()
         if prior is None:
             return None
-        vp = versions.version_of(prior)
-        dest = versions.destination_for(self.base_dest, vp)
-        if names.redact(dest) != prior.get("destination"):
+        vp = prior.version
+        dest = layout.version_destination(self.base_dest, vp)
+        if names.redact(dest) != prior.destination:
             return None  # archived to another remote or prefix then: this is a new copy
         if versions.content_key(self.inventory(), self.all_md5s()) != \
                 versions.record_key(prior):
@@ -628,14 +625,14 @@ class ArchiveTask:
         require_unchanged(inv, "before the trace was written")
         same = self.unchanged()
         if same is not None:  # the folder's record already describes this archive
-            fd = os.open(os.path.join(self.folder, ours.RECORD_NAME),
+            fd = os.open(os.path.join(self.folder, layout.RECORD_NAME),
                          os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
             with os.fdopen(fd, "rb") as f:
                 raw = f.read()
             write_atomic(self.paths.record_path, raw)
-            self.save(record_path=os.fsdecode(os.path.join(self.folder, ours.RECORD_NAME)))
+            self.save(record_path=os.fsdecode(os.path.join(self.folder, layout.RECORD_NAME)))
             return {"unchanged_since": same["version"]}
-        index_name = ours.index_name_for(self.folder)
+        index_name = layout.index_name_for(self.folder)
         meta = {"run_id": self.s.run_id, "index": self.index, "destination": self.dest_shown,
                 "version": self.choice.version, "previous": self.choice.previous,
                 "storage_class": self.s.storage_class, "archived_at": now_iso(),
@@ -655,10 +652,8 @@ class ArchiveTask:
                               bundle_dir=self.bundle_dir,
                               manifest_md5=_md5(manifest),
                               manifest_lines=manifest.count(b"\n"), index_name=index_name)
-        restore_cmd, rclone_cmds = restore_commands(self.folder, self.dest_shown,
-                                                    self.s.storage_class, self.bundle_dir)
-        page = index_html(inv, record, restore_cmd, rclone_cmds, self.s.templates_dir)
-        files = {ours.RECORD_NAME: record_bytes(record), ours.MANIFEST_NAME: manifest,
+        page = index_html(self.folder, record, self.s.templates_dir)
+        files = {layout.RECORD_NAME: record.dump(), layout.MANIFEST_NAME: manifest,
                  index_name: page.encode("utf-8")}
         tdir = self.work / "trace"
         discard_tree(tdir)
@@ -682,7 +677,7 @@ class ArchiveTask:
         # first, so the other two are recognisably ours.  A folder the user may read but not
         # write is archived all the same: its trace stays in the remote, the run and the
         # catalog (README, "Limits"), and the task says so instead of failing after the upload.
-        write_atomic(self.paths.record_path, files[ours.RECORD_NAME])
+        write_atomic(self.paths.record_path, files[layout.RECORD_NAME])
         try:
             self._place_trace(files, index_name)
         except _NotWritable as e:
@@ -692,28 +687,28 @@ class ArchiveTask:
             self.save(warning=note)
             in_folder = False
         else:
-            self.save(record_path=os.fsdecode(os.path.join(self.folder, ours.RECORD_NAME)))
+            self.save(record_path=os.fsdecode(os.path.join(self.folder, layout.RECORD_NAME)))
             in_folder = True
-        return {"manifest_md5": record["manifest"]["md5"], "index": index_name.decode(),
-                "files": record["files"], "bytes": record["bytes"],
+        return {"manifest_md5": _md5(manifest), "index": index_name.decode(),
+                "files": record.files, "bytes": record.bytes,
                 "trace_in_folder": in_folder}
 
     def _place_trace(self, files: dict[bytes, bytes], index_name: bytes) -> None:
-        """Write the trace into the folder; refuse to overwrite anything that is not ours."""
+        """Write the trace into the folder; refuse to overwrite anything that is not layout."""
         folder = self.folder
-        record_path = os.path.join(folder, ours.RECORD_NAME)
-        if os.path.lexists(record_path) and not ours.is_our_record(record_path):
+        record_path = os.path.join(folder, layout.RECORD_NAME)
+        if os.path.lexists(record_path) and not layout.is_our_record(record_path):
             raise PermanentError(f"{display(record_path)} exists and was not written by "
                                  "froster-slurm; not overwriting it (rename it and retry)")
-        manifest_path = os.path.join(folder, ours.MANIFEST_NAME)
+        manifest_path = os.path.join(folder, layout.MANIFEST_NAME)
         if os.path.lexists(manifest_path) and not os.path.lexists(record_path):
             raise PermanentError(f"{display(manifest_path)} exists and was not written by "
                                  "froster-slurm; not overwriting it (rename it and retry)")
         page_path = os.path.join(folder, index_name)
-        if os.path.lexists(page_path) and not ours.is_our_page(page_path):
+        if os.path.lexists(page_path) and not layout.is_our_page(page_path):
             raise PermanentError(f"{display(page_path)} exists and was not written by "
                                  "froster-slurm; not overwriting it (rename it and retry)")
-        for k, name in enumerate((ours.RECORD_NAME, ours.MANIFEST_NAME, index_name)):
+        for k, name in enumerate((layout.RECORD_NAME, layout.MANIFEST_NAME, index_name)):
             _place(folder, name, files[name], first=k == 0)
 
 
@@ -749,7 +744,7 @@ class _NotWritable(Exception):
 
 def _place(folder: bytes, name: bytes, data: bytes, *, first: bool = False) -> None:
     """Create ``folder/name`` atomically via a fresh temporary file (never through a link)."""
-    tmp = os.path.join(folder, ours.TMP_PREFIX + os.urandom(6).hex().encode() + ours.TMP_SUFFIX)
+    tmp = os.path.join(folder, layout.tmp_name())
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                      0o644)
@@ -773,9 +768,7 @@ def _place(folder: bytes, name: bytes, data: bytes, *, first: bool = False) -> N
 
 
 def _md5(data: bytes) -> str:
-    import hashlib
-
-    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+    return md5_hex(data)
 
 
 def needs_thaw(storage_class: str) -> bool:

@@ -24,81 +24,46 @@ manifest, their remote copies and the catalog row; after a purge that replacemen
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import PermanentError
+from ..folder import layout
+from ..folder.schema import ArchiveRecord, RecordError, loads
 from ..util.paths import display
-from . import names, ours
+from . import names
 from .inventory import DIR, FILE, LINK, Inventory
 from .verify import Expect
 
-VERSIONS_DIR = ours.VERSIONS_DIR.decode()
-LINK_FIELDS = ("version", "destination", "archived_at", "run_id", "task_index", "user", "host",
-               "storage_class", "files", "bytes", "state")
 
-
-def version_of(record: dict[str, Any]) -> int:
-    """A record's version number (records written before versions existed are version 1)."""
-    try:
-        return max(1, int(record.get("version") or 1))
-    except (TypeError, ValueError):
-        return 1
-
-
-def destination_for(base: str, version: int) -> str:
-    """Where version ``version`` of a folder lives, given the folder's base destination."""
-    if version <= 1:
-        return base
-    return names.join_remote(base, f"{VERSIONS_DIR}/{version}")
-
-
-def link_of(record: dict[str, Any]) -> dict[str, Any]:
-    """The summary of one version that later records carry in ``previous``."""
-    out = {k: record.get(k) for k in LINK_FIELDS}
-    out["version"] = version_of(record)
-    out["manifest_md5"] = (record.get("manifest") or {}).get("md5")
-    return out
-
-
-def history(record: dict[str, Any]) -> list[dict[str, Any]]:
-    """Links to every version before ``record`` and ``record`` itself, oldest first."""
-    prev = [p for p in record.get("previous") or [] if isinstance(p, dict)]
-    return [*prev, link_of(record)]
-
-
-def read_prior(folder: bytes) -> dict[str, Any] | None:
+def read_prior(folder: bytes) -> ArchiveRecord | None:
     """The record of the folder's latest archive, if the folder holds one of ours for itself.
 
     A record copied in from another folder (its ``source`` differs) is not this folder's
     archive: None, and the archive stage refuses to overwrite it later anyway.
     """
-    path = os.path.join(folder, ours.RECORD_NAME)
-    if not ours.is_our_record(path):
+    path = os.path.join(folder, layout.RECORD_NAME)
+    if not layout.is_our_record(path):
         return None
     try:
         with open(path, "rb") as f:
-            record = json.loads(f.read())
-        source = os.path.normpath(os.fsencode(record["source"]))
-    except (OSError, ValueError, KeyError, TypeError):
+            record = loads(f.read())
+    except (OSError, RecordError):
         return None
-    return record if source == os.path.normpath(folder) else None
+    return record if os.path.normpath(record.source) == os.path.normpath(folder) else None
 
 
-def _recorded_files(prior: dict[str, Any]) -> set[bytes]:
-    return {os.fsencode(e["path"]) for e in prior.get("entries") or []
-            if e.get("type") == "file"}
+def _recorded_files(prior: ArchiveRecord) -> set[bytes]:
+    return {e.path for e in prior.entries if e.type == FILE}
 
 
-def _what(folder: bytes, prior: dict[str, Any]) -> str:
-    return (f"{display(folder)}: version {version_of(prior)} (archived "
-            f"{prior.get('archived_at')} to "
-            f"{display(os.fsencode(str(prior.get('destination'))))})")
+def _what(folder: bytes, prior: ArchiveRecord) -> str:
+    return (f"{display(folder)}: version {prior.version} (archived "
+            f"{prior.archived_at} to {display(os.fsencode(prior.destination))})")
 
 
-def _purged_message(folder: bytes, prior: dict[str, Any], missing: list[bytes],
+def _purged_message(folder: bytes, prior: ArchiveRecord, missing: list[bytes],
                     total: int) -> str:
     restore = f"froster-slurm restore {names.shell_quote(folder)}"
     return (f"{_what(folder, prior)} was purged and {len(missing)} of its {total} files are "
@@ -111,7 +76,7 @@ def purged_and_not_back(folder: bytes) -> str | None:
     """The refusal ``refuse_lesser`` will give a purged folder, found before anything is
     queued (one ``lstat`` per recorded file); None when archiving may go ahead."""
     prior = read_prior(folder)
-    if prior is None or prior.get("state") != "purged":
+    if prior is None or prior.state != "purged":
         return None
     old_files = _recorded_files(prior)
     missing = sorted(rel for rel in old_files
@@ -119,17 +84,17 @@ def purged_and_not_back(folder: bytes) -> str | None:
     return _purged_message(folder, prior, missing, len(old_files)) if missing else None
 
 
-def refuse_lesser(folder: bytes, prior: dict[str, Any], inv: Inventory) -> None:
+def refuse_lesser(folder: bytes, prior: ArchiveRecord, inv: Inventory) -> None:
     """Raise when the new version would hold less than the earlier one (module docstring)."""
     old_files = _recorded_files(prior)
     if not old_files:
         return
     now = {e.rel for e in inv.entries if e.kind == FILE}
     missing = sorted(old_files - now)
-    v = version_of(prior)
+    v = prior.version
     what = _what(folder, prior)
     restore = f"froster-slurm restore {names.shell_quote(folder)}"
-    if prior.get("state") == "purged" and missing:
+    if prior.state == "purged" and missing:
         raise PermanentError(_purged_message(folder, prior, missing, len(old_files)))
     if not now:
         raise PermanentError(
@@ -154,17 +119,17 @@ class Choice:
         return cls(int(d["version"]), str(d["destination"]), list(d.get("previous") or []))
 
 
-def first_choice(base: str, prior: dict[str, Any] | None) -> Choice:
+def first_choice(base: str, prior: ArchiveRecord | None) -> Choice:
     """The next version after ``prior`` (1 with no prior); the caller skips taken slots."""
     if prior is None:
         return Choice(1, base, [])
-    v = version_of(prior) + 1
-    return Choice(v, destination_for(base, v), history(prior))
+    v = prior.version + 1
+    return Choice(v, layout.version_destination(base, v), prior.history())
 
 
 def next_slot(base: str, choice: Choice) -> Choice:
     v = choice.version + 1
-    return Choice(v, destination_for(base, v), choice.previous)
+    return Choice(v, layout.version_destination(base, v), choice.previous)
 
 
 def content_key(inv: Inventory, md5s: dict[int, str]) -> set[tuple[Any, ...]]:
@@ -180,25 +145,22 @@ def content_key(inv: Inventory, md5s: dict[int, str]) -> set[tuple[Any, ...]]:
     return out
 
 
-def record_key(record: dict[str, Any]) -> set[tuple[Any, ...]]:
+def record_key(record: ArchiveRecord) -> set[tuple[Any, ...]]:
     out: set[tuple[Any, ...]] = set()
-    for e in record.get("entries") or []:
-        rel, kind = os.fsencode(e["path"]), e.get("type")
-        if kind == FILE:
-            out.add((rel, FILE, int(e["size"]), str(e["md5"]).lower(), int(e["mode"]),
-                     int(e["mtime_ns"])))
-        elif kind == LINK:
-            out.add((rel, LINK, os.fsencode(e.get("target") or "")))
-        elif kind == DIR:
-            out.add((rel, DIR, int(e["mode"])))
+    for e in record.entries:
+        if e.type == FILE:
+            out.add((e.path, FILE, e.size, e.md5, e.mode, e.mtime_ns))
+        elif e.type == LINK:
+            out.add((e.path, LINK, e.target))
+        elif e.type == DIR:
+            out.add((e.path, DIR, e.mode))
     return out
 
 
-def data_objects(record: dict[str, Any]) -> dict[str, Expect]:
+def data_objects(record: ArchiveRecord) -> dict[str, Expect]:
     """The data objects a record names: key relative to its destination -> md5 and size
     (what ``archive.verify.check_remote`` proves)."""
-    out = {str(e["object"]): Expect(str(e["md5"]), int(e["size"]))
-           for e in record.get("entries") or [] if e.get("type") == FILE and e.get("object")}
-    out.update({str(b["name"]): Expect(str(b["md5"]), int(b["size"]))
-                for b in record.get("bundles") or []})
+    out = {e.object: Expect(e.md5, e.size) for e in record.entries
+           if e.type == FILE and e.object}
+    out.update({b.name: Expect(b.md5, b.size) for b in record.bundles})
     return out

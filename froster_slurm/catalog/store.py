@@ -39,14 +39,15 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import duckdb
 
 from ..errors import DataError, UserError
+from ..folder import layout
+from ..folder.schema import RecordError, check_format
+from ..folder.schema import read_head as record_head
 from ..util.paths import display
-
-RECORD_FORMAT = "froster-slurm-archive"  # archive.ours.RECORD_FORMAT (no import: layering)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS archives (
@@ -83,9 +84,6 @@ COLUMNS = ("folder", "folder_text", "destination", "archived_at", "archived_by",
            "record_path")
 COLUMN_TYPES = ("BLOB", "VARCHAR", "BLOB", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR",
                 "BIGINT", "BIGINT", "VARCHAR", "VARCHAR", "INTEGER", "BIGINT", "BLOB")
-# Keys of an archive record that grow with the folder's files (or objects): never read into
-# a catalog row, and skipped without parsing by ``record_head``.
-HEAVY_KEYS = frozenset({"entries", "bundles", "skipped", "excluded", "stored"})
 BATCH_ROWS = 5000  # rows per INSERT: bounded memory, few round trips
 USERS_DIR_SUFFIX = ".users"
 
@@ -337,71 +335,6 @@ def link_rows(record: dict[str, Any]) -> list[tuple[Any, ...]]:
     return out
 
 
-def record_head(f: BinaryIO) -> dict[str, Any]:
-    """An archive record without its per-file parts (``HEAVY_KEYS``), read in bounded memory.
-
-    ``archive.trace.record_bytes`` writes one line per top-level key and one per list item, so
-    the lines of the heavy keys are skipped unparsed, a block at a time: a folder of 10^7
-    files costs no more than one of ten.  A record laid out otherwise (written by hand, or
-    older) is parsed whole, one record at a time, and the heavy keys dropped.
-    """
-    first = f.readline(_LINE)
-    if first != b"{\n":
-        record = json.loads(first + f.read())
-        if not isinstance(record, dict):
-            raise ValueError("not a JSON object")
-        return {k: v for k, v in record.items() if k not in HEAVY_KEYS}
-    head: dict[str, Any] = {}
-    skipping = False  # inside a heavy key's block of item lines
-    while True:
-        line = f.readline(_LINE)
-        if not line:
-            raise ValueError("the record ends before its closing brace")
-        whole = line.endswith(b"\n") or len(line) < _LINE
-        if skipping:
-            if not whole:
-                _rest_of_line(f, keep=False)
-            skipping = not line.startswith(b" ]")
-            continue
-        if line in (b"}\n", b"}"):
-            return head
-        if not line.startswith(b' "'):
-            raise ValueError("not a line of a record")
-        key, _, rest = line.partition(b'": ')
-        name = json.loads(key[1:] + b'"')
-        if name in HEAVY_KEYS:
-            if not whole:
-                _rest_of_line(f, keep=False)  # a long one-line value, dropped unread
-            skipping = rest == b"[\n"
-            continue
-        if not whole:
-            rest += _rest_of_line(f, keep=True)
-        if rest == b"[\n":  # a block of a kept key ("previous": one line per version)
-            items = []
-            while True:
-                item = f.readline()
-                if not item or item.startswith(b" ]"):
-                    break
-                items.append(json.loads(item.strip().rstrip(b",")))
-            head[name] = items
-        else:
-            head[name] = json.loads(rest.rstrip(b"\n").rstrip(b","))
-
-
-_LINE = 1 << 16
-
-
-def _rest_of_line(f: BinaryIO, keep: bool) -> bytes:
-    """The rest of a line longer than ``_LINE``; without ``keep`` it is read and dropped."""
-    parts = []
-    while True:
-        more = f.readline(_LINE)
-        if keep:
-            parts.append(more)
-        if more.endswith(b"\n") or len(more) < _LINE:
-            return b"".join(parts)
-
-
 class Writer:
     """Rows going into this user's catalog file, ``BATCH_ROWS`` at a time: memory stays one
     batch whatever the number of folders.  Each batch takes the file's lock only while it is
@@ -587,8 +520,10 @@ def _check_record(path: bytes, dirpath: bytes) -> dict[str, Any] | str:
     finally:
         if fd >= 0:
             os.close(fd)
-    if record.get("format") != RECORD_FORMAT:
-        return "not a froster-slurm archive record"
+    try:
+        check_format(record)
+    except RecordError as e:
+        return str(e)
     try:
         source = os.path.normpath(os.fsencode(record["source"]))
         entry_from_record(record)
@@ -599,7 +534,8 @@ def _check_record(path: bytes, dirpath: bytes) -> dict[str, Any] | str:
     return record
 
 
-def rebuild(path: Path, roots: Iterable[bytes], record_name: bytes) -> Rebuilt:
+def rebuild(path: Path, roots: Iterable[bytes],
+            record_name: bytes = layout.RECORD_NAME) -> Rebuilt:
     """Recreate this user's rows from every ``record_name`` file found below ``roots``.
 
     Only the records' heads are kept while the trees are walked (outside the catalog's lock,

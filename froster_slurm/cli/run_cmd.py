@@ -149,7 +149,7 @@ def catalog(
 def rebuild(paths: Annotated[list[Path], typer.Argument(help="Trees to search for records.")]
             ) -> None:
     """Recreate the catalog from the JSON records left in archived folders."""
-    from ..archive.ours import RECORD_NAME
+    from ..folder.layout import RECORD_NAME
 
     cfg = get_config()
     done = cat.rebuild(catalog_path(cfg), [os.fsencode(p) for p in paths], RECORD_NAME)

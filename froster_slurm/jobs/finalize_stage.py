@@ -16,6 +16,7 @@ import duckdb
 
 from ..catalog import store as catalog
 from ..errors import FrosterError
+from ..folder.schema import read_head
 from ..run.rundir import Run, run_config
 from ..scheduler.injob import set_comment
 from ..status.collect import ended_state
@@ -24,7 +25,7 @@ from ..util.clock import now_iso, seconds_between
 
 
 def task_record(run: Run, index: int, state: dict[str, Any]) -> dict[str, Any] | None:
-    """The head of a done task's archive record (``catalog.record_head``: no per-file parts),
+    """The head of a done task's archive record (``folder.schema.read_head``: no per-file parts),
     from the copy kept in the run, else the folder's; memory does not grow with its files."""
     candidates = [run.task(index).record_path]
     if state.get("record_path"):
@@ -32,7 +33,7 @@ def task_record(run: Run, index: int, state: dict[str, Any]) -> dict[str, Any] |
     for p in candidates:
         try:
             with open(p, "rb") as f:
-                rec = catalog.record_head(f)
+                rec = read_head(f)
         except (FileNotFoundError, PermissionError, ValueError, UnicodeError):
             continue
         rec.setdefault("run_id", run.run_id)

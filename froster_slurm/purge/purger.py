@@ -41,8 +41,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..archive import ours
 from ..errors import DataError, FrosterError, UserError
+from ..folder import layout
 from ..restore import tracefiles
 from ..restore.record import Archive, require_local
 from ..restore.remote import check_objects
@@ -121,13 +121,13 @@ class Plan:
 
 
 def _is_our_temp(rel: bytes) -> bool:
-    return b"/" not in rel and rel.startswith(ours.TMP_PREFIX) and rel.endswith(ours.TMP_SUFFIX)
+    return b"/" not in rel and rel.startswith(layout.TMP_PREFIX) and rel.endswith(layout.TMP_SUFFIX)
 
 
 def scan(arch: Archive, root_fd: int) -> Plan:
     """Compare the folder with the record by lstat/readlink only (no data read)."""
     plan = Plan()
-    resuming = bool(arch.record.get("purge", {}).get("started_at"))
+    resuming = bool((arch.record.purge or {}).get("started_at"))
     seen: set[bytes] = set()
     for node in walk(root_fd, recursive=arch.recursive):
         rel, kind = node.rel, node.kind
@@ -276,7 +276,7 @@ def purge_folder(folder: bytes, *, rclone: Any, work: Path, dry_run: bool, worke
                 return result
             report = check_objects(rclone, arch.expected_objects(trace=True),
                                    arch.destination, work, f"purge-check-{_slug(folder)}",
-                                   stored=arch.record.get("stored"))
+                                   stored=arch.record.stored)
             if not report.ok:
                 result.blockers.append(f"the remote does not hold the archive intact: "
                                        f"{report.summary()}")
@@ -320,10 +320,10 @@ def _delete(arch: Archive, root_fd: int, dirs: DirCache, plan: Plan,
             catalog_file: str, templates_dir: str | None) -> None:
     """Delete the verified files and symlinks; stop at the first surprise."""
     who, host = whoami(), hostname()
-    purge = dict(arch.record.get("purge") or {})
+    purge = dict(arch.record.purge or {})
     purge.update(started_at=purge.get("started_at") or now_iso(), by=who, host=host,
                  run_id=run_id)
-    arch.record["purge"] = purge
+    arch.record.purge = purge
     tracefiles.write_trace(root_fd, arch, templates_dir)  # the record says a purge began
     removed: list[os.stat_result] = []
     unlinked: set[tuple[int, int]] = set()  # inodes whose ctime/nlink our own unlink changed
@@ -336,10 +336,10 @@ def _delete(arch: Archive, root_fd: int, dirs: DirCache, plan: Plan,
                  bytes_freed=int(purge.get("bytes_freed") or 0) + result.bytes_freed)
     if not result.blockers:
         purge.update(at=now_iso(), completed=True)
-        arch.record["state"] = "purged"
-        arch.record.pop("restored", None)
+        arch.record.state = "purged"
+        arch.record.restored = None
         result.purged = True
-    arch.record["purge"] = purge
+    arch.record.purge = purge
     tracefiles.write_trace(root_fd, arch, templates_dir)
     result.notes.append(tracefiles.update_catalog(catalog_file, arch))
 

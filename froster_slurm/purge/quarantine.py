@@ -25,15 +25,15 @@ import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..archive import ours
+from ..folder import layout
 from ..util.paths import display
 
-PREFIX = ours.TMP_PREFIX + b"purge-"
+PREFIX = layout.TMP_PREFIX + b"purge-"
 
 
 def is_quarantine(name: bytes) -> bool:
     """A top-level name that an interrupted purge left behind."""
-    return name.startswith(PREFIX) and name.endswith(ours.TMP_SUFFIX)
+    return name.startswith(PREFIX) and name.endswith(layout.TMP_SUFFIX)
 
 
 class Changed(Exception):  # noqa: N818 - an outcome, caught by the caller
@@ -57,7 +57,7 @@ class Quarantine:
 
     @property
     def name(self) -> bytes:
-        return PREFIX + self.token.encode() + ours.TMP_SUFFIX
+        return PREFIX + self.token.encode() + layout.TMP_SUFFIX
 
     def _open(self, parent_fd: int, key: bytes) -> int:
         if key not in self._dirs:

@@ -32,7 +32,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..archive import ours
 from ..archive.bundle import BUNDLE_DIR_REMOTE
 from ..archive.settings import load_settings
 from ..errors import (
@@ -41,6 +40,7 @@ from ..errors import (
     PermanentError,
     TransientError,
 )
+from ..folder import layout
 from ..run.rundir import Run
 from ..scheduler.injob import set_comment
 from ..util.clock import now_iso
@@ -67,14 +67,14 @@ def status(text: str) -> None:
 
 
 def stage_name(run_id: str) -> bytes:
-    return ours.TMP_PREFIX + b"restore-" + run_id.encode() + ours.TMP_SUFFIX
+    return layout.TMP_PREFIX + b"restore-" + run_id.encode() + layout.TMP_SUFFIX
 
 
 def load_archive(run_dir: Path, folder: bytes) -> Archive:
     """The archive as it was when the restore was asked for (copied into the run)."""
     tdir = Run(run_dir).trace_dir
-    return parse(folder, (tdir / ours.RECORD_NAME.decode()).read_bytes(),
-                 (tdir / ours.MANIFEST_NAME.decode()).read_bytes())
+    return parse(folder, (tdir / layout.RECORD_NAME.decode()).read_bytes(),
+                 (tdir / layout.MANIFEST_NAME.decode()).read_bytes())
 
 
 class RestoreJob:
@@ -175,7 +175,7 @@ class RestoreJob:
         expected = self.arch.expected_objects()
         report = check_objects(self.rclone, {o: expected[o] for o in objects},
                                self.arch.destination, self.work, "restore-proof",
-                               stored=self.arch.record.get("stored"))
+                               stored=self.arch.record.stored)
         if not report.ok:
             raise PermanentError(f"the remote does not hold this archive as it was archived: "
                                  f"{report.summary()}; nothing was restored")
@@ -257,14 +257,15 @@ class RestoreJob:
             if current.version != self.arch.version:
                 # An earlier version was put back in place: the folder's record (the latest
                 # version) notes it; that version's own record stays as it is.
-                current.record.setdefault("copies", []).append(
-                    {**info, "to": self.opts["target"], "version": self.arch.version})
+                current.record.copies = [*(current.record.copies or []),
+                                         {**info, "to": self.opts["target"],
+                                          "version": self.arch.version}]
                 tracefiles.write_trace(root_fd, current, tdir)
                 return f"version {self.arch.version} restored in place; noted in the record"
-            current.record["state"] = "restored"
-            current.record["restored"] = info
-            if "purge" in current.record:  # history; a later purge starts from scratch
-                current.record["last_purge"] = current.record.pop("purge")
+            current.record.state = "restored"
+            current.record.restored = info
+            if current.record.purge is not None:  # history; a later purge starts afresh
+                current.record.last_purge, current.record.purge = current.record.purge, None
             tracefiles.write_trace(root_fd, current, tdir)
             return tracefiles.update_catalog(self.run.settings.get("catalog", ""), current)
         try:
@@ -273,8 +274,9 @@ class RestoreJob:
             current = None
         if current is None:
             return "copy restored; the original folder has no record to update"
-        current.record.setdefault("copies", []).append({**info, "to": self.opts["target"],
-                                                        "version": self.arch.version})
+        current.record.copies = [*(current.record.copies or []),
+                                 {**info, "to": self.opts["target"],
+                                  "version": self.arch.version}]
         try:
             fd = open_root(self.folder)
             try:

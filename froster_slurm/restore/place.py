@@ -32,10 +32,10 @@ import os
 import shutil
 import stat
 from dataclasses import dataclass, field
-from typing import Any
 
-from ..archive import ours
 from ..errors import DataError
+from ..folder import layout
+from ..folder.schema import RecordEntry
 from ..util.paths import display
 from . import holes
 from .record import Archive
@@ -142,11 +142,11 @@ class Owners:
     gid: int | None = None
     from_record: bool = False
 
-    def of(self, entry: dict[str, Any] | None) -> tuple[int, int] | None:
+    def of(self, entry: RecordEntry | None) -> tuple[int, int] | None:
         if self.from_record:
-            if entry is None or "uid" not in entry:
+            if entry is None or entry.uid is None:
                 return None
-            return int(entry["uid"]), int(entry["gid"])
+            return entry.uid, entry.gid if entry.gid is not None else -1
         if self.uid is None:
             return None
         return self.uid, self.gid if self.gid is not None else -1
@@ -185,7 +185,7 @@ class Placer:
         self.stage = stage
         self.target = target
         self.owners = owners
-        self.entries = {os.fsencode(e["path"]): e for e in arch.record.get("entries", [])}
+        self.entries = {e.path: e for e in arch.record.entries}
         self.prepared: set[bytes] = set()
         self.out = Placed()
         target.on_create = self._own_dir
@@ -270,7 +270,7 @@ class Placer:
             if not force or _hard_conflict(st):
                 raise DataError(f"{display(rel)} appeared in the target while restoring; "
                                 "not overwriting it") from None
-            tmp = ours.TMP_PREFIX + os.urandom(6).hex().encode() + ours.TMP_SUFFIX
+            tmp = layout.tmp_name()
             os.link(sname, tmp, src_dir_fd=sfd, dst_dir_fd=dfd, follow_symlinks=False)
             os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
             self.out.replaced += 1

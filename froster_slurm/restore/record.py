@@ -1,25 +1,23 @@
 """Read an archived folder's trace (record + manifest) into one typed, cross-checked object.
 
-The formats are the archive stage's (``froster_slurm.archive.trace`` documents every field);
-this module only reads them.  Why cross-check instead of trusting the record: purge deletes on
-the strength of these files, so a record and manifest that disagree (hand-edited, truncated,
-from two different archives) must stop everything rather than pick one of them.
+The formats are ``froster_slurm.folder``'s (docs/archive-format.md documents every field); the
+record and the manifest are parsed there, by the same code the archive stage writes them with.
+This module indexes them for restore and purge and cross-checks them.  Why cross-check instead
+of trusting the record: purge deletes on the strength of these files, so a record and manifest
+that disagree (hand-edited, truncated, from two different archives) must stop everything
+rather than pick one of them.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..archive import ours
-from ..archive.bundle import BUNDLE_DIR_REMOTE
-from ..archive.names import md5sum_unescape
 from ..archive.verify import Expect
-from ..archive.versions import version_of
 from ..errors import DataError, NotFoundError
+from ..folder import layout, manifest
+from ..folder.schema import ArchiveRecord, RecordError, loads
 from ..util.paths import display
 from .members import check_names
 from .safefs import check_rel, open_root, read_small_at
@@ -68,7 +66,7 @@ class Archive:
     """One folder's archive as its trace describes it."""
 
     folder: bytes
-    record: dict[str, Any]
+    record: ArchiveRecord
     manifest_raw: bytes
     files: dict[bytes, FileEntry] = field(default_factory=dict)
     links: dict[bytes, LinkEntry] = field(default_factory=dict)
@@ -78,40 +76,37 @@ class Archive:
 
     @property
     def destination(self) -> str:
-        return str(self.record["destination"])
+        return self.record.destination
 
     @property
     def storage_class(self) -> str:
-        return str(self.record.get("storage_class") or "")
+        return self.record.storage_class
 
     @property
     def recursive(self) -> bool:
-        return bool(self.record.get("recursive"))
+        return self.record.recursive
 
     @property
     def version(self) -> int:
         """Which version of the folder's archive this is (``archive.versions``)."""
-        return version_of(self.record)
+        return self.record.version
 
     def linked(self, version: int) -> dict[str, Any] | None:
         """The record's link to an earlier ``version`` (its destination and summary)."""
-        for link in self.record.get("previous") or []:
-            if isinstance(link, dict) and version_of(link) == version:
-                return link
-        return None
+        return self.record.linked(version)
 
     @property
     def state(self) -> str:
-        return str(self.record.get("state") or "archived")
+        return self.record.state
 
     @property
     def index_name(self) -> bytes:
-        return os.fsencode(self.record.get("index_html") or ours.INDEX_NAME.decode())
+        return os.fsencode(self.record.index_html)
 
     @property
     def trace_names(self) -> set[bytes]:
         """The top-level names purge and restore never delete or overwrite."""
-        return {ours.RECORD_NAME, ours.MANIFEST_NAME, self.index_name}
+        return {layout.RECORD_NAME, layout.MANIFEST_NAME, self.index_name}
 
     @property
     def total_bytes(self) -> int:
@@ -134,76 +129,44 @@ class Archive:
         sizes = self.object_sizes()
         out = {name: Expect(md5, sizes[name]) for name, md5 in self.data_objects().items()}
         if trace:
-            out[ours.MANIFEST_NAME.decode()] = Expect(md5_hex(self.manifest_raw),
-                                                      len(self.manifest_raw))
+            out[layout.MANIFEST_NAME.decode()] = Expect(md5_hex(self.manifest_raw),
+                                                        len(self.manifest_raw))
         return out
 
 
-def md5_hex(data: bytes) -> str:
-    return hashlib.md5(data, usedforsecurity=False).hexdigest()
-
-
-def parse_manifest(data: bytes) -> dict[bytes, str]:
-    """GNU md5sum lines -> {relative name: md5}; undoes md5sum 9's backslash escaping."""
-    out: dict[bytes, str] = {}
-    for n, line in enumerate(data.split(b"\n"), 1):
-        if not line:
-            continue
-        escaped = line.startswith(b"\\")
-        if escaped:
-            line = line[1:]
-        md5, sep, name = line.partition(b"  ")
-        if not sep or len(md5) != 32:
-            raise DataError(f"manifest line {n} is not '<md5>  <name>'")
-        if escaped:
-            name = md5sum_unescape(name)
-        out[name] = md5.decode("ascii").lower()
-    return out
+md5_hex = manifest.md5_hex
+parse_manifest = manifest.parse
 
 
 def parse(folder: bytes, record_raw: bytes, manifest_raw: bytes) -> Archive:
     """Build the Archive and check that record and manifest describe the same files."""
     try:
-        record = json.loads(record_raw)
-    except ValueError as e:
-        raise DataError(f"{display(folder)}: {ours.RECORD_NAME.decode()} is not valid JSON") \
-            from e
-    if not isinstance(record, dict) or record.get("format") != ours.RECORD_FORMAT:
-        raise DataError(f"{display(folder)}: {ours.RECORD_NAME.decode()} is not a "
-                        "froster-slurm archive record")
+        record = loads(record_raw)
+    except RecordError as e:
+        raise DataError(f"{display(folder)}: {layout.RECORD_NAME.decode()}: {e}") from e
     arch = Archive(folder=folder, record=record, manifest_raw=manifest_raw)
     try:
         by_bundle: dict[str, list[bytes]] = {}
         kinds: dict[bytes, list[str]] = {}
-        for e in record["entries"]:
-            rel = check_rel(os.fsencode(e["path"]))
-            kind = e["type"]
-            kinds.setdefault(rel, []).append(str(kind))
-            if kind == "file":
-                link_to = e.get("hardlink_to")
+        for e in record.entries:
+            rel = check_rel(e.path)
+            kinds.setdefault(rel, []).append(e.type)
+            if e.type == "file":
                 arch.files[rel] = FileEntry(
-                    rel, str(e["md5"]).lower(), int(e["size"]), int(e["mode"]),
-                    int(e["mtime_ns"]), e.get("object"), e.get("bundle"),
-                    check_rel(os.fsencode(link_to)) if link_to else None,
-                    bool(e.get("sparse")))
-            elif kind == "symlink":
-                arch.links[rel] = LinkEntry(rel, os.fsencode(e["target"]), int(e["mode"]),
-                                            int(e["mtime_ns"]), e.get("bundle"))
-            elif kind == "dir":
-                arch.dirs[rel] = DirEntry(rel, int(e["mode"]), int(e["mtime_ns"]),
-                                          bool(e.get("empty")))
+                    rel, e.md5, e.size, e.mode, e.mtime_ns, e.object, e.bundle,
+                    check_rel(e.hardlink_to) if e.hardlink_to else None, e.sparse)
+            elif e.type == "symlink":
+                arch.links[rel] = LinkEntry(rel, e.target, e.mode, e.mtime_ns, e.bundle)
             else:
-                raise DataError(f"unknown entry type {kind!r}")
-            if e.get("bundle"):
-                by_bundle.setdefault(e["bundle"], []).append(rel)
-        for b in record.get("bundles", []):
-            name = str(b["name"])
-            if not name.startswith(BUNDLE_DIR_REMOTE + "/"):
-                raise DataError(f"bundle {name!r} is outside {BUNDLE_DIR_REMOTE}/")
-            arch.bundles.append(Bundle(name, str(b["md5"]).lower(), int(b["size"]),
-                                       tuple(by_bundle.pop(name, []))))
-        arch.skipped = {os.fsencode(s["path"]) for s in record.get("skipped", [])}
-        str(record["destination"])
+                arch.dirs[rel] = DirEntry(rel, e.mode, e.mtime_ns, e.empty)
+            if e.bundle:
+                by_bundle.setdefault(e.bundle, []).append(rel)
+        for b in record.bundles:
+            if not b.name.startswith(layout.BUNDLE_DIR_REMOTE + "/"):
+                raise DataError(f"bundle {b.name!r} is outside {layout.BUNDLE_DIR_REMOTE}/")
+            arch.bundles.append(Bundle(b.name, b.md5, b.size,
+                                       tuple(by_bundle.pop(b.name, []))))
+        arch.skipped = {s.path for s in record.skipped}
     except (KeyError, TypeError, ValueError) as e:
         raise DataError(f"{display(folder)}: archive record lacks or garbles a field: "
                         f"{e!r}") from e
@@ -217,9 +180,9 @@ def parse(folder: bytes, record_raw: bytes, manifest_raw: bytes) -> Archive:
 
 def _cross_check(arch: Archive) -> None:
     where = display(arch.folder)
-    want = arch.record.get("manifest", {}).get("md5")
+    want = arch.record.manifest.md5 if arch.record.manifest else None
     if want and md5_hex(arch.manifest_raw) != want:
-        raise DataError(f"{where}: {ours.MANIFEST_NAME.decode()} is not the manifest the "
+        raise DataError(f"{where}: {layout.MANIFEST_NAME.decode()} is not the manifest the "
                         "record was written with (its md5 differs)")
     manifest = parse_manifest(arch.manifest_raw)
     record_md5 = {rel: f.md5 for rel, f in arch.files.items()}
@@ -249,14 +212,14 @@ def read_local(folder: bytes) -> Archive | None:
     fd = open_root(folder)
     try:
         try:
-            record_raw = read_small_at(fd, ours.RECORD_NAME)
+            record_raw = read_small_at(fd, layout.RECORD_NAME)
         except FileNotFoundError:
             return None
         try:
-            manifest_raw = read_small_at(fd, ours.MANIFEST_NAME)
+            manifest_raw = read_small_at(fd, layout.MANIFEST_NAME)
         except FileNotFoundError as e:
             raise DataError(f"{display(folder)} has an archive record but no "
-                            f"{ours.MANIFEST_NAME.decode()}") from e
+                            f"{layout.MANIFEST_NAME.decode()}") from e
     finally:
         os.close(fd)
     return parse(folder, record_raw, manifest_raw)
@@ -267,9 +230,9 @@ def require_local(folder: bytes, action: str) -> Archive:
     arch = read_local(folder)
     if arch is None:
         raise NotFoundError(f"{display(folder)} was never archived (no "
-                            f"{ours.RECORD_NAME.decode()} in it); refusing to {action} it")
-    if os.path.normpath(os.fsencode(arch.record["source"])) != folder:
+                            f"{layout.RECORD_NAME.decode()} in it); refusing to {action} it")
+    if os.path.normpath(arch.record.source) != folder:
         raise DataError(f"{display(folder)}: its record says it was archived from "
-                        f"{display(os.fsencode(arch.record['source']))} (moved or copied "
+                        f"{display(arch.record.source)} (moved or copied "
                         "since?); refusing to act on it")
     return arch

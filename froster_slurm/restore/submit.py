@@ -18,7 +18,6 @@ Steps, each safe to repeat:
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import re
 import stat
@@ -29,10 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..archive import ours, versions
 from ..catalog import store as catalog
 from ..config import Config, save_snapshot
 from ..errors import DataError, FrosterError, NotFoundError, UserError
+from ..folder import layout
+from ..folder.schema import link_version
 from ..run.rundir import Run, archive_settings, catalog_path, create_run, list_runs
 from ..scheduler.backends import Backend, SlurmBackend
 from ..scheduler.slurm import dependency
@@ -89,7 +89,7 @@ def find_archive(folder: bytes, config: Config, work: Path,
             return arch
         link = arch.linked(version)
         if link is None:
-            known = [versions.version_of(x) for x in versions.history(arch.record)]
+            known = [link_version(x) for x in arch.record.history()]
             raise NotFoundError(f"{display(folder)} has no archive version {version} (its "
                                 f"record knows versions {', '.join(map(str, known))})")
         destination = str(link.get("destination") or "")
@@ -116,7 +116,7 @@ def _fetch_record(folder: bytes, destination: str, config: Config, work: Path,
     into = work / TRACE_DIR
     discard_tree(into)
     into.mkdir(parents=True, exist_ok=True)
-    names = [ours.RECORD_NAME.decode(), ours.MANIFEST_NAME.decode()]
+    names = [layout.RECORD_NAME.decode(), layout.MANIFEST_NAME.decode()]
     fetch_small(rclone, destination, names, into, work)
     arch = parse(folder, (into / names[0]).read_bytes(), (into / names[1]).read_bytes())
     check_belongs(arch, folder, catalog_destination=destination,
@@ -288,8 +288,8 @@ def _start(folder: bytes, target: bytes, config: Config, tier: str | None, days:
                         "restore again) or choose another --to")
     if prior:
         run, state = prior
-        arch = parse(folder, (run.trace_dir / ours.RECORD_NAME.decode()).read_bytes(),
-                     (run.trace_dir / ours.MANIFEST_NAME.decode()).read_bytes())
+        arch = parse(folder, (run.trace_dir / layout.RECORD_NAME.decode()).read_bytes(),
+                     (run.trace_dir / layout.MANIFEST_NAME.decode()).read_bytes())
         if version is not None and arch.version != version:
             raise UserError(f"an unfinished restore of version {arch.version} of "
                             f"{display(folder)} into {display(target)} is in run "
@@ -378,9 +378,8 @@ def _new_run(config: Config, folder: bytes, target: bytes, arch: Archive, be: Ba
     save_snapshot(config, run.config_path)
     tdir = run.trace_dir
     tdir.mkdir()
-    (tdir / ours.RECORD_NAME.decode()).write_bytes(
-        json.dumps(arch.record, ensure_ascii=True).encode())
-    (tdir / ours.MANIFEST_NAME.decode()).write_bytes(arch.manifest_raw)
+    (tdir / layout.RECORD_NAME.decode()).write_bytes(arch.record.dump())
+    (tdir / layout.MANIFEST_NAME.decode()).write_bytes(arch.manifest_raw)
     write_state(run.run_dir, {"phase": "requested", "folder": os.fsdecode(folder),
                               "destination": arch.destination, "created_at": now_iso(),
                               "checks": 0, "job_ids": [], **options})

@@ -56,7 +56,7 @@ def check_belongs(arch: Archive, folder: bytes, *, catalog_destination: str | No
     """Raise ``ForeignArchiveError`` unless ``arch`` is an archive of ``folder`` (see the
     module docstring).  ``folder_st``: the folder's lstat when it exists."""
     where = display(folder)
-    source = os.path.normpath(os.fsencode(str(arch.record.get("source", ""))))
+    source = os.path.normpath(arch.record.source)
     if source != folder:
         raise ForeignArchiveError(f"{where}: the archive record found for it is the archive "
                                   f"of {display(source)}; refusing to restore it here")
@@ -70,12 +70,10 @@ def check_belongs(arch: Archive, folder: bytes, *, catalog_destination: str | No
                                   f"{display(os.fsencode(names.redact(catalog_destination)))}"
                                   " but the record there names another destination; "
                                   "refusing to restore from it")
-    root = arch.record.get("root") or {}
-    try:
-        uid = int(root["uid"])
-    except (KeyError, TypeError, ValueError):
+    uid = arch.record.root.uid if arch.record.root else None
+    if uid is None:
         raise ForeignArchiveError(f"{where}: the record does not say who owned the folder; "
-                                  "refusing to restore from it") from None
+                                  "refusing to restore from it")
     if folder_st is not None and stat.S_ISDIR(folder_st.st_mode):
         if folder_st.st_uid != uid:
             raise ForeignArchiveError(f"{where}: the record says uid {uid} owned the folder "

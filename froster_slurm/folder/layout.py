@@ -1,4 +1,8 @@
-"""Which files in a folder froster-slurm wrote itself (the trace), and which names it reserves.
+"""The archived folder's file names, which of them are ours, and where versions live.
+
+docs/archive-format.md is the description of the whole format; this module is the one place
+that spells the names (the writer, ``froster_slurm.archive``, and the readers, restore, purge,
+catalog rebuild, all take them from here).
 
 On a re-archive our own trace files must not be archived as data, but a user's file that only
 happens to share a name must never be skipped or overwritten.  So a trace file counts as ours
@@ -13,6 +17,9 @@ import json
 import os
 import stat
 
+from ..archive.names import join_remote
+from .schema import RECORD_FORMAT
+
 RECORD_NAME = b"Froster.archive.json"
 MANIFEST_NAME = b"Froster.manifest.md5"
 INDEX_NAME = b"index.html"
@@ -21,8 +28,10 @@ BUNDLES_DIR = b"Froster.bundles"
 VERSIONS_DIR = b"Froster.versions"  # later versions of an archive, beside the first
 TMP_PREFIX = b".Froster-"
 TMP_SUFFIX = b".tmp"
-RECORD_FORMAT = "froster-slurm-archive"
 GENERATOR_META = b'<meta name="generator" content="froster-slurm">'
+BUNDLE_DIR_REMOTE = BUNDLES_DIR.decode()  # bundles: <destination>/Froster.bundles/RUN-INDEX/
+VERSIONS_DIR_REMOTE = VERSIONS_DIR.decode()  # version N >= 2: <base>/Froster.versions/N
+TRACE_STORAGE_CLASS = "STANDARD"  # the trace copies beside the data: readable without a thaw
 
 # Top-level names our objects use at the destination: a user's entry with one of these names
 # travels inside a bundle so it can never collide with them.
@@ -69,17 +78,35 @@ def is_our_page(path: bytes) -> bool:
 
 def our_top_level(folder: bytes, names: set[bytes]) -> set[bytes]:
     """Which of the folder's top-level ``names`` are froster-slurm's own trace files."""
-    ours: set[bytes] = set()
+    found: set[bytes] = set()
     record_ours = RECORD_NAME in names and is_our_record(os.path.join(folder, RECORD_NAME))
     if record_ours:
-        ours.add(RECORD_NAME)
+        found.add(RECORD_NAME)
         if MANIFEST_NAME in names:
-            ours.add(MANIFEST_NAME)
+            found.add(MANIFEST_NAME)
     for page in (INDEX_NAME, INDEX_ALT_NAME):
         if page in names and is_our_page(os.path.join(folder, page)):
-            ours.add(page)
-    ours.update(n for n in names if n.startswith(TMP_PREFIX) and n.endswith(TMP_SUFFIX))
-    return ours
+            found.add(page)
+    found.update(n for n in names if n.startswith(TMP_PREFIX) and n.endswith(TMP_SUFFIX))
+    return found
+
+
+def tmp_name() -> bytes:
+    """A fresh name for a trace file being written (``our_top_level`` knows it as ours)."""
+    return TMP_PREFIX + os.urandom(6).hex().encode() + TMP_SUFFIX
+
+
+def bundle_dir(run_tag: str, index: int) -> str:
+    """The bundles of one archive, relative to its destination: one folder per archive, so a
+    later re-archive never mixes its bundles with older ones."""
+    return f"{BUNDLE_DIR_REMOTE}/{run_tag}-{index}"
+
+
+def version_destination(base: str, version: int) -> str:
+    """Where version ``version`` of a folder lives, given the folder's base destination."""
+    if version <= 1:
+        return base
+    return join_remote(base, f"{VERSIONS_DIR_REMOTE}/{version}")
 
 
 def index_name_for(folder: bytes) -> bytes:
