@@ -25,8 +25,8 @@ from .app import app
 # command or an unknown one imports them all.  tests/test_cli.py checks this table is complete.
 COMMANDS = {"config": "config_cmd", "templates": "templates_cmd", "crawl": "crawl_cmd",
             "rank": "rank_cmd", "pick": "pick_cmd", "select": "pick_cmd",
-            "archive": "archive_cmd", "submit": "run_cmd", "status": "run_cmd",
-            "retry": "run_cmd", "catalog": "run_cmd", "restore": "restore_cmd",
+            "archive": "archive_cmd", "submit": "submit_cmd", "status": "status_cmd",
+            "retry": "retry_cmd", "catalog": "catalog_cmd", "restore": "restore_cmd",
             "purge": "restore_cmd", "report": "report_cmd", "check": "check_cmd",
             "runs": "runs_cmd"}
 

@@ -8,12 +8,15 @@ an exit code by ``froster_slurm.cli.main``.
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from .. import __version__
 from ..config import Config, load_config
+
+if TYPE_CHECKING:
+    from ..submit.pipeline import SubmitResult
 
 app = typer.Typer(
     name="froster-slurm",
@@ -35,8 +38,8 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                 help="Print the version and exit."),
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
 ) -> None:
     """froster-slurm: crawl -> rank -> pick -> archive -> finalize."""
 
@@ -66,3 +69,19 @@ def info(message: str) -> None:
 
 def out(message: str = "") -> None:
     print(message, flush=True)
+
+
+def print_submitted(result: SubmitResult) -> None:
+    """Run id, jobs and how to follow the run: what every submitting command prints."""
+    for note in result.notes:
+        info(f"note: {note}")
+    if result.dry_run:
+        info(f"dry run: rendered {len(result.scripts)} script(s) in {result.run_dir}/scripts; "
+             "nothing submitted")
+        return
+    out(f"run {result.run_id}  ({result.run_dir})")
+    for stage, ids in result.job_ids.items():
+        out(f"  {stage:<9} job {' '.join(ids)}")
+    out(f"watch it:  {result.watch}")
+    if result.backend == "slurm":
+        out("or:        squeue --me -o '%.18i %.30j %.2t %.10M %k'")

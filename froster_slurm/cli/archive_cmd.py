@@ -11,8 +11,8 @@ import typer
 from ..errors import UserError
 from ..submit.pipeline import archive_folders
 from ..util.paths import read_folder_list
-from .app import app, get_config, out
-from .run_cmd import print_submitted
+from .app import app, get_config, out, print_submitted
+from .options import BackendOpt, DryRunOpt, RecursiveOpt, StorageClassOpt, ThrottleOpt, ToOpt
 
 
 @app.command("archive")
@@ -20,16 +20,12 @@ def archive(
     folders: Annotated[list[Path] | None, typer.Argument(help="Folders to archive.")] = None,
     from_: Annotated[Path | None, typer.Option("--from", help="Selection file (from `select` or "
                                                "`pick`): NUL-separated folders.")] = None,
-    to: Annotated[str | None, typer.Option("--to", help="rclone remote (name:path) or local "
-                                           "path; default: config default_remote.")] = None,
-    recursive: Annotated[bool | None, typer.Option("--recursive/--no-recursive",
-                                                   help="Archive whole subtrees.")] = None,
-    storage_class: Annotated[str | None, typer.Option("--storage-class",
-                                                      help="e.g. DEEP_ARCHIVE, GLACIER.")] = None,
-    throttle: Annotated[int | None, typer.Option("--throttle", help="Tasks at once.")] = None,
-    backend: Annotated[str | None, typer.Option("--backend", help="auto, slurm or local.")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Render the scripts, print them, "
-                                          "submit nothing.")] = False,
+    to: ToOpt = None,
+    recursive: RecursiveOpt = None,
+    storage_class: StorageClassOpt = None,
+    throttle: ThrottleOpt = None,
+    backend: BackendOpt = None,
+    dry_run: DryRunOpt = False,
 ) -> None:
     """Archive folders with one Slurm array task per folder, then finalize."""
     paths: list[bytes] = [os.fsencode(f) for f in folders or []]

@@ -10,16 +10,15 @@ import typer
 
 from ..submit.preflight import report
 from .app import app, get_config, out
+from .options import StorageClassOpt, ToOpt
 
 
 @app.command("check")
 def check(
     folders: Annotated[list[Path] | None, typer.Argument(help="Folders you mean to archive.")
                        ] = None,
-    to: Annotated[str | None, typer.Option("--to", help="rclone remote (name:path) or local "
-                                           "path; default: config default_remote.")] = None,
-    storage_class: Annotated[str | None, typer.Option("--storage-class",
-                                                      help="e.g. DEEP_ARCHIVE.")] = None,
+    to: ToOpt = None,
+    storage_class: StorageClassOpt = None,
 ) -> None:
     """rclone, Slurm, state_dir, the remote (configured, answers, md5, storage class), the
     time limit and each folder: one OK or FAIL line each; exit 1 if any failed."""

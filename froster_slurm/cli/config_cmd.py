@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from ..config import DEFAULTS, init_config_file, set_value, site_config_path, user_config_path
 from ..config.keys import default_of, list_merge
 from .app import app, get_config, out
+from .options import ForceOpt, JsonOpt, SiteOpt
 
 config_app = typer.Typer(help="Show and edit the layered configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 
-SITE_OPTION = typer.Option(False, "--site", help="The site file ($FROSTER_SLURM_SITE_CONFIG or "
-                                                 "/etc/froster-slurm/config.toml), for admins.")
 
 
 def _target(site: bool) -> Path:
@@ -23,8 +23,7 @@ def _target(site: bool) -> Path:
 
 
 @config_app.command("show")
-def show(as_json: bool = typer.Option(False, "--json", help="JSON object of key: value.")
-         ) -> None:
+def show(as_json: JsonOpt = False) -> None:
     """Every effective value and the layer it came from (per table key and list item)."""
     cfg = get_config()
     if as_json:
@@ -40,16 +39,15 @@ def show(as_json: bool = typer.Option(False, "--json", help="JSON object of key:
 
 
 @config_app.command("init")
-def init(force: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
-         site: bool = SITE_OPTION) -> None:
+def init(force: ForceOpt = False, site: SiteOpt = False) -> None:
     """Write a commented config file holding every default."""
     out(f"wrote {init_config_file(_target(site), force=force)}")
 
 
 @config_app.command("set")
-def set_(key: str = typer.Argument(..., help="Dotted key, e.g. archive.storage_class."),
-         value: str = typer.Argument(..., help="Value (TOML syntax for numbers, lists)."),
-         site: bool = SITE_OPTION) -> None:
+def set_(key: Annotated[str, typer.Argument(help="Dotted key, e.g. archive.storage_class.")],
+         value: Annotated[str, typer.Argument(help="Value (TOML syntax for numbers, lists).")],
+         site: SiteOpt = False) -> None:
     """Store one value in the user file, or with --site in the site file (validated first)."""
     path = _target(site)
     v = set_value(path, key, value)

@@ -10,11 +10,11 @@ from typing import Annotated
 
 import typer
 
-from ..crawl import CrawlOptions, CrawlSummary, crawl_shard, plan_shards
-from ..crawl import crawl as crawl_folders
-from ..crawl.shards import PLAN_NAME, describe_plan, load_plan
-from ..errors import IncompleteError, UserError
-from .app import app, get_config, info, out
+from ..crawl import CrawlOptions
+from ..crawl.modes import ShardFlags, run_crawl
+from ..errors import UserError
+from .app import app, get_config, info, out, print_submitted
+from .options import BackendOpt, DryRunOpt, ShardsOpt, SubmitOpt
 
 
 class _ProgressLine:
@@ -47,54 +47,47 @@ def _progress(enabled: bool | None, label: str = "") -> _ProgressLine | None:
 
 @app.command()
 def crawl(
+    output: Annotated[str, typer.Option(
+        "-o", "--output", show_default=False,
+        help="CSV file to write (problems go to OUTPUT.errors). With --shards: a directory "
+             "that gets plan.json and shard-NNNN.csv/.errors/.json.")],
     paths: Annotated[list[str] | None, typer.Argument(
         show_default=False,
         help="Folders to crawl. With --shard-index they may be left out (read from the plan)."
     )] = None,
-    output: str = typer.Option(
-        ..., "-o", "--output",
-        help="CSV file to write (problems go to OUTPUT.errors). With --shards: a directory "
-             "that gets plan.json and shard-NNNN.csv/.errors/.json."),
-    engine: str | None = typer.Option(
-        None, "--engine", help="auto (pwalk when on PATH and able), builtin or pwalk "
-                               "(config crawl.engine)."),
-    workers: int | None = typer.Option(
-        None, "--workers", help="Crawler processes; 0 = one per CPU we may use "
-                                "(config crawl.workers)."),
-    threads: int | None = typer.Option(
-        None, "--threads", help="lstat threads per process; raise on network file systems "
-                                "(config crawl.threads)."),
-    one_file_system: bool | None = typer.Option(
-        None, "--one-file-system/--cross-file-systems", "-x",
+    engine: Annotated[str | None, typer.Option(
+        "--engine", help="auto (pwalk when on PATH and able), builtin or pwalk "
+                         "(config crawl.engine).")] = None,
+    workers: Annotated[int | None, typer.Option(
+        "--workers", help="Crawler processes; 0 = one per CPU we may use "
+                          "(config crawl.workers).")] = None,
+    threads: Annotated[int | None, typer.Option(
+        "--threads", help="lstat threads per process; raise on network file systems "
+                          "(config crawl.threads).")] = None,
+    one_file_system: Annotated[bool | None, typer.Option(
+        "--one-file-system/--cross-file-systems", "-x",
         help="Do not cross into other file systems; each mount point skipped is reported "
-             "(config crawl.one_file_system)."),
+             "(config crawl.one_file_system).")] = None,
     exclude: Annotated[list[str] | None, typer.Option(
         "--exclude", metavar="GLOB",
         help="Skip entries whose name (or, for a GLOB with '/', whole path) matches; "
              "repeatable; replaces config crawl.exclude.")] = None,
-    no_snapshots: bool | None = typer.Option(
-        None, "--no-snapshots/--snapshots",
-        help="Skip .snapshot and .zfs directories (config crawl.no_snapshots)."),
-    shards: int | None = typer.Option(
-        None, "--shards", min=1,
-        help="Split into N balanced shards (top-level subtrees). Without --shard-index all "
-             "shards run here, one after another."),
-    shard_index: int | None = typer.Option(
-        None, "--shard-index", min=0,
-        help="Crawl only this shard of OUTPUT/plan.json (what array task I runs)."),
-    replan: bool = typer.Option(
-        False, "--replan", help="With --shards: replace an existing plan for another crawl "
-                                "(its shard files are removed)."),
-    progress: bool | None = typer.Option(
-        None, "--progress/--no-progress", help="Progress line on stderr (default: when it "
-                                               "is a terminal)."),
-    submit: bool = typer.Option(
-        False, "--submit", help="Plan here, then crawl the shards as an array job (Slurm, or "
-                                "the local backend); OUTPUT is the shard directory."),
-    backend: str | None = typer.Option(
-        None, "--backend", metavar="BACKEND", help="With --submit: auto, slurm or local."),
-    dry_run: bool = typer.Option(
-        False, "--dry-run", help="With --submit: render the job script, submit nothing."),
+    no_snapshots: Annotated[bool | None, typer.Option(
+        "--no-snapshots/--snapshots",
+        help="Skip .snapshot and .zfs directories (config crawl.no_snapshots).")] = None,
+    shards: ShardsOpt = None,
+    shard_index: Annotated[int | None, typer.Option(
+        "--shard-index", min=0,
+        help="Crawl only this shard of OUTPUT/plan.json (what array task I runs).")] = None,
+    replan: Annotated[bool, typer.Option(
+        "--replan", help="With --shards: replace an existing plan for another crawl "
+                         "(its shard files are removed).")] = False,
+    progress: Annotated[bool | None, typer.Option(
+        "--progress/--no-progress", help="Progress line on stderr (default: when it "
+                                         "is a terminal).")] = None,
+    submit: SubmitOpt = False,
+    backend: BackendOpt = None,
+    dry_run: DryRunOpt = False,
 ) -> None:
     """Crawl folders into pwalk's CSV format (every problem reported; exit 3 if any)."""
     if not submit and (backend or dry_run):
@@ -109,8 +102,6 @@ def crawl(
                            excludes=tuple(cfg.get("crawl.exclude")),
                            no_snapshots=cfg.get("crawl.no_snapshots"))
     roots = [os.fsencode(p) for p in paths or []]
-    n_workers, n_threads = cfg.get("crawl.workers"), cfg.get("crawl.threads")
-
     if submit:
         if shard_index is not None:
             raise UserError("--submit runs every shard as an array task; leave out "
@@ -118,66 +109,13 @@ def crawl(
         if not roots:
             raise UserError("nothing to crawl: give at least one folder")
         from ..submit.pipeline import submit_crawl
-        from .run_cmd import print_submitted
 
         print_submitted(submit_crawl(roots, Path(output), cfg, shards=shards or 1,
                                      backend=backend, dry_run=dry_run))
         return
-
-    if shard_index is not None:
-        out_dir = Path(output)
-        if roots:
-            if shards is None:
-                raise UserError("give --shards N with folders and --shard-index, or leave the "
-                                "folders out to use the existing plan")
-            plan_shards(roots, shards, out_dir, options, replace=replan)
-        elif shards is not None and load_plan(out_dir / PLAN_NAME)["shards"] != shards:
-            raise UserError(f"{out_dir / PLAN_NAME} has a different number of shards")
-        line = _progress(progress, f"shard {shard_index}: ")
-        try:  # the plan's options, unless a flag says otherwise for this task
-            summary = crawl_shard(out_dir, shard_index, workers=n_workers, threads=n_threads,
-                                  one_file_system=one_file_system,
-                                  exclude=list(exclude) if exclude else None,
-                                  no_snapshots=no_snapshots, progress=line)
-        finally:
-            if line:
-                line.done()
-        out(summary.line())
-        summary.raise_if_incomplete()
-        return
-
-    if not roots:
-        raise UserError("nothing to crawl: give at least one folder")
-
-    if shards is not None:
-        plan = plan_shards(roots, shards, output, options, replace=replan)
-        info(describe_plan(plan))
-        summaries: list[CrawlSummary] = []
-        for i in range(shards):
-            line = _progress(progress, f"shard {i}/{shards}: ")
-            try:
-                summaries.append(crawl_shard(plan, i, workers=n_workers, threads=n_threads,
-                                             progress=line))
-            finally:
-                if line:
-                    line.done()
-            out(summaries[-1].line())
-        errors = sum(s.errors for s in summaries)
-        out(f"all {shards} shards: {sum(s.entries for s in summaries):,} entries, "
-            f"{sum(s.directories for s in summaries):,} directories, {errors:,} errors, "
-            f"{sum(s.seconds for s in summaries):.1f} s")
-        if errors:
-            raise IncompleteError(f"crawl incomplete: {errors:,} problem(s), listed in "
-                                  f"{output}/shard-*.errors")
-        return
-
-    line = _progress(progress)
-    try:
-        summary = crawl_folders(roots, output, engine=cfg.get("crawl.engine"),
-                                workers=n_workers, threads=n_threads, options=options,
-                                progress=line)
-    finally:
-        if line:
-            line.done()
-    out(summary.line())
-    summary.raise_if_incomplete()
+    # The plan's options, unless a flag says otherwise for this task.
+    run_crawl(roots, output, engine=cfg.get("crawl.engine"), workers=cfg.get("crawl.workers"),
+              threads=cfg.get("crawl.threads"), options=options, shards=shards,
+              shard_index=shard_index, replan=replan,
+              shard_flags=ShardFlags(one_file_system, exclude, no_snapshots),
+              progress=lambda label: _progress(progress, label), report=out, note=info)

@@ -32,24 +32,25 @@ from ..pick.selection import (
 from ..util.paths import display
 from ..util.units import format_size, parse_age, parse_size
 from .app import app, get_config, info, out
+from .options import (
+    BackendOpt,
+    ByOpt,
+    DryRunOpt,
+    MinSizeOpt,
+    OlderThanOpt,
+    OwnersOpt,
+    RecursiveOpt,
+    StorageClassOpt,
+    SubmitOpt,
+    ToOpt,
+    TopOpt,
+)
 
 if TYPE_CHECKING:
     from ..submit.pipeline import SubmitResult
 
 HotspotsArg = Annotated[Path, typer.Argument(help="Hotspots file written by `rank`.",
                                              metavar="HOTSPOTS", show_default=False)]
-RecursiveOpt = Annotated[bool | None, typer.Option(
-    "--recursive/--no-recursive",
-    help="Archive whole subtrees (a folder and one inside it cannot both be picked); "
-         "default: config archive.recursive.")]
-ByOpt = Annotated[str | None, typer.Option(
-    "--by", metavar="direct|total",
-    help="Rank and filter on the folder's own files (direct) or its whole subtree (total); "
-         "default: config rank.by.")]
-ClassOpt = Annotated[str | None, typer.Option(
-    "--storage-class", metavar="CLASS",
-    help="Storage class for the cost estimate (and the archive); default: config "
-         "archive.storage_class.")]
 
 
 def _check_by(by: str) -> str:
@@ -74,17 +75,11 @@ def pick(
         help="Selection file to write; default: HOTSPOTS with the suffix .selection.")] = None,
     recursive: RecursiveOpt = None,
     by: ByOpt = None,
-    storage_class: ClassOpt = None,
-    submit: Annotated[bool, typer.Option(
-        "--submit", help="After confirming, submit the selection to the archive stage.")] = False,
-    to: Annotated[str | None, typer.Option(
-        "--to", metavar="REMOTE",
-        help="With --submit: rclone remote (name:path) or local path; default: config "
-             "default_remote.")] = None,
-    backend: Annotated[str | None, typer.Option(
-        "--backend", metavar="BACKEND", help="With --submit: auto, slurm or local.")] = None,
-    dry_run: Annotated[bool, typer.Option(
-        "--dry-run", help="With --submit: render the job scripts, submit nothing.")] = False,
+    storage_class: StorageClassOpt = None,
+    submit: SubmitOpt = False,
+    to: ToOpt = None,
+    backend: BackendOpt = None,
+    dry_run: DryRunOpt = False,
 ) -> None:
     """Choose folders to archive in an interactive table (press ? inside for the keys)."""
     _require_terminal()
@@ -166,18 +161,13 @@ def select(
     output: Annotated[Path, typer.Option("-o", "--output", metavar="SELECTION",
                                          help="Selection file to write.",
                                          show_default=False)],
-    top: Annotated[int | None, typer.Option(
-        "--top", metavar="N", help="Keep at most N folders, largest first.", min=1)] = None,
-    min_size: Annotated[str | None, typer.Option(
-        "--min-size", metavar="SIZE", help="Smallest folder to keep, e.g. 500GiB.")] = None,
-    older_than: Annotated[str | None, typer.Option(
-        "--older-than", metavar="AGE",
-        help="Only folders unused (newest mtime and atime) for this long, e.g. 180d, 2y.")] = None,
-    owner: Annotated[list[str] | None, typer.Option(
-        "--owner", metavar="USER", help="Only folders owned by USER (repeat for several).")] = None,
+    top: TopOpt = None,
+    min_size: MinSizeOpt = None,
+    older_than: OlderThanOpt = None,
+    owner: OwnersOpt = None,
     by: ByOpt = None,
     recursive: RecursiveOpt = None,
-    storage_class: ClassOpt = None,
+    storage_class: StorageClassOpt = None,
 ) -> None:
     """Write a selection file by rules, without a terminal (for scripts and batch jobs)."""
     cfg = get_config({"archive.recursive": recursive, "archive.storage_class": storage_class})

@@ -24,6 +24,7 @@ from ..rank.ranking import Engine, RankedCrawl, RankParams, resolve_owner, to_pa
 from ..status.progress import TermLine, format_rate
 from ..util.units import parse_age, parse_size
 from .app import app, get_config, info, out
+from .options import ByOpt, JsonOpt, MinAvgSizeOpt, MinSizeOpt, OlderThanOpt, OwnerOpt, TopOpt
 
 
 def write_json(stream: TextIO, rows: Iterable[Hotspot]) -> int:
@@ -72,28 +73,19 @@ def rank_command(
     inputs: Annotated[list[str], typer.Argument(
         metavar="INPUT...",
         help="pwalk CSV, .csv.gz, directory of shards, glob, or Parquet from --to-parquet.")],
-    output: str | None = typer.Option(None, "-o", "--output", metavar="FILE",
-                                      help="Write the hotspots CSV here."),
-    as_json: bool = typer.Option(False, "--json", help="Print a JSON array on stdout."),
-    min_size: str | None = typer.Option(None, "--min-size", metavar="SIZE",
-                                        help="Smallest folder to list, e.g. 500GiB, 2TB "
-                                             "(config rank.min_size)."),
-    min_avg_size: str | None = typer.Option(None, "--min-avg-size", metavar="SIZE",
-                                            help="Smallest average file size "
-                                                 "(config rank.min_avg_size)."),
-    older_than: str | None = typer.Option(None, "--older-than", metavar="AGE",
-                                          help="Only folders unused (read or written) for this "
-                                               "long, e.g. 180d, 2y (config rank.older_than)."),
-    by: str | None = typer.Option(None, "--by", metavar="direct|total",
-                                  help="Rank by the folder's own files or its whole subtree "
-                                       "(config rank.by)."),
-    top: int | None = typer.Option(None, "--top", metavar="N", help="List at most N folders."),
-    owner: str | None = typer.Option(None, "--owner", metavar="USER",
-                                     help="Only folders owned by USER (name or uid)."),
-    parquet_out: str | None = typer.Option(None, "--to-parquet", metavar="OUT.parquet",
-                                           help="Only convert the crawl to Parquet, for "
-                                                "repeated ranking."),
-    quiet: bool = typer.Option(False, "-q", "--quiet", help="No summary."),
+    output: Annotated[str | None, typer.Option(
+        "-o", "--output", metavar="FILE", help="Write the hotspots CSV here.")] = None,
+    as_json: JsonOpt = False,
+    min_size: MinSizeOpt = None,
+    min_avg_size: MinAvgSizeOpt = None,
+    older_than: OlderThanOpt = None,
+    by: ByOpt = None,
+    top: TopOpt = None,
+    owner: OwnerOpt = None,
+    parquet_out: Annotated[str | None, typer.Option(
+        "--to-parquet", metavar="OUT.parquet",
+        help="Only convert the crawl to Parquet, for repeated ranking.")] = None,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No summary.")] = False,
 ) -> None:
     """Rank the folders of a crawl by size: one row per folder (hotspots)."""
     cfg = get_config({"rank.min_size": min_size, "rank.min_avg_size": min_avg_size,

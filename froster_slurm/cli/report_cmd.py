@@ -11,6 +11,15 @@ from ..pick.selection import Rules, Uploads, format_cost
 from ..util.paths import display
 from ..util.units import format_size, parse_age, parse_size
 from .app import app, get_config, out
+from .options import (
+    ByOpt,
+    MinAvgSizeOpt,
+    MinSizeOpt,
+    OlderThanOpt,
+    OwnersOpt,
+    RecursiveOpt,
+    StorageClassOpt,
+)
 from .rank_cmd import _engine
 
 
@@ -21,26 +30,13 @@ def report(
         help="A hotspots file from `rank`, or a crawl (ranked here: every folder).")],
     output: Annotated[Path, typer.Option("-o", "--output", metavar="FILE.html",
                                          help="The page to write.")] = Path("report.html"),
-    min_size: Annotated[str | None, typer.Option(
-        "--min-size", metavar="SIZE", help="Rule: smallest folder to archive "
-                                           "(config rank.min_size).")] = None,
-    min_avg_size: Annotated[str | None, typer.Option(
-        "--min-avg-size", metavar="SIZE", help="Rule: smallest average file size "
-                                               "(config rank.min_avg_size).")] = None,
-    older_than: Annotated[str | None, typer.Option(
-        "--older-than", metavar="AGE", help="Rule: unused for this long, e.g. 2y "
-                                            "(config rank.older_than).")] = None,
-    owner: Annotated[list[str] | None, typer.Option(
-        "--owner", metavar="USER", help="Rule: only these owners (repeat).")] = None,
-    by: Annotated[str | None, typer.Option(
-        "--by", metavar="direct|total", help="Rank by own files or subtree "
-                                             "(config rank.by).")] = None,
-    recursive: Annotated[bool | None, typer.Option(
-        "--recursive/--no-recursive", help="Archive whole subtrees "
-                                           "(config archive.recursive).")] = None,
-    storage_class: Annotated[str | None, typer.Option(
-        "--storage-class", metavar="CLASS", help="Class for the cost "
-                                                 "(config archive.storage_class).")] = None,
+    min_size: MinSizeOpt = None,
+    min_avg_size: MinAvgSizeOpt = None,
+    older_than: OlderThanOpt = None,
+    owner: OwnersOpt = None,
+    by: ByOpt = None,
+    recursive: RecursiveOpt = None,
+    storage_class: StorageClassOpt = None,
 ) -> None:
     """Write an HTML report: space by folder (treemap), by age, owner and group, the top
     folders, and what archiving the folders that pass the rules would free and cost."""

@@ -16,6 +16,7 @@ from ..restore.submit import start_restore, wait_for
 from ..util.paths import display
 from ..util.units import format_size
 from .app import app, get_config, info, out
+from .options import BackendOpt, DryRunOpt, ForceOpt
 
 
 @app.command("restore")
@@ -28,13 +29,11 @@ def restore(
                                              "Archive; default: config restore.tier).")] = None,
     days: Annotated[int | None, typer.Option("--days", help="Days the thawed copy stays "
                                              "readable (default: config restore.days).")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Replace existing files that differ "
-                                        "from the archive (never folders).")] = False,
+    force: ForceOpt = False,
     wait: Annotated[bool | None, typer.Option("--wait/--no-wait", help="Wait for the job to "
                                               "finish (default: wait unless the objects must "
                                               "thaw first).")] = None,
-    backend: Annotated[str | None, typer.Option("--backend", help="auto, slurm or local.")
-                       ] = None,
+    backend: BackendOpt = None,
     version: Annotated[int | None, typer.Option("--version", help="Which version of the "
                                                 "folder's archive (default: the latest).")
                        ] = None,
@@ -103,12 +102,10 @@ def _confirm(yes: bool) -> Callable[[list[Candidate]], bool]:
 @app.command("purge")
 def purge(
     folders: Annotated[list[Path], typer.Argument(help="Archived folders to free.")],
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Verify and report what would be "
-                                          "freed; delete nothing.")] = False,
+    dry_run: DryRunOpt = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")
                    ] = False,
-    backend: Annotated[str | None, typer.Option("--backend", help="auto, slurm or local.")
-                       ] = None,
+    backend: BackendOpt = None,
 ) -> None:
     """Free the disk of archived folders, each only once re-hashed and checked remotely."""
     cfg = get_config()

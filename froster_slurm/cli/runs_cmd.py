@@ -11,12 +11,15 @@ from ..config import Config
 from ..status.collect import RUN_STATES, headline
 from ..util.units import parse_age
 from .app import app, get_config, info, out
+from .options import DryRunOpt, JsonOpt
 
 runs_app = typer.Typer(help="List old runs by state and prune the finished ones.",
                        no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 
-_STATE_HELP = f"Only runs in this state (repeatable): {', '.join(RUN_STATES)}."
+StateOpt = Annotated[list[str] | None, typer.Option(
+    "--state", help=f"Only runs in this state (repeatable): {', '.join(RUN_STATES)}; prune's "
+                    "default: every final state.")]
 
 
 def _age(seconds: float) -> str:
@@ -42,8 +45,8 @@ def print_runs(cfg: Config, states: list[str], as_json: bool = False) -> None:
 
 @runs_app.command("list")
 def list_(
-    state: Annotated[list[str] | None, typer.Option("--state", help=_STATE_HELP)] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    state: StateOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Every run of the state dir, oldest first, with its state."""
     print_runs(get_config(), state or [], as_json)
@@ -52,9 +55,8 @@ def list_(
 @runs_app.command("prune")
 def prune(
     older_than: Annotated[str, typer.Option("--older-than", help="e.g. 30d, 6mo, 12h.")],
-    state: Annotated[list[str] | None, typer.Option(
-        "--state", help="Only runs in this state (default: every final state).")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would go.")] = False,
+    state: StateOpt = None,
+    dry_run: DryRunOpt = False,
 ) -> None:
     """Delete run directories that can change no more (never active ones, never another
     account's); archived folders stay in the catalog."""

@@ -11,6 +11,7 @@ from ..submit.overrides import diff as diff_text
 from ..submit.overrides import every, resolve, stale_message
 from ..submit.overrides import export as export_files
 from .app import app, get_config, out
+from .options import ForceOpt
 
 templates_app = typer.Typer(help="List, show, export and diff the job templates and jobscripts.",
                             no_args_is_help=True)
@@ -33,7 +34,8 @@ def list_() -> None:
 
 
 @templates_app.command("show")
-def show(name: str = typer.Argument(..., help="Template name, e.g. archive.sbatch.")) -> None:
+def show(name: Annotated[str, typer.Argument(help="Template name, e.g. archive.sbatch.")]
+         ) -> None:
     """Print a template or jobscript as it will be used (a stage's own or the skeleton)."""
     out(resolve(name, _tdir()).text.rstrip("\n"))
 
@@ -42,8 +44,7 @@ def show(name: str = typer.Argument(..., help="Template name, e.g. archive.sbatc
 def export(dest: Annotated[Path, typer.Argument(help="Directory to copy into.")],
            names: Annotated[list[str] | None, typer.Argument(
                help="Files to export, e.g. archive.sbatch common.sh (default: all).")] = None,
-           force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")]
-           = False) -> None:
+           force: ForceOpt = False) -> None:
     """Copy built-in templates/jobscripts for an admin to edit, each with a version stamp.
 
     Export only what you change: a file left unedited keeps following the installed version,
