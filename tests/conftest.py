@@ -34,7 +34,7 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # module until it is listed: test-fast stays fast when someone adds a slow test.
 UNIT_MODULES = frozenset({
     "test_array_chunks", "test_catalog", "test_cli", "test_cli_options", "test_config",
-    "test_config_layers", "test_folder_format",
+    "test_config_layers", "test_folder_format", "test_rclone_boundary",
     "test_fast_selection",
     "test_crawl_cli", "test_crawl_compiled", "test_crawl_fidelity", "test_crawl_format",
     "test_crawl_problems", "test_crawl_shards", "test_environment", "test_funnel",

@@ -95,6 +95,40 @@ def rclone_env(base: dict[str, str] | None = None,
     return env
 
 
+@dataclass
+class Answer:
+    """What one short rclone command said (``query``)."""
+
+    cmd: list[str | bytes]
+    returncode: int
+    stdout: bytes = b""
+    stderr: bytes = b""
+    missing: bool = False  # the executable is not there (returncode 127)
+    timed_out: bool = False  # no answer within the timeout (returncode 124)
+
+
+def query(exe: str, args: Sequence[str | bytes], *, config: str = "",
+          flags: Sequence[str] = (), env: dict[str, str] | None = None,
+          timeout: float | None = 600) -> Answer:
+    """Run one short rclone command to its end: besides ``Rclone.run`` the only place that
+    starts rclone (argument list, stdin closed, ``rclone_env``, secrets only through ``env``).
+
+    A missing executable or a timeout is an ``Answer`` too, so each caller words it its way:
+    a job fails (``Rclone.capture``), a pre-submission check reports (``submit.preflight``).
+    """
+    cmd: list[str | bytes] = [exe, *args, *flags]
+    if config:
+        cmd += ["--config", config]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, env=rclone_env(extra=env),
+                              stdin=subprocess.DEVNULL, timeout=timeout)
+    except FileNotFoundError:
+        return Answer(cmd, 127, missing=True)
+    except subprocess.TimeoutExpired:
+        return Answer(cmd, 124, timed_out=True)
+    return Answer(cmd, proc.returncode, proc.stdout, proc.stderr)
+
+
 class Rclone:
     """One configured rclone: executable, config file, extra flags, transfers, log dir."""
 
@@ -171,27 +205,23 @@ class Rclone:
                 timeout: float | None = 600) -> tuple[Result, bytes]:
         """Run a short rclone query and return its standard output (never logged: ``config
         dump`` prints secrets).  Its stderr goes to the log ``log_name`` when given."""
-        cmd: list[str | bytes] = [self.exe, *args, *self.flags]
-        if self.config:
-            cmd += ["--config", self.config]
-        try:
-            proc = subprocess.run(cmd, capture_output=True, env=rclone_env(extra=self.env),
-                                  stdin=subprocess.DEVNULL, timeout=timeout)
-        except FileNotFoundError as e:
-            raise PermanentError(f"rclone executable not found: {self.exe}") from e
-        except subprocess.TimeoutExpired as e:
+        answer = query(self.exe, args, config=self.config, flags=self.flags, env=self.env,
+                       timeout=timeout)
+        if answer.missing:
+            raise PermanentError(f"rclone executable not found: {self.exe}")
+        if answer.timed_out:
             raise TransientError(f"rclone {os.fsdecode(args[0])} did not answer within "
-                                 f"{timeout:.0f}s") from e
-        err = redact(proc.stderr.decode("utf-8", "backslashreplace"))
-        result = Result(proc.returncode, [ln for ln in err.splitlines() if ln.strip()]
+                                 f"{timeout:.0f}s")
+        err = redact(answer.stderr.decode("utf-8", "backslashreplace"))
+        result = Result(answer.returncode, [ln for ln in err.splitlines() if ln.strip()]
                         [-TAIL_LINES:])
         if log_name and self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             with open(self.log_dir / f"{log_name}.log", "a", encoding="utf-8") as log:
                 log.write(f"# {time.strftime('%Y-%m-%dT%H:%M:%S')} "
-                          f"{redact(' '.join(display(os.fsencode(c)) for c in cmd))}\n"
-                          f"{err}# exit {proc.returncode}\n")
-        return result, proc.stdout
+                          f"{redact(' '.join(display(os.fsencode(c)) for c in answer.cmd))}\n"
+                          f"{err}# exit {answer.returncode}\n")
+        return result, answer.stdout
 
     @staticmethod
     def _digest(line: str, result: Result, progress: Callable[[int, int], None] | None

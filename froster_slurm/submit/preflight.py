@@ -27,7 +27,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -38,7 +37,7 @@ from ..archive.names import join_remote, redact
 from ..config import Config
 from ..errors import ConfigError, FrosterError, NotFoundError, UserError
 from ..remotes import secrets as remote_secrets
-from ..remotes.rclone import rclone_env
+from ..remotes.rclone import query
 from ..remotes.resolve import S3_MAX_KEY
 from ..remotes.storage_classes import (
     NO_CLASS,
@@ -140,21 +139,16 @@ class Probe:
                 secret_env.update(spec.env)
                 a = spec.remote
             clean.append(a)
-        cmd: list[str | bytes] = [self.exe, *clean]
-        if self.config:
-            cmd += ["--config", self.config]
-        if net:
-            cmd += [*self.flags, *NET_FLAGS]
-        try:
-            proc = subprocess.run(cmd, capture_output=True, stdin=subprocess.DEVNULL,
-                                  env=rclone_env(extra=secret_env), timeout=PROBE_TIMEOUT)
-        except FileNotFoundError:
+        answer = query(self.exe, clean, config=self.config,
+                       flags=[*self.flags, *NET_FLAGS] if net else (), env=secret_env,
+                       timeout=PROBE_TIMEOUT)
+        if answer.missing:
             return 127, b"", f"{self.exe}: not found"
-        except subprocess.TimeoutExpired:
+        if answer.timed_out:
             return 124, b"", f"no answer within {PROBE_TIMEOUT} s"
-        lines = [ln.strip() for ln in proc.stderr.decode("utf-8", "replace").splitlines()
+        lines = [ln.strip() for ln in answer.stderr.decode("utf-8", "replace").splitlines()
                  if ln.strip()]
-        return proc.returncode, proc.stdout, redact(_strip_stamp(lines[-1]) if lines else "")
+        return answer.returncode, answer.stdout, redact(_strip_stamp(lines[-1]) if lines else "")
 
     def version(self) -> tuple[str | None, str]:
         rc, out, err = self.run(["version"])
