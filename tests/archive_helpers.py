@@ -41,7 +41,9 @@ def make_run(state_dir: Path, folders: list[bytes], remote: str, *, backend: str
     """A run directory archiving ``folders`` to ``remote``; ``archive`` overrides [archive]."""
     cfg = load_config({"state_dir": str(state_dir)})
     settings = archive_settings(cfg, remote)
-    settings.update({"recursive": True, "retry_delay": 1, "hash_workers": 2})
+    # rclone_logs "all": the tests read a done folder's rclone logs (what was uploaded, when)
+    settings.update({"recursive": True, "retry_delay": 1, "hash_workers": 2,
+                     "rclone_logs": "all"})
     settings.update(archive)
     return create_run(cfg, "archive", folders=folders, archive=settings,
                       backend=backend).run_dir

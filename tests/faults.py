@@ -309,9 +309,10 @@ def check_no_double_upload(task_dir: Path, tally: Tally) -> None:
         return
     state = json.loads((task_dir / "state.json").read_text())
     verified_at = None
-    marker = task_dir / "steps" / "verify"
-    if marker.exists():
-        verified_at = _when(json.loads(marker.read_text()).get("done_at"))
+    markers = task_dir / "steps.json"  # every step's marker of the folder
+    verify = json.loads(markers.read_text()).get("verify") if markers.exists() else None
+    if verify:
+        verified_at = _when(verify.get("done_at"))
     copies: dict[str, int] = {}
     for line in log.read_text(errors="replace").splitlines():
         try:

@@ -31,7 +31,7 @@ from archive_helpers import (
 from froster_slurm.archive import names
 from froster_slurm.archive.settings import load_settings
 from froster_slurm.archive.steps import ArchiveTask
-from froster_slurm.run.taskstate import mark_step_done, read_task_state
+from froster_slurm.run.taskstate import mark_step_done, read_marker, read_task_state
 
 THRESHOLD = 64 * 1024
 
@@ -124,7 +124,7 @@ def test_foreign_index_html_is_kept_and_reachive_excludes_our_trace(tmp_path: Pa
     assert sorted(record["excluded"]) == ["Froster.archive.json", "Froster.index.html",
                                           "Froster.manifest.md5"]
     assert record["version"] == 2
-    upload = json.loads((run2 / "tasks" / "0" / "steps" / "upload").read_text())
+    upload = read_marker(run2, 0, "upload")
     # version 2 has its own folder on the remote: data.bin and the bundle holding the small
     # index.html both go there; version 1's objects are left as they are.
     assert (upload["sent"], upload["already_there"]) == (2, 0)
@@ -284,7 +284,7 @@ def test_remote_mismatch_heals_once_and_fails_for_good_if_it_repeats(tmp_path: P
     assert "with another md5 (e.g. big.bin" in st["error"] and "upload" not in st["steps_done"]
     p = run_task(run_dir, 0)  # the re-upload heals it
     assert p.returncode == 0, p.stderr
-    assert json.loads((run_dir / "tasks" / "0" / "steps" / "upload").read_text())["sent"] == 1
+    assert read_marker(run_dir, 0, "upload")["sent"] == 1
     # Second folder, same story, but the remote keeps corrupting what it receives.
     run2 = make_run(tmp_path / "state", [folder], str(tmp_path / "remote2"),
                     bundle_threshold=THRESHOLD)

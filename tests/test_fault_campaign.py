@@ -163,7 +163,9 @@ def test_fault_campaign_archive_purge_restore(slurm_cluster: None,
                            "archive.transfers": 2, "archive.rclone_flags": FLAGS,
                            "archive.rclone_config": str(conf), "archive.retry_delay": 1,
                            "archive.max_attempts": 25, "archive.storage_class": "STANDARD",
-                           "slurm.archive.cpus": 1})
+                           "slurm.archive.cpus": 1,
+                           # invariant 2 reads every done folder's upload log
+                           "archive.rclone_logs": "all"})
         remote = f"s3c:{server.bucket}"
         result = archive_folders(folders, remote, cfg, backend="slurm")
         job, run_dir = result.job_ids["archive"][0], result.run_dir

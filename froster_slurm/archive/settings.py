@@ -45,6 +45,7 @@ class ArchiveSettings:
     rclone_config: str = ""
     rclone_flags: tuple[str, ...] = ()
     transfers: int = 4
+    rclone_logs: str = "failed"  # "all": keep a done folder's rclone logs too
     user: str = ""
     host: str = ""
     version: str = ""
@@ -143,6 +144,7 @@ def load_settings(run_dir: str | os.PathLike) -> ArchiveSettings:
             else "",
             rclone_flags=check_flags(list(get("rclone_flags"))),
             transfers=max(1, int(get("transfers"))),
+            rclone_logs=str(get("rclone_logs")),
             user=str(data.get("user", "")),
             host=str(data.get("host", "")),
             version=str(data.get("version", "")),

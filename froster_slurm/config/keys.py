@@ -16,7 +16,7 @@ from ..errors import UserError
 from ..remotes.storage_classes import S3_STORAGE_CLASSES, unknown_class_message
 from ..util.units import parse_age, parse_size
 
-STAGES = ("crawl", "rank", "archive", "finalize", "restore", "purge")
+STAGES = ("crawl", "rank", "archive", "chain", "finalize", "restore", "purge")
 SLURM_KEYS: dict[str, tuple[Any, str]] = {
     "partition": ("", "partition to submit to (empty: the cluster default)"),
     "account": ("", "account to charge (empty: your default account)"),
@@ -65,7 +65,23 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "archive.bundle_threshold": ("1MiB", "files smaller than this go into tar bundles"),
     "archive.bundle_size": ("4GiB", "target size of one tar bundle"),
     "archive.hash_workers": (0, "md5 threads (0: one per CPU of the task)"),
-    "archive.throttle": (8, "archive array tasks running at once (%N)"),
+    "archive.throttle": (8, "archive array tasks of a run running at once, across all its "
+                            "arrays (%N on each; the arrays run one after another)"),
+    "archive.task_minutes": (10, "expected minutes of work per archive array task: small "
+                                 "folders are packed into one task up to this, a folder that "
+                                 "alone reaches it keeps a task of its own (0: one folder per "
+                                 "task)"),
+    "archive.rate": ("50MiB", "bytes per second one task is expected to archive (to size "
+                              "the batches)"),
+    "archive.files_per_second": (500, "files per second one task is expected to archive (to "
+                                      "size the batches)"),
+    "archive.folder_seconds": (1.0, "expected fixed seconds per folder (inventory, record, "
+                                    "manifest, rclone start-ups), to size the batches"),
+    "slurm.max_queued": (0, "archive array tasks one run keeps in the queue at most; the next "
+                            "array is queued when one ends (0: a tenth of the site's "
+                            "MaxJobCount, at most half the user's MaxSubmitJobs)"),
+    "slurm.max_array_size": (0, "largest archive array (0: the site's MaxArraySize; a smaller "
+                                "value wins)"),
     "archive.max_attempts": (5, "attempts before a transient failure becomes final"),
     "archive.retry_delay": (60, "seconds before the first retry; doubles each attempt"),
     "archive.requeue_grace": (300, "seconds before the time limit at which a task requeues"),
@@ -78,6 +94,9 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "archive.rclone_config": ("", "rclone config file (empty: rclone's default)"),
     "archive.rclone_flags": ([], "extra rclone flags, e.g. ['--s3-upload-concurrency=8']"),
     "archive.transfers": (4, "rclone --transfers"),
+    "archive.rclone_logs": ("failed", "rclone's logs in the run directory: failed (kept while "
+                                      "a folder is not done, removed when it is) or all (kept); "
+                                      "each is bounded to its last 256 KiB either way"),
     "archive.upload_memory": ("", "memory rclone may use for S3 part buffers (transfers x "
                                   "chunk x concurrency); empty: half of the job's memory, "
                                   "else 1GiB"),
@@ -253,11 +272,17 @@ VALIDATORS: dict[str, Callable[[Any], str | None]] = {
     "archive.upload_memory": lambda v: None if v == "" else _SIZE(v),
     "archive.hash_workers": _at_least(0),
     "archive.throttle": _at_least(1),
+    "slurm.max_queued": _at_least(0),
+    "archive.task_minutes": _at_least(0),
+    "archive.rate": _parsed_by(parse_size),
+    "archive.files_per_second": _at_least(1),
+    "slurm.max_array_size": _at_least(0),
     "archive.max_attempts": _at_least(1),
     "archive.retry_delay": _at_least(0),
     "archive.requeue_grace": _at_least(0),
     "archive.max_idle_slots": _at_least(1),
     "archive.transfers": _at_least(1),
+    "archive.rclone_logs": _one_of("failed", "all"),
     "cost.per_tb_month": _price_table(1),
     "cost.put_per_1000": _price_table(1),
     "restore.tier": _one_of(*RESTORE_TIERS),

@@ -5,10 +5,12 @@ module is imported only when its stage runs (a crawl shard never imports the arc
 
     crawl RUN_DIR INDEX              crawl shard INDEX of the plan (INDEX defaults to 0)
     rank RUN_DIR                     rank, select, submit the archive array(s) and finalize
-    archive RUN_DIR INDEX            archive task INDEX (exit 0, 75 requeue, 70 failed for good)
+    archive RUN_DIR INDEX            archive task INDEX: the folders of batch INDEX
+                                     (exit 0, 75 requeue, 70 some failed for good)
     interrupted RUN_DIR INDEX CODE   archive task INDEX's process ended with CODE: count it
     retry-delay RUN_DIR INDEX        seconds before archive task INDEX's requeue
     status RUN_DIR INDEX TEXT        set archive task INDEX's live status line
+    chain RUN_DIR NUMBER             queue the next archive array of submission NUMBER
     finalize RUN_DIR                 summary, catalog, the retry command
     restore RUN_DIR                  one pass of a guarded restore (0, 75 not yet, 70)
     retry-delay RUN_DIR              seconds before the restore job's requeue
@@ -75,17 +77,38 @@ def _finalize(run_dir: Path, rest: list[str]) -> int:
     return _run_job(lambda: finalize_job(Run(run_dir)))
 
 
-def _archive(run_dir: Path, rest: list[str]) -> int:
-    from .archive_stage import archive
+def _chain(run_dir: Path, rest: list[str]) -> int:
+    """The chain job: the array it waited for has ended; queue the next (submit.chain)."""
+    from ..run.rundir import Run, run_config
+    from ..scheduler.injob import slurm_task_id
+    from ..submit.chain import advance
+    from ..submit.pipeline import backend_for_run
 
-    return archive(run_dir, _index(rest))
+    number = _index(rest)
+
+    def step() -> int:
+        run = Run(run_dir)
+        queued = advance(run, backend_for_run(run, run_config(run)), number,
+                         caller=slurm_task_id())
+        print("chain: queued " + ("; ".join(f"{stage} job {' '.join(ids)}"
+                                            for stage, ids in queued.items()) or "nothing"),
+              flush=True)
+        return EXIT_OK
+
+    return _run_job(step)
+
+
+def _archive(run_dir: Path, rest: list[str]) -> int:
+    from .archive_stage import archive_batch
+
+    return archive_batch(run_dir, _index(rest))
 
 
 def _interrupted(run_dir: Path, rest: list[str]) -> int:
-    from .archive_stage import interrupted
+    from .archive_stage import interrupted_batch
 
     index = _index(rest)
-    return interrupted(run_dir, index, int(rest[1]) if len(rest) > 1 else 1)
+    return interrupted_batch(run_dir, index, int(rest[1]) if len(rest) > 1 else 1)
 
 
 def _status(run_dir: Path, rest: list[str]) -> int:
@@ -98,9 +121,9 @@ def _status(run_dir: Path, rest: list[str]) -> int:
 def _retry_delay(run_dir: Path, rest: list[str]) -> int:
     """With an INDEX: an archive task's delay; without: the restore job's."""
     if rest:
-        from .archive_stage import retry_delay as task_delay
+        from .archive_stage import retry_delay_batch
 
-        print(task_delay(run_dir, _index(rest)))
+        print(retry_delay_batch(run_dir, _index(rest)))
         return EXIT_OK
     from .restore_stage import retry_delay
 
@@ -134,7 +157,7 @@ def _guarded(body: Callable[[], int]) -> int:
 
 STAGES: dict[str, Callable[[Path, list[str]], int]] = {
     "crawl": _crawl, "rank": _rank, "archive": _archive, "interrupted": _interrupted,
-    "retry-delay": _retry_delay, "status": _status, "finalize": _finalize,
+    "retry-delay": _retry_delay, "status": _status, "chain": _chain, "finalize": _finalize,
     "restore": _restore, "purge": _purge,
 }
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import shutil
 import signal
 import time
 import traceback
@@ -44,6 +45,7 @@ from ..errors import (
     FrosterError,
     TransientError,
 )
+from ..run.batches import batch_folders
 from ..run.rundir import Run
 from ..run.taskstate import (
     read_task_state,
@@ -86,6 +88,11 @@ def task_lock(run_dir: Path, index: int) -> Iterator[bool]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+_STOP_SIGNALS = {signal.SIGTERM, signal.SIGUSR1, signal.SIGINT}
+# The signal that stopped this process's work, if one did: a batch ends at once after it.
+_stopped: list[str] = []
+
+
 def _install_signal_handlers() -> None:
     stopping = {"flag": False}
 
@@ -93,15 +100,28 @@ def _install_signal_handlers() -> None:
         if stopping["flag"]:
             return
         stopping["flag"] = True
+        _stopped.append(signal.Signals(signum).name)
         raise Stopped(signal.Signals(signum).name)
 
-    for sig in (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT):
+    for sig in _STOP_SIGNALS:
         signal.signal(sig, handler)
 
 
 def _block_signals() -> None:
     """Once the outcome is known, a late signal must not interrupt writing it down."""
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGUSR1, signal.SIGINT})
+    signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+
+
+def _stop_pending() -> str | None:
+    """A stop signal that arrived while signals were blocked (between two folders of a batch).
+
+    It stays pending, so the next folder would start only to be stopped at once: the batch
+    ends before it instead.  (The job script got the same signal and decides what follows.)
+    """
+    if _stopped:
+        return _stopped[0]
+    pending = signal.sigpending() & _STOP_SIGNALS
+    return signal.Signals(min(pending)).name if pending else None
 
 
 def _fail_transient(run_dir: Path, index: int, state: dict[str, Any], message: str) -> int:
@@ -158,8 +178,13 @@ def _stopped_by_time_limit(run_dir: Path, index: int, state: dict[str, Any],
         "raise slurm.archive.time or lower archive.transfers")
 
 
-def archive(run_dir: Path, index: int) -> int:
-    """Run (or resume) the archive of folder ``index`` of the run; returns the exit code."""
+def archive(run_dir: Path, index: int, *, whole_slot: bool = True) -> int:
+    """Run (or resume) the archive of folder ``index`` of the run; returns the exit code.
+
+    ``whole_slot``: the folder had this job's time slot from its start (the first folder a
+    batch works on); only then does a stop for the time limit count as a slot without
+    progress for it.
+    """
     state = read_task_state(run_dir, index)
     try:
         settings = load_settings(run_dir)
@@ -196,11 +221,12 @@ def archive(run_dir: Path, index: int) -> int:
             f"{settings.max_attempts}) folder {display(folder)}")
         try:
             _install_signal_handlers()
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)  # blocked after a folder
             ArchiveTask(settings, index, folder, state).run()
             _block_signals()
         except Stopped as e:
             _block_signals()
-            if str(e) == "SIGUSR1":  # the time limit is near (--signal=B:USR1@grace)
+            if str(e) == "SIGUSR1" and whole_slot:  # the time limit is near (B:USR1@grace)
                 failed = _stopped_by_time_limit(run_dir, index, state, settings)
                 if failed is not None:
                     return failed
@@ -235,10 +261,21 @@ def archive(run_dir: Path, index: int) -> int:
                      retry_after=None, finished_at=now_iso(),
                      bytes_done=state.get("bytes_total") or 0)
         write_task_state(run_dir, index, state)
+        _tidy(run_dir, index, keep_logs=settings.rclone_logs == "all")
         dest = display(os.fsencode(state.get("destination") or ""))
         set_status(run_dir, index, f"archive done: {state.get('files')} files verified at {dest}")
         log(f"done: {display(folder)} -> {dest}")
         return EXIT_OK
+
+
+def _tidy(run_dir: Path, index: int, *, keep_logs: bool) -> None:
+    """A done folder keeps its state, markers, record and status line; its staging (work/)
+    and, unless asked to keep them, its rclone logs go: a run of 200,000 folders must not
+    leave millions of files on the file system it is relieving."""
+    paths = Run(run_dir).task(index)
+    shutil.rmtree(paths.work, ignore_errors=True)
+    if not keep_logs:
+        shutil.rmtree(paths.logs, ignore_errors=True)
 
 
 def interrupted(run_dir: Path, index: int, code: int) -> int:
@@ -262,3 +299,86 @@ def retry_delay(run_dir: Path, index: int) -> int:
         if not free:  # another run of this task is active: do not spin on the lock
             delay = max(delay, int(st.get("retry_delay") or 60))
     return delay
+
+
+# --- a batch: the folders one array task archives (run.batches) ------------------------------
+
+
+def _settled(run_dir: Path, index: int) -> str | None:
+    """'done' or 'failed' when folder ``index`` needs nothing from this batch, else None.
+
+    A failed folder stays failed inside its batch (a requeue of the batch for another folder
+    must not start it over); ``retry`` resets it to pending, and then it runs again.
+    """
+    st = read_task_state(run_dir, index)
+    if st["state"] == "done" and step_done(run_dir, index, "record"):
+        return "done"
+    return "failed" if st["state"] == "failed" else None
+
+
+def _batch_code(codes: list[int]) -> int:
+    """One exit code for a batch: any folder to retry -> 75 (the batch requeues and skips
+    the finished ones), else any failed -> 70, else 0."""
+    if EXIT_TEMPFAIL in codes:
+        return EXIT_TEMPFAIL
+    return EXIT_PERMANENT if EXIT_PERMANENT in codes else EXIT_OK
+
+
+def archive_batch(run_dir: Path, number: int) -> int:
+    """Archive (or resume) every folder of batch ``number``, one after another.
+
+    Finished folders are skipped (a requeued batch resumes at the first unfinished one); a
+    folder whose back-off has not yet passed waits for the batch's next run; a stop signal
+    ends the batch at once (exit 75).  Each folder keeps its own lock, state and attempts, so
+    one that fails fails alone.
+    """
+    folders = batch_folders(run_dir, number)
+    if len(folders) == 1:
+        return archive(run_dir, folders[0])
+    log(f"batch {number}: {len(folders)} folders")
+    codes: list[int] = []
+    first = True
+    for index in folders:
+        settled = _settled(run_dir, index)
+        if settled is not None:
+            codes.append(EXIT_OK if settled == "done" else EXIT_PERMANENT)
+            continue
+        stop = _stop_pending()
+        if stop:
+            log(f"batch {number}: stopped by {stop} before folder {index}")
+            return EXIT_TEMPFAIL
+        if retry_delay_seconds(read_task_state(run_dir, index)) > 0:
+            codes.append(EXIT_TEMPFAIL)  # its back-off: the batch's requeue waits for it
+            continue
+        rc = archive(run_dir, index, whole_slot=first)
+        first = False
+        if _stopped:
+            return EXIT_TEMPFAIL
+        codes.append(rc)
+    done = codes.count(EXIT_OK)
+    log(f"batch {number}: {done} of {len(folders)} folders done, "
+        f"{codes.count(EXIT_PERMANENT)} failed, {codes.count(EXIT_TEMPFAIL)} to retry")
+    return _batch_code(codes)
+
+
+def interrupted_batch(run_dir: Path, number: int, code: int) -> int:
+    """The batch's process ended with ``code``: count it for the folder it was working on."""
+    folders = batch_folders(run_dir, number)
+    if len(folders) == 1:
+        return interrupted(run_dir, folders[0], code)
+    codes = []
+    for index in folders:
+        if read_task_state(run_dir, index)["state"] == "running":
+            codes.append(interrupted(run_dir, index, code))
+        else:
+            settled = _settled(run_dir, index)
+            codes.append({"done": EXIT_OK, "failed": EXIT_PERMANENT}.get(settled or "",
+                                                                         EXIT_TEMPFAIL))
+    return _batch_code(codes)
+
+
+def retry_delay_batch(run_dir: Path, number: int) -> int:
+    """Seconds before the batch's requeue: the soonest back-off among its unfinished folders."""
+    delays = [retry_delay(run_dir, i) for i in batch_folders(run_dir, number)
+              if _settled(run_dir, i) is None]
+    return min(delays, default=0)

@@ -68,7 +68,10 @@ def rank(run: Run) -> int:
         set_comment("rank: 0 folders selected")
     run.write_selection_report(report)
     result = SubmitResult(run, backend=run.settings.get("backend", "slurm"))
-    dispatch_archive(run, cfg, backend_for_run(run, cfg), result)
+    # The crawl already knows each folder's size and files: the batches are sized from them.
+    sizes = {i: (h.total_bytes, h.total_files) if recursive else (h.bytes, h.files)
+             for i, h in enumerate(chosen.chosen)}
+    dispatch_archive(run, cfg, backend_for_run(run, cfg), result, sizes=sizes)
     jobs = "; ".join(f"{stage} job {' '.join(ids)}" for stage, ids in result.job_ids.items())
     print(f"submitted: {jobs}", flush=True)
     return 0

@@ -129,6 +129,30 @@ def query(exe: str, args: Sequence[str | bytes], *, config: str = "",
     return Answer(cmd, proc.returncode, proc.stdout, proc.stderr)
 
 
+# A log file keeps its last RCLONE_LOG_KEEP bytes: trimmed once it has twice that, so a task
+# that requeues for days (or rclone -vv on a million files) cannot fill the run directory.
+RCLONE_LOG_KEEP = 256 * 1024
+
+
+def bound_log(path: Path, keep: int = RCLONE_LOG_KEEP) -> None:
+    """Cut ``path`` to its last ``keep`` bytes (whole lines) once it passes ``2 * keep``."""
+    try:
+        size = path.stat().st_size
+        if size <= 2 * keep:
+            return
+        with open(path, "rb") as f:
+            f.seek(size - keep)
+            tail = f.read()
+        tail = tail[tail.find(b"\n") + 1:]
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as f:
+            f.write(b"# (older lines dropped: this log keeps its last %d KiB)\n" % (keep // 1024))
+            f.write(tail)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a log that cannot be trimmed is no reason to fail the task
+
+
 class Rclone:
     """One configured rclone: executable, config file, extra flags, transfers, log dir."""
 
@@ -199,6 +223,7 @@ class Rclone:
             if log is not None:
                 log.write(f"# exit {result.returncode}\n")
                 log.close()
+                bound_log(Path(log.name))
         return result
 
     def capture(self, args: Sequence[str | bytes], log_name: str | None = None,
@@ -221,6 +246,7 @@ class Rclone:
                 log.write(f"# {time.strftime('%Y-%m-%dT%H:%M:%S')} "
                           f"{redact(' '.join(display(os.fsencode(c)) for c in answer.cmd))}\n"
                           f"{err}# exit {answer.returncode}\n")
+            bound_log(self.log_dir / f"{log_name}.log")
         return result, answer.stdout
 
     @staticmethod

@@ -28,6 +28,7 @@ the folder names being in a script's text.
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import json
 import os
@@ -62,7 +63,7 @@ SECRET_ENV = "secret_env"
 
 ARCHIVE_KEYS = ("storage_class", "recursive", "hash_workers", "max_attempts", "retry_delay",
                 "requeue_grace", "max_idle_slots", "rclone", "rclone_config", "rclone_flags",
-                "transfers")
+                "transfers", "rclone_logs")
 
 
 @dataclass(frozen=True)
@@ -81,8 +82,13 @@ class TaskPaths:
     def steps_dir(self) -> Path:
         return self.dir / "steps"
 
+    @property
+    def markers_path(self) -> Path:
+        """Every finished step's marker in one file (``taskstate``: step -> its summary)."""
+        return self.dir / "steps.json"
+
     def marker_path(self, step: str) -> Path:
-        """The marker a finished step leaves (a small JSON summary of what it produced)."""
+        """Where a run made before steps.json kept a step's marker (still read)."""
         return self.steps_dir / step
 
     @property
@@ -143,6 +149,20 @@ class Run:
     @property
     def jobs_path(self) -> Path:
         return self.run_dir / "jobs.toml"
+
+    @property
+    def jobs_lock_path(self) -> Path:
+        """flock'ed while jobs.toml is rewritten (several processes add jobs)."""
+        return self.run_dir / "jobs.lock"
+
+    @property
+    def batches_path(self) -> Path:
+        """Which folders each archive array task archives (``run.batches``)."""
+        return self.run_dir / "batches.txt"
+
+    def chain_path(self, number: int) -> Path:
+        """The plan of submission ``number``'s archive arrays (``submit.chain``)."""
+        return self.scripts_dir / f"chain-{int(number):03d}.json"
 
     @property
     def folders_path(self) -> Path:
@@ -249,11 +269,15 @@ class Run:
             return tomllib.load(f)
 
     def record_jobs(self, stage: str, job_ids: list[str], **extra: Any) -> None:
-        """Append a stage's job ids to jobs.toml (atomic rewrite; written by one process)."""
-        data = self.jobs()
-        entry = {"job_ids": list(job_ids), "submitted": now_iso(), **extra}
-        data.setdefault(stage, []).append(entry)
-        write_private(self.jobs_path, tomli_w.dumps(data))
+        """Append a stage's job ids to jobs.toml (atomic rewrite under ``jobs.lock``: the
+        submitter, the chain job that queues the next archive array and a person's retry may
+        each add jobs)."""
+        with open(self.jobs_lock_path, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            data = self.jobs()
+            entry = {"job_ids": list(job_ids), "submitted": now_iso(), **extra}
+            data.setdefault(stage, []).append(entry)
+            write_private(self.jobs_path, tomli_w.dumps(data))
 
     def all_job_ids(self) -> list[str]:
         return [j for entries in self.jobs().values() for e in entries for j in e["job_ids"]]

@@ -1,17 +1,25 @@
 """Per-task state files: the record of truth that ``status``, ``retry`` and ``finalize`` read.
 
-Each archive array task owns ``RUN_DIR/tasks/<index>/``::
+Each folder of an archive run owns ``RUN_DIR/tasks/<index>/``::
 
     state.json      what the task is doing (schema below), rewritten atomically (tmp + rename)
-    steps/<step>    one marker per finished step (a small JSON summary of what it produced)
-    work/           staging: inventory, bundles, hash results, lists for rclone
-    logs/           rclone's own logs, one file per step
+    steps.json      the markers of the finished steps: step -> a small JSON summary of what
+                    it produced (one file, rewritten atomically; runs made before it kept one
+                    file per step in steps/, still read)
+    work/           staging: inventory, bundles, hash results, lists for rclone; removed
+                    once the folder is done
+    logs/           rclone's own logs, one file per step, each bounded to its last
+                    ``RCLONE_LOG_KEEP`` bytes; removed once the folder is done unless
+                    ``archive.rclone_logs`` is ``all``
     record.json     a copy of the archive record left in the folder (finalize reads it)
     comment         the live status line under the local backend (Slurm keeps it as Comment)
     lock            flock'ed while a run of the task is active
 
 and every write of state.json also rewrites the task's 64-byte slot in ``RUN_DIR/status.slots``
 (``taskslots``: what ``status`` totals a large run from without opening every state file).
+
+A folder that is done keeps state.json, steps.json, record.json, comment and lock: five files.
+Those of one array task (a batch of folders) share the task's job log, logs/archive-A_a.out.
 
 The job Comment (``squeue -o %k``) is only a live view: it is short, lost when the job leaves
 the queue and not settable after the job ends.  ``state.json`` is what lasts.
@@ -156,37 +164,68 @@ def reset_attempts(run_dir: str | os.PathLike, index: int) -> None:
 # --- step markers ---------------------------------------------------------------------------
 
 
-def marker_path(run_dir: str | os.PathLike, index: int, step: str) -> Path:
-    return task_paths(run_dir, index).marker_path(step)
+def markers_path(run_dir: str | os.PathLike, index: int) -> Path:
+    return task_paths(run_dir, index).markers_path
+
+
+def read_markers(run_dir: str | os.PathLike, index: int) -> dict[str, dict[str, Any]]:
+    """Every finished step's marker: step -> its summary (with ``done_at``).
+
+    A run made before steps.json kept one file per step in ``steps/``: those are read too.
+    """
+    paths = task_paths(run_dir, index)
+    try:
+        data = json.loads(paths.markers_path.read_bytes())
+    except (FileNotFoundError, json.JSONDecodeError):
+        data = {}
+    if paths.steps_dir.is_dir():
+        for p in paths.steps_dir.iterdir():
+            if not p.name.startswith(".") and p.name not in data:
+                try:
+                    data[p.name] = json.loads(p.read_bytes())
+                except (OSError, json.JSONDecodeError):
+                    data[p.name] = {}
+    return data
 
 
 def step_done(run_dir: str | os.PathLike, index: int, step: str) -> bool:
-    return marker_path(run_dir, index, step).exists()
+    return step in read_markers(run_dir, index)
 
 
 def read_marker(run_dir: str | os.PathLike, index: int, step: str) -> dict[str, Any]:
-    try:
-        return json.loads(marker_path(run_dir, index, step).read_bytes())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {}
+    return read_markers(run_dir, index).get(step) or {}
+
+
+def _write_markers(run_dir: str | os.PathLike, index: int,
+                   markers: dict[str, dict[str, Any]]) -> None:
+    paths = task_paths(run_dir, index)
+    paths.dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(paths.markers_path, markers)
+    if paths.steps_dir.is_dir():  # an old run's markers: folded into steps.json now
+        for p in paths.steps_dir.iterdir():
+            p.unlink(missing_ok=True)
+        paths.steps_dir.rmdir()
 
 
 def mark_step_done(run_dir: str | os.PathLike, index: int, step: str,
                    summary: dict[str, Any] | None = None) -> None:
-    """Leave the marker of a finished step (written atomically, after the step's outputs)."""
-    path = marker_path(run_dir, index, step)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, json.dumps({"done_at": now_iso(), **(summary or {})}, ensure_ascii=True))
+    """Leave the marker of a finished step (written atomically, after the step's outputs).
+
+    All of a folder's markers are one file, ``steps.json`` (tmp + fsync + rename): a folder
+    costs the run directory a few files, not one per step.  Only the folder's own task writes
+    it, under the folder's task lock.
+    """
+    markers = read_markers(run_dir, index)
+    markers[step] = {"done_at": now_iso(), **(summary or {})}
+    _write_markers(run_dir, index, markers)
 
 
 def clear_steps(run_dir: str | os.PathLike, index: int, steps: list[str] | tuple[str, ...]
                 ) -> None:
     """Remove markers so those steps run again (e.g. the source changed under us)."""
-    for step in steps:
-        try:
-            marker_path(run_dir, index, step).unlink()
-        except FileNotFoundError:
-            pass
+    markers = read_markers(run_dir, index)
+    if any(s in markers for s in steps) or task_paths(run_dir, index).steps_dir.is_dir():
+        _write_markers(run_dir, index, {k: v for k, v in markers.items() if k not in steps})
 
 
 # --- the live status line ----------------------------------------------------------------------

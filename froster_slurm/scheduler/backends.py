@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from ..errors import EXIT_TEMPFAIL, UserError
+from ..errors import EXIT_TEMPFAIL, FrosterError, UserError
 from ..util.atomic import write_atomic
-from .slurm import JobInfo, SlurmClient, scrubbed_env
+from .slurm import JobInfo, QueueLimits, SlurmClient, scrubbed_env
 
 LOCAL_MAX_REQUEUES = 50
 
@@ -41,6 +41,8 @@ class Backend(Protocol):
     def queue(self, job_ids: Iterable[str]) -> dict[str, JobInfo]: ...
 
     def max_array_size(self) -> int: ...
+
+    def queue_limits(self, qos: str = "") -> QueueLimits: ...
 
 
 class SlurmBackend:
@@ -62,6 +64,9 @@ class SlurmBackend:
 
     def max_array_size(self) -> int:
         return self.client.max_array_size()
+
+    def queue_limits(self, qos: str = "") -> QueueLimits:
+        return self.client.queue_limits(qos=qos)
 
     def default_time_limit(self, partition: str = "") -> str:
         """The time limit a job without ``--time`` gets in ``partition`` ('' if unknown)."""
@@ -134,6 +139,10 @@ class LocalBackend:
 
     def max_array_size(self) -> int:
         return 1001
+
+    def queue_limits(self, qos: str = "") -> QueueLimits:
+        """Slurm's defaults: jobs here run one after another anyway (submit is synchronous)."""
+        return QueueLimits(max_array_size=1001, max_job_count=10000)
 
     def _new_id(self) -> str:
         with open(self.jobs_dir / ".counter.lock", "a+") as lock:
@@ -210,21 +219,27 @@ class LocalBackend:
 
     @staticmethod
     def _requeue_delay(script: Path, task: int | None) -> float:
-        """Honour the task's own retry_after (state.json), capped at an hour.
+        """Honour the task's own retry_after (its folders' state.json), capped at an hour.
 
-        The task's folder index is the script's array offset plus the array task id.
+        The task is batch (array offset + array task id) of the run; it waits for the soonest
+        retry_after among its folders that are neither done nor failed.
         """
-        from ..run.rundir import Run
+        from ..run.batches import batch_folders
+        from ..run.taskstate import read_task_state
 
-        run = Run(script.parent.parent)  # scripts/ is a directory of the run
+        run_dir = script.parent.parent  # scripts/ is a directory of the run
         m = _OFFSET.search(script.read_text())
-        index = (int(m.group(1)) if m else 0) + (task or 0)
-        state = run.task(index).state_path
+        number = (int(m.group(1)) if m else 0) + (task or 0)
+        now = time.time()
+        waits = []
         try:
-            retry_after = float(json.loads(state.read_text()).get("retry_after") or 0)
-        except (FileNotFoundError, json.JSONDecodeError, ValueError):
-            retry_after = 0
-        return min(max(0.0, retry_after - time.time()), 3600.0)
+            for index in batch_folders(run_dir, number):
+                st = read_task_state(run_dir, index)
+                if st["state"] not in ("done", "failed"):
+                    waits.append(float(st.get("retry_after") or 0) - now)
+        except (FrosterError, ValueError):
+            waits = [0.0]
+        return min(max(0.0, min(waits, default=0.0)), 3600.0)
 
     def queue(self, job_ids: Iterable[str]) -> dict[str, JobInfo]:
         out = {}

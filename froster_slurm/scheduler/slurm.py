@@ -12,7 +12,7 @@ import re
 import shutil
 import subprocess
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import SlurmError
@@ -24,6 +24,8 @@ _JOB_ID = re.compile(r"^(\d+(?:_\d+)?)(?:;\S+)?$")
 # array index, output file or dependencies.  SLURM_CONF is kept: it says which cluster.
 SCRUB_PREFIXES = ("SLURM_", "SBATCH_", "SRUN_", "SALLOC_")
 KEEP = ("SLURM_CONF",)
+# sacctmgr asks slurmdbd, which may be down or far away: a submission does not wait long for it.
+SACCTMGR_TIMEOUT = 20.0
 
 
 def scrubbed_env(env: dict[str, str] | None = None) -> dict[str, str]:
@@ -95,12 +97,17 @@ class SlurmClient:
     def available() -> bool:
         return shutil.which("sbatch") is not None
 
-    def _run(self, cmd: Sequence[str], check: bool = True) -> subprocess.CompletedProcess:
+    def _run(self, cmd: Sequence[str], check: bool = True, timeout: float | None = None
+             ) -> subprocess.CompletedProcess:
+        extra = {"timeout": timeout} if timeout is not None else {}
         try:
             proc = self._run_fn(list(cmd), capture_output=True, text=True, env=self.env,
-                                stdin=subprocess.DEVNULL)
+                                stdin=subprocess.DEVNULL, **extra)
         except FileNotFoundError as e:
             raise SlurmError(list(cmd), 127, str(e), f"{cmd[0]}: not found on PATH") from e
+        except subprocess.TimeoutExpired as e:
+            raise SlurmError(list(cmd), 124, "", f"{cmd[0]} did not answer within "
+                             f"{timeout:.0f}s") from e
         if check and proc.returncode != 0:
             raise SlurmError(list(cmd), proc.returncode, proc.stderr or proc.stdout or "")
         return proc
@@ -212,10 +219,77 @@ class SlurmClient:
 
     def max_array_size(self) -> int:
         """Largest array index + 1 the cluster accepts (MaxArraySize, default 1001)."""
+        return _int_or(self.show_config().get("MaxArraySize"), 1001) or 1001
+
+    def queue_limits(self, user: str = "", qos: str = "") -> QueueLimits:
+        """The site's limits on how much one submitter may queue.
+
+        ``scontrol show config`` gives MaxArraySize and MaxJobCount (every array task counts
+        against MaxJobCount; when it is full sbatch does not fail, it sleeps and retries).
+        ``sacctmgr`` gives the per-user MaxSubmitJobs/MaxJobs of the user's associations and
+        of their QOS (the smallest one set applies) where accounting answers; without
+        slurmdbd it does not, and those stay None (the config's cap decides).
+        """
+        conf = self.show_config()
+        limits = QueueLimits(max_array_size=_int_or(conf.get("MaxArraySize"), 1001) or 1001,
+                             max_job_count=_int_or(conf.get("MaxJobCount"), 10000) or 10000)
+        user = user or os.environ.get("USER", "")
         try:
-            return int(self.show_config().get("MaxArraySize", "1001"))
-        except ValueError:
-            return 1001
+            assoc = self._run(["sacctmgr", "-nP", "show", "assoc", f"where user={user}",
+                               "format=MaxSubmitJobs,MaxJobs,QOS"], check=False,
+                              timeout=SACCTMGR_TIMEOUT)
+        except SlurmError as e:  # not installed, or slurmdbd does not answer: config decides
+            limits.notes.append(f"sacctmgr gave no association limits ({e})")
+            return limits
+        if assoc.returncode != 0 or not user:
+            limits.notes.append("sacctmgr gave no association limits "
+                                f"({(assoc.stderr or assoc.stdout).strip()[:120] or 'no user'})")
+            return limits
+        qos_names = {qos} if qos else set()
+        for line in assoc.stdout.splitlines():
+            cols = line.split("|")
+            if len(cols) >= 3:
+                limits.tighten(_int_or(cols[0], None), _int_or(cols[1], None))
+                qos_names.update(q for q in cols[2].split(",") if q)
+        try:
+            rows = self._run(["sacctmgr", "-nP", "show", "qos",
+                              "format=Name,MaxSubmitJobsPerUser,MaxJobsPerUser"], check=False,
+                             timeout=SACCTMGR_TIMEOUT)
+        except SlurmError:
+            return limits
+        if rows.returncode == 0:
+            for line in rows.stdout.splitlines():
+                cols = line.split("|")
+                if len(cols) >= 3 and cols[0] in qos_names:
+                    limits.tighten(_int_or(cols[1], None), _int_or(cols[2], None))
+        return limits
+
+
+@dataclass
+class QueueLimits:
+    """What the site lets one submitter hold (None: not set, or not known here)."""
+
+    max_array_size: int
+    max_job_count: int
+    max_submit_jobs: int | None = None  # per user, queued + running (association or QOS)
+    max_jobs: int | None = None  # per user, running at once
+    notes: list[str] = field(default_factory=list)
+
+    def tighten(self, submit: int | None, running: int | None) -> None:
+        """Keep the smallest limit seen (an association and its QOS both apply)."""
+        if submit is not None:
+            self.max_submit_jobs = min(submit, self.max_submit_jobs or submit)
+        if running is not None:
+            self.max_jobs = min(running, self.max_jobs or running)
+
+
+def _int_or(text: str | None, default: int | None) -> int | None:
+    """``text`` as a whole number; ``default`` when empty or not a number (sacctmgr prints ''
+    for "no limit")."""
+    try:
+        return int(str(text).strip())
+    except (TypeError, ValueError):
+        return default
 
 
 _KV = re.compile(r"(\w[\w:/]*)=")

@@ -5,8 +5,12 @@ and chains the jobs with dependencies::
 
     crawl (array over shards, singleton per root set)
       -> rank (afterok)  ... submits, once it knows the folder count:
-           -> archive array(s), one task per folder, chunked by MaxArraySize
-           -> finalize (afterany on every archive array; singleton per run)
+           -> archive array 0 (%throttle), at most slurm.max_queued tasks
+              -> chain job (afterany) -> archive array 1 -> chain job -> ...
+                 -> finalize (afterany on the last array; singleton per run)
+
+The arrays are queued one after another by the chain jobs (``chain.py``), so a run never
+holds more than one array in the queue and never more than ``archive.throttle`` tasks running.
 
 Every job id is recorded in the run's jobs.toml so status, retry and finalize can find them.
 """
@@ -15,17 +19,20 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..config import Config, save_snapshot
-from ..errors import FrosterError, UserError
+from ..errors import UserError
+from ..run.batches import append_batches, batch_count
 from ..run.rundir import Run, archive_settings, crawl_dir, create_run, run_config, submitting
 from ..scheduler.backends import Backend, choose_backend
 from ..scheduler.slurm import dependency
 from ..util.paths import display, read_folder_list, write_folder_list
-from . import preflight
+from . import chain, preflight
+from .batching import plan_batches
 from .stages import render_stage, sbatch_options
 
 FINALIZE_JOB_NAME = "froster-finalize"
@@ -183,18 +190,33 @@ def plan_archive_arrays(indices: list[int], max_array_size: int, throttle: int
 
 
 def dispatch_archive(run: Run, config: Config, be: Backend, result: SubmitResult, *,
-                     dry_run: bool = False, indices: list[int] | None = None) -> None:
-    """Render and submit the archive array(s) and the finalize job of a run.
+                     dry_run: bool = False, indices: list[int] | None = None,
+                     sizes: Mapping[int, tuple[int, int]] | None = None) -> None:
+    """Render the archive array(s) and the finalize job of a run; queue the first array.
 
     ``indices`` restricts the arrays to some folders of the run (retry); by default all.
+    The folders are packed into batches (``batching``: one array task each; ``sizes`` gives
+    the (bytes, files) of the folders the caller knows), the batches numbered after the run's
+    earlier ones in batches.txt.  The arrays are at most ``slurm.max_queued`` tasks each and
+    queued one after another (``chain.advance``): the run never holds more than one array in
+    the queue, and ``archive.throttle`` bounds its running tasks across all of them.
     """
-    n = len(run.folders())
-    indices = list(range(n)) if indices is None else indices
+    folders = run.folders()
+    indices = list(range(len(folders))) if indices is None else indices
     grace = int(run.settings["archive"]["requeue_grace"])
-    limit = be.max_array_size() if not dry_run or be.name == "local" else _dry_limit(be)
-    archive_ids: list[str] = []
-    stamp = len(run.jobs().get("archive", []))
-    chunks = plan_archive_arrays(indices, limit, int(config.get("archive.throttle")))
+    cap = chain.queue_cap(config, be, dry_run=dry_run)
+    result.notes.extend(cap.notes)
+    scripts = run.scripts_dir
+    stamp = len(list(scripts.glob("archive-*.sbatch")))
+    batches = plan_batches(folders, indices, config,
+                           recursive=bool(run.settings["archive"].get("recursive")), sizes=sizes)
+    first = batch_count(run.run_dir) if dry_run else append_batches(run.run_dir, batches)
+    numbers = list(range(first, first + len(batches)))
+    chunks = plan_archive_arrays(numbers, cap.chunk, int(config.get("archive.throttle")))
+    number = chain.next_chain_number(run)
+    plan: dict[str, Any] = {"max_queued": cap.max_queued, "max_array_size": cap.max_array_size,
+                            "throttle": int(config.get("archive.throttle")), "chunks": [],
+                            "chain_job": None, "finalize_job": None}
     for k, chunk in enumerate(chunks):
         opts = sbatch_options("archive", config, run, job_name=f"froster-archive-{run.run_id}",
                               array=chunk.array,
@@ -203,30 +225,38 @@ def dispatch_archive(run: Run, config: Config, be: Backend, result: SubmitResult
                               script_name=f"archive-{stamp + k:03d}.sbatch",
                               array_offset=chunk.offset)
         result.scripts.append(script)
-        if not dry_run:
-            job = be.submit(script)
-            archive_ids.append(job)
-            run.record_jobs("archive", [job], offset=chunk.offset, count=len(chunk.tasks),
-                            script=script.name)
+        plan["chunks"].append({"script": script.name, "offset": chunk.offset,
+                               "count": len(chunk.tasks), "job": None,
+                               "folders": sum(len(batches[b - first]) for b in chunk.folders)})
+    if len(chunks) > 1:
+        copts = sbatch_options("chain", config, run,
+                               job_name=f"{chain.CHAIN_JOB_NAME}-{run.run_id}")
+        cscript = render_stage("chain", config, run, options=copts,
+                               script_name=f"chain-{number:03d}.sbatch", array_offset=number)
+        plan["chain_script"] = cscript.name
+        result.scripts.append(cscript)
     # singleton on a per-run name: a retry's finalize waits for the run's first one, but one
     # user's archive that runs for days never holds back another run's finalize (the catalog
     # has its own flock).
     opts = sbatch_options("finalize", config, run, job_name=f"{FINALIZE_JOB_NAME}-{run.run_id}")
-    script = render_stage("finalize", config, run, options=opts,
-                          script_name=f"finalize-{len(run.jobs().get('finalize', [])):03d}.sbatch")
-    result.scripts.append(script)
-    if not dry_run:
-        job = be.submit(script, dependency=dependency(afterany=archive_ids, singleton=True))
-        run.record_jobs("finalize", [job])
-        result.job_ids["archive"] = archive_ids
-        result.job_ids["finalize"] = [job]
-
-
-def _dry_limit(be: Backend) -> int:
-    try:
-        return be.max_array_size()
-    except FrosterError:  # a dry run must work without a reachable cluster
-        return 1001
+    fscript = render_stage("finalize", config, run, options=opts,
+                           script_name=f"finalize-{len(list(scripts.glob('finalize-*.sbatch'))):03d}"
+                                       ".sbatch")
+    plan["finalize_script"] = fscript.name
+    result.scripts.append(fscript)
+    if dry_run:
+        return
+    chain.write_chain(run, number, plan)
+    queued = chain.advance(run, be, number)
+    result.job_ids["archive"] = queued.get("archive", [])
+    for stage in ("chain", "finalize"):
+        if queued.get(stage):
+            result.job_ids[stage] = queued[stage]
+    if len(chunks) > 1 and be.name != "local":
+        result.notes.append(f"{len(indices)} folders in {len(batches)} tasks, {len(chunks)} "
+                            f"arrays of at most "
+                            f"{cap.chunk} tasks, queued one after another (slurm.max_queued "
+                            f"{cap.max_queued}); finalize is queued after the last one")
 
 
 def plan_crawl(run: Run, shards: int) -> None:

@@ -32,6 +32,7 @@ STAGE_DEFAULTS: dict[str, dict[str, Any]] = {
     "crawl": {"cpus_per_task": 2},
     "rank": {"cpus_per_task": 2},
     "archive": {"cpus_per_task": 2},
+    "chain": {"cpus_per_task": 1, "time": "00:10:00"},  # seconds of work: one sbatch call
     "finalize": {"cpus_per_task": 1},
     "restore": {"cpus_per_task": 1},
     "purge": {"cpus_per_task": 1},

@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""Benchmark a whole archive run of many tiny folders through the real local Slurm cluster.
+
+    .venv/bin/python bench/bench_queue.py [OUT_DIR] [--folders 1000] [--baseline 1000]
+        [--throttle 8] [--cap 0] [--cpus 1]
+
+Makes N tiny folders (one 16-byte file each) under OUT_DIR (default bench/out/queue),
+then, in the same run, archives them end to end (submit -> archive arrays -> finalize, status
+polled until the run is finished) to a local-folder remote twice:
+
+* baseline: ``archive.task_minutes = 0``, one array task per folder (the behaviour before
+  batches), on the first ``--baseline`` folders;
+* batched: the default ``archive.task_minutes`` (small folders travel together), on all N,
+  with ``slurm.max_queued = --cap`` when given (0: derived from the site).
+
+For each: makespan and folders/s, array tasks, arrays, the peak number of the run's archive
+tasks in squeue (sampled every 0.5 s) and the most running at once, and the run directory's
+files and bytes per folder.  Results go to stdout and OUT_DIR/results.json.  A benchmark,
+not a test: nothing asserts.  The machine's load average is printed beside the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from froster_slurm.config import load_config  # noqa: E402
+from froster_slurm.status.collect import collect  # noqa: E402
+from froster_slurm.submit.pipeline import archive_folders, backend_for_run  # noqa: E402
+
+
+def make_folders(root: Path, n: int) -> list[bytes]:
+    """N tiny folders, made anew each run (an archived folder holds its record)."""
+    shutil.rmtree(root, ignore_errors=True)
+    for i in range(n):
+        d = root / f"d{i // 1000:03d}" / f"f{i:06d}"
+        d.mkdir(parents=True)
+        (d / "data.txt").write_bytes(b"%015d\n" % i)
+        os.utime(d / "data.txt", (1_500_000_000, 1_500_000_000))
+    return [os.fsencode(root / f"d{i // 1000:03d}" / f"f{i:06d}") for i in range(n)]
+
+
+def squeue_counts(run_id: str) -> tuple[int, int]:
+    """(archive tasks of the run in the queue, of those running)."""
+    out = subprocess.run(["squeue", "-h", "-r", "-o", "%j|%T"], capture_output=True,
+                         text=True).stdout
+    rows = [ln.split("|") for ln in out.splitlines()
+            if ln.startswith("froster-archive-") and ln.split("|")[0].endswith(run_id)]
+    return len(rows), sum(1 for r in rows if r[1] == "RUNNING")
+
+
+def footprint(run_dir: Path) -> tuple[int, int]:
+    """(files, allocated bytes) under the run directory."""
+    files = size = 0
+    for dirpath, _dirs, names in os.walk(run_dir):
+        for n in names:
+            files += 1
+            size += os.lstat(os.path.join(dirpath, n)).st_blocks * 512
+    return files, size
+
+
+def one_run(label: str, folders: list[bytes], remote: Path, state: Path,
+            settings: dict[str, Any]) -> dict[str, Any]:
+    shutil.rmtree(remote, ignore_errors=True)
+    cfg = load_config({"state_dir": str(state), **settings})
+    t0 = time.monotonic()
+    result = archive_folders(folders, str(remote), cfg, backend="slurm")
+    submit_s = time.monotonic() - t0
+    run = result.run
+    be = backend_for_run(run, cfg)
+    peak_q = peak_r = 0
+    last_status = 0.0
+    while True:
+        q, r = squeue_counts(run.run_id)
+        peak_q, peak_r = max(peak_q, q), max(peak_r, r)
+        now = time.monotonic()
+        if now - last_status > 5 or q == 0:
+            last_status = now
+            st = collect(run, be)
+            if st.finished:
+                break
+        time.sleep(0.5)
+    wall = time.monotonic() - t0
+    t = st.totals
+    files, size = footprint(run.run_dir)
+    jobs = run.jobs()
+    out = {"label": label, "folders": len(folders), "done": t.get("done"),
+           "failed": t.get("failed"), "makespan_s": round(wall, 1),
+           "submit_s": round(submit_s, 2), "folders_per_s": round(len(folders) / wall, 2),
+           "array_tasks": sum(int(e.get("count", 0)) for e in jobs.get("archive", [])),
+           "arrays": len(jobs.get("archive", [])), "chain_jobs": len(jobs.get("chain", [])),
+           "peak_queued_tasks": peak_q, "peak_running_tasks": peak_r,
+           "run_dir_files_per_folder": round(files / len(folders), 2),
+           "run_dir_bytes_per_folder": round(size / len(folders)),
+           "settings": settings, "run_id": run.run_id}
+    print(f"{label:10} {len(folders):>7} folders  {wall:>8.1f} s  "
+          f"{out['folders_per_s']:>7.2f} folders/s  tasks {out['array_tasks']:>6}  arrays "
+          f"{out['arrays']:>3}  peak queued {peak_q:>5} running {peak_r:>2}  run dir "
+          f"{out['run_dir_files_per_folder']:>5.2f} files "
+          f"{out['run_dir_bytes_per_folder'] / 1024:>6.1f} KiB per folder", flush=True)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("out", nargs="?", default=str(REPO / "bench" / "out" / "queue"))
+    ap.add_argument("--folders", type=int, default=1000)
+    ap.add_argument("--baseline", type=int, default=1000,
+                    help="folders of the one-task-per-folder run (0: skip it)")
+    ap.add_argument("--throttle", type=int, default=8)
+    ap.add_argument("--cap", type=int, default=0, help="slurm.max_queued of the batched run")
+    ap.add_argument("--cpus", type=int, default=1, help="CPUs per archive task")
+    args = ap.parse_args()
+    out = Path(args.out)
+    # Each run archives its own copy: a folder archived once already carries a record, and a
+    # second archive of it would be a new version (more work than the first).
+    folders = make_folders(out / "src-batched", args.folders)
+    base_folders = make_folders(out / "src-baseline", args.baseline) if args.baseline else []
+    base = {"archive.throttle": args.throttle, "slurm.archive.cpus": args.cpus,
+            "archive.recursive": False}
+    print(f"load average before: {os.getloadavg()[0]:.2f} (2-CPU node, throttle "
+          f"{args.throttle}, {args.cpus} CPU per task)", flush=True)
+    results = []
+    if args.baseline:
+        results.append(one_run("baseline", base_folders, out / "remote",
+                               out / "state", {**base, "archive.task_minutes": 0}))
+    batched = {**base, **({"slurm.max_queued": args.cap} if args.cap else {})}
+    results.append(one_run("batched", folders, out / "remote", out / "state", batched))
+    print(f"load average after: {os.getloadavg()[0]:.2f}", flush=True)
+    if len(results) == 2 and results[0]["folders_per_s"]:
+        print(f"speed-up: {results[1]['folders_per_s'] / results[0]['folders_per_s']:.1f}x "
+              f"folders/s; run dir files per folder {results[0]['run_dir_files_per_folder']} "
+              f"-> {results[1]['run_dir_files_per_folder']}")
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
