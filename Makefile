@@ -22,7 +22,7 @@ help:
 	@echo "make test         the whole test suite against a real local Slurm cluster"
 	@echo "make test-fast    the unit tests only: no cluster, no S3, no network, no jobs"
 	@echo "make demo         archive a demo tree end to end and show status + catalog"
-	@echo "make bench        crawl, rank, pick, archive and submit benchmarks"
+	@echo "make bench        crawl, rank, pick, archive, submit and queue benchmarks"
 	@echo "make soak         the fault campaign, longer, random seed (SOAK_SECONDS SOAK_FOLDERS SOAK_SEED)"
 	@echo "make lint         ruff, and shellcheck on jobscripts/ and scripts/"
 	@echo "make cluster-up   start (or reuse) the single-node Slurm cluster"

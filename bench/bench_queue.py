@@ -69,6 +69,29 @@ def footprint(run_dir: Path) -> tuple[int, int]:
     return files, size
 
 
+def chain_hops(run_dir: Path, jobs: dict[str, Any]) -> list[float]:
+    """Seconds from the last folder of each array finishing to the first of the next starting
+    (the chain job's cost: its scheduling, start-up and sbatch, then the new array's)."""
+    from datetime import datetime
+
+    from froster_slurm.run.batches import batch_folders
+    from froster_slurm.run.taskstate import read_task_state
+
+    def when(text: str | None) -> float | None:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").timestamp() if text else None
+
+    spans = []
+    for e in jobs.get("archive", []):
+        folders = [i for b in range(e["offset"], e["offset"] + e["count"])
+                   for i in batch_folders(run_dir, b)]
+        st = [read_task_state(run_dir, i) for i in folders]
+        starts = [t for t in (when(s.get("started_at")) for s in st) if t]
+        ends = [t for t in (when(s.get("finished_at")) for s in st) if t]
+        if starts and ends:
+            spans.append((min(starts), max(ends)))
+    return [b[0] - a[1] for a, b in zip(spans, spans[1:], strict=False)]
+
+
 def one_run(label: str, folders: list[bytes], remote: Path, state: Path,
             settings: dict[str, Any]) -> dict[str, Any]:
     shutil.rmtree(remote, ignore_errors=True)
@@ -102,12 +125,17 @@ def one_run(label: str, folders: list[bytes], remote: Path, state: Path,
            "peak_queued_tasks": peak_q, "peak_running_tasks": peak_r,
            "run_dir_files_per_folder": round(files / len(folders), 2),
            "run_dir_bytes_per_folder": round(size / len(folders)),
+           "chain_hops_s": chain_hops(run.run_dir, jobs),
            "settings": settings, "run_id": run.run_id}
     print(f"{label:10} {len(folders):>7} folders  {wall:>8.1f} s  "
           f"{out['folders_per_s']:>7.2f} folders/s  tasks {out['array_tasks']:>6}  arrays "
           f"{out['arrays']:>3}  peak queued {peak_q:>5} running {peak_r:>2}  run dir "
           f"{out['run_dir_files_per_folder']:>5.2f} files "
           f"{out['run_dir_bytes_per_folder'] / 1024:>6.1f} KiB per folder", flush=True)
+    if out["chain_hops_s"]:
+        hops = sorted(out["chain_hops_s"])
+        print(f"{'':10} chain hops between arrays (s, 1 s resolution): median "
+              f"{hops[len(hops) // 2]:.0f}, max {hops[-1]:.0f}", flush=True)
     return out
 
 
@@ -120,6 +148,9 @@ def main() -> None:
     ap.add_argument("--throttle", type=int, default=8)
     ap.add_argument("--cap", type=int, default=0, help="slurm.max_queued of the batched run")
     ap.add_argument("--cpus", type=int, default=1, help="CPUs per archive task")
+    ap.add_argument("--chained", type=int, default=0,
+                    help="folders of a third run, one per task, slurm.max_queued 5: the cost "
+                         "of queueing one array after another (0: skip it)")
     args = ap.parse_args()
     out = Path(args.out)
     # Each run archives its own copy: a folder archived once already carries a record, and a
@@ -136,8 +167,12 @@ def main() -> None:
                                out / "state", {**base, "archive.task_minutes": 0}))
     batched = {**base, **({"slurm.max_queued": args.cap} if args.cap else {})}
     results.append(one_run("batched", folders, out / "remote", out / "state", batched))
+    if args.chained:
+        results.append(one_run("chained", make_folders(out / "src-chained", args.chained),
+                               out / "remote", out / "state",
+                               {**base, "archive.task_minutes": 0, "slurm.max_queued": 5}))
     print(f"load average after: {os.getloadavg()[0]:.2f}", flush=True)
-    if len(results) == 2 and results[0]["folders_per_s"]:
+    if args.baseline and results[0]["folders_per_s"]:
         print(f"speed-up: {results[1]['folders_per_s'] / results[0]['folders_per_s']:.1f}x "
               f"folders/s; run dir files per folder {results[0]['run_dir_files_per_folder']} "
               f"-> {results[1]['run_dir_files_per_folder']}")

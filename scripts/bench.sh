@@ -17,4 +17,5 @@ run bench/bench_select.py --rows 5000,20000,100000 --old-max 100000
 run bench/bench_pick.py
 run bench/bench_archive.py
 run bench/bench_submit.py
+run bench/bench_queue.py --folders 1000 --baseline 1000 --chained 40
 run bench/bench_report.py
