@@ -5,8 +5,7 @@ module is imported only when its stage runs (a crawl shard never imports the arc
 
     crawl RUN_DIR INDEX              crawl shard INDEX of the plan (INDEX defaults to 0)
     rank RUN_DIR                     rank, select, submit the archive array(s) and finalize
-    archive RUN_DIR INDEX            archive task INDEX: the folders of batch INDEX
-                                     (exit 0, 75 requeue, 70 some failed for good)
+    archive RUN_DIR INDEX            archive task INDEX, the folders of batch INDEX (0, 75, 70)
     interrupted RUN_DIR INDEX CODE   archive task INDEX's process ended with CODE: count it
     retry-delay RUN_DIR INDEX        seconds before archive task INDEX's requeue
     status RUN_DIR INDEX TEXT        set archive task INDEX's live status line
