@@ -41,9 +41,9 @@ def test_export_all_still_works_and_unedited_copies_do_not_shadow(tmp_path: Path
                                                                   ) -> None:
     site = tmp_path / "site"
     assert main(["templates", "export", str(site)]) == 0
-    # stage.sbatch (the skeleton), one name per stage (six), index.html; six stage bodies,
-    # common.sh and requeue.sh
-    assert len(list(site.iterdir())) == len(builtin_names()) == 18  # 7 stages (with chain) x .sbatch + .sh, skeleton, index.html, 2 helpers
+    # stage.sbatch (the skeleton), one name per stage (seven, with chain), index.html; seven
+    # stage bodies, common.sh and requeue.sh
+    assert len(list(site.iterdir())) == len(builtin_names()) == 18
     # Not edited: the built-in (which a later upgrade may fix) is what renders.
     assert resolve("finalize.sbatch", site).origin == "built-in"
     (site / "common.sh").write_text((site / "common.sh").read_text() + "# site edit\n")
