@@ -18,24 +18,20 @@ from ..util.units import format_size, parse_age, parse_size
 
 def rank(run: Run) -> int:
     """Rank the crawl, select folders by the run's rules, submit archive + finalize."""
-    from ..pick.selection import (
-        Rules,
-        archive_units,
-        load_hotspots,
-        put_estimate_for,
-        select_by_rules,
-        why_none,
-    )
+    from ..pick import rules_sql
+    from ..pick.selection import Rules, put_estimate_for
+    from ..rank.loader import Engine
     from ..rank.ranking import rank_to_file
 
     cfg = run_config(run)
     sel = run.settings.get("select", {})
     set_comment("rank")
     hotspots = run.hotspots_path
+    engine = Engine(memory_limit=cfg.get("rank.memory_limit"),
+                    temp_dir=cfg.get("rank.temp_dir") or "", threads=cfg.get("rank.threads"))
     totals, _ = rank_to_file([crawl_dir(run)], hotspots,
-                             memory_limit=cfg.get("rank.memory_limit"),
-                             temp_dir=cfg.get("rank.temp_dir") or None,
-                             threads=cfg.get("rank.threads"))
+                             memory_limit=engine.memory_limit,
+                             temp_dir=engine.temp_dir or None, threads=engine.threads)
     print(f"rank: {totals.rows:,} crawl rows, {totals.folders:,} folders ({totals.reader})",
           flush=True)
     rules = Rules(min_size=parse_size(sel.get("min_size") or cfg.get("rank.min_size")),
@@ -45,24 +41,28 @@ def rank(run: Run) -> int:
     min_avg = parse_size(sel.get("min_avg_size") or cfg.get("rank.min_avg_size"))
     recursive = bool(run.settings["archive"]["recursive"])
     # A folder with nothing to archive (no files directly inside, or in its subtree when
-    # recursive) is never an archive unit, whatever the thresholds.
-    ranked = load_hotspots(hotspots)
-    rows = archive_units(ranked, min_avg, recursive)
+    # recursive) is never an archive unit, whatever the thresholds.  The rules run inside
+    # DuckDB under rank.memory_limit (pick.rules_sql): the hotspots rows never all become
+    # Python objects, only the chosen folders do.
     now = time.time()
-    chosen = select_by_rules(rows, rules, top=sel.get("top"), recursive=recursive, now=now)
+    with rules_sql.HotspotsTable(hotspots, engine) as table:
+        ranked = table.count()
+        chosen = rules_sql.select(table, rules, min_avg=min_avg, top=sel.get("top"),
+                                  recursive=recursive, now=now)
+        why = None if chosen.chosen else rules_sql.funnel(
+            table, rules, now=now, min_avg=min_avg, recursive=recursive)
     folders = [h.folder for h in chosen.chosen]
     write_folder_list(run.folders_path, folders)
-    report = {"selected": len(folders), "ranked": len(ranked),
+    report = {"selected": len(folders), "ranked": ranked,
               "rules": f"{rules.describe()}, average file >= {format_size(min_avg)}"}
-    if folders:
-        print(f"rank: {len(folders)} of {len(ranked)} folders selected ({report['rules']})",
+    if why is None:
+        print(f"rank: {len(folders)} of {ranked} folders selected ({report['rules']})",
               flush=True)
         sclass = str(run.settings["archive"].get("storage_class") or "")
         est = put_estimate_for(chosen.chosen, recursive, sclass, cfg)
         report["upload"] = est.to_json_obj()
         print(f"rank: upload requests: {est.text()}", flush=True)
     else:  # say which rule removed what, in status and the summary too (selection.json)
-        why = why_none(ranked, rules, now=now, min_avg=min_avg, recursive=recursive)
         report.update(why.to_json_obj())
         print(f"rank: {why.message()}", flush=True)
         set_comment("rank: 0 folders selected")

@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 import struct
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,27 +37,7 @@ STATES = ("pending", "running", "retrying", "done", "failed")
 STOPPED_BY_SIGTERM, HAS_ERROR, PERMANENT, HAS_WARNING = 1, 2, 4, 8
 
 assert SLOT == 64
-
-
-@dataclass(frozen=True, slots=True)
-class Slot:
-    """What the index knows of one task (see the module docstring)."""
-
-    index: int
-    state: str
-    flags: int
-    attempts: int
-    failures: int
-    max_attempts: int
-    step: str | None
-    bytes_total: int
-    bytes_done: int
-    files: int
-    updated: int
-
-    @property
-    def stopped_by_sigterm(self) -> bool:
-        return bool(self.flags & STOPPED_BY_SIGTERM)
+_ZERO = bytes(SLOT)
 
 
 def slots_path(run_dir: str | os.PathLike) -> Path:
@@ -131,40 +110,66 @@ def exists(run_dir: str | os.PathLike) -> bool:
         return False
 
 
-def read(run_dir: str | os.PathLike, count: int, chunk: int = 4096
-         ) -> Iterator[Slot | None]:
-    """The slots of tasks ``0..count-1`` in order, ``chunk`` at a time (bounded memory): a
-    ``Slot``, or None where the slot is torn (read that task's state file instead).  A task
-    that never wrote its state reads as pending."""
+@dataclass
+class Tally:
+    """``tally``'s answer: per (state, stopped by SIGTERM) the folders, bytes and files; how
+    many failed for good; the first ``cap`` indices of each kind; the torn slots."""
+
+    groups: dict[tuple[str, bool], list[int]]  # -> [folders, bytes_total, bytes_done, files]
+    permanent: int
+    first: dict[tuple[str, bool], list[int]]
+    torn: list[int]
+
+
+def tally(run_dir: str | os.PathLike, count: int, cap: int, chunk: int = 8192) -> Tally:
+    """The index of tasks ``0..count-1`` summed in one pass, a chunk at a time: what ``status``
+    prints for a large run without a Python object per folder (~1 µs a slot)."""
+    crc32, n_states = zlib.crc32, len(STATES)
+    acc: dict[tuple[int, int], list[int]] = {}
+    first: dict[tuple[int, int], list[int]] = {}
+    torn: list[int] = []
+    permanent = 0
+    index = 0
     with open(slots_path(run_dir), "rb") as f:
         f.seek(len(HEADER))
-        index = 0
         while index < count:
             data = f.read(min(chunk, count - index) * SLOT)
-            for k in range(0, len(data) - SLOT + 1, SLOT):
-                yield _unpack(index, data[k:k + SLOT])
+            whole = len(data) - len(data) % SLOT
+            view = memoryview(data)
+            for k, t in enumerate(_FMT.iter_unpack(view[:whole])):
+                at = k * SLOT
+                if t[0] == MAGIC:
+                    if t[12] != crc32(view[at:at + SLOT - 4]) or t[1] >= n_states:
+                        torn.append(index)
+                        index += 1
+                        continue
+                    key = (t[1], t[2] & STOPPED_BY_SIGTERM)
+                    if t[1] == 4 and t[2] & PERMANENT:
+                        permanent += 1
+                elif view[at:at + SLOT] == _ZERO:
+                    key = (0, 0)  # never written: pending
+                else:
+                    torn.append(index)
+                    index += 1
+                    continue
+                a = acc.get(key)
+                if a is None:
+                    a = acc[key] = [0, 0, 0, 0]
+                    first[key] = []
+                a[0] += 1
+                a[1] += t[7]
+                a[2] += t[8]
+                a[3] += t[9]
+                if a[0] <= cap:
+                    first[key].append(index)
                 index += 1
             if len(data) < chunk * SLOT:
                 break
-        while index < count:  # past the end of the file: never written
-            yield _pending(index)
-            index += 1
-
-
-def _pending(index: int) -> Slot:
-    return Slot(index, "pending", 0, 0, 0, 0, None, 0, 0, 0, 0)
-
-
-_ZERO = bytes(SLOT)
-
-
-def _unpack(index: int, raw: bytes) -> Slot | None:
-    if raw == _ZERO:
-        return _pending(index)
-    (magic, code, flags, attempts, failures, max_attempts, step, total, done, files, updated,
-     _pad, crc) = _FMT.unpack(raw)
-    if magic != MAGIC or crc != zlib.crc32(raw[:-4]) or code >= len(STATES):
-        return None
-    return Slot(index, STATES[code], flags, attempts, failures, max_attempts,
-                step.rstrip(b"\0").decode("ascii", "replace") or None, total, done, files,
-                updated)
+    if index < count:  # past the end of the file: never written
+        a = acc.setdefault((0, 0), [0, 0, 0, 0])
+        first.setdefault((0, 0), [])
+        need = max(0, cap - a[0])
+        first[(0, 0)].extend(range(index, min(count, index + need)))
+        a[0] += count - index
+    return Tally({(STATES[c], bool(s)): v for (c, s), v in acc.items()}, permanent,
+                 {(STATES[c], bool(s)): v for (c, s), v in first.items()}, torn)

@@ -194,32 +194,38 @@ def _from_state_files(run: Run, st: RunStatus, counts: dict[str, int], over: boo
 
 def _from_slots(run: Run, st: RunStatus, counts: dict[str, int], n_folders: int,
                 over: bool) -> None:
-    """Totals from the status index (``taskslots``: 64 bytes a folder, read in chunks), and
+    """Totals from the status index (``taskslots.tally``: 64 bytes a folder, one pass), and
     rows only for the folders a person must see: failed, retrying, running, cancelled or
     stopped, at most ``SHOWN`` of them (their state files are opened for the details)."""
     from ..run.taskstate import read_task_state
 
+    got = taskslots.tally(run.run_dir, n_folders, SHOWN)
     wanted: dict[str, list[int]] = {k: [] for k in SHOWN_ORDER}
-    for i, slot in enumerate(taskslots.read(run.run_dir, n_folders)):
-        if slot is None:  # torn: the state file says
-            s = read_task_state(run.run_dir, i)
-            state, total, done, files = (s.get("state", "pending"), s.get("bytes_total"),
-                                         s.get("bytes_done"), s.get("files"))
-            permanent = s.get("error_kind") == "permanent"
-            if over and state not in TERMINAL:
-                state = ended_state(s)
-        else:
-            state, total, done, files = (slot.state, slot.bytes_total, slot.bytes_done,
-                                         slot.files)
-            permanent = bool(slot.flags & taskslots.PERMANENT)
-            if over and state not in TERMINAL:
-                # as ended_state on the task's state (a task that never wrote one reads as
-                # a fresh pending state, which the end of its run stopped)
-                state = CANCELLED if slot.stopped_by_sigterm else STOPPED
-        _count(counts, state, int(total or 0), int(done or 0), int(files or 0), permanent)
-        if state in wanted and len(wanted[state]) < SHOWN:
+    for (orig, sigterm), (n, total, done, files) in got.groups.items():
+        state = orig
+        if over and orig not in TERMINAL:
+            # as ended_state on the task's state (a task that never wrote one reads as a
+            # fresh pending state, which the end of its run stopped)
+            state = CANCELLED if sigterm else STOPPED
+        key = {CANCELLED: "cancelled", STOPPED: "stopped"}.get(state, state)
+        counts[key if key in counts and key != "retrying" else "running"] += n
+        counts["retrying"] += n if state == "retrying" else 0
+        counts["bytes_total"] += total
+        counts["bytes_done"] += done
+        counts["files"] += files
+        if state in wanted:
+            wanted[state].extend(got.first[(orig, sigterm)])
+    counts["permanent"] += got.permanent
+    for i in got.torn:  # the state file says
+        s = read_task_state(run.run_dir, i)
+        state = s.get("state", "pending")
+        if over and state not in TERMINAL:
+            state = ended_state(s)
+        _count(counts, state, int(s.get("bytes_total") or 0), int(s.get("bytes_done") or 0),
+               int(s.get("files") or 0), s.get("error_kind") == "permanent")
+        if state in wanted:
             wanted[state].append(i)
-    picked = [i for k in SHOWN_ORDER for i in wanted[k]][:SHOWN]
+    picked = [i for k in SHOWN_ORDER for i in sorted(wanted[k])[:SHOWN]][:SHOWN]
     names = folders_at(run.folders_path, picked)
     for i in picked:
         s = read_task_state(run.run_dir, i)
