@@ -15,6 +15,9 @@ printed (other work on the machine shows in wall time).
   ``archive.trace.record_bytes``).  New: the finalize job's function.  Baseline: what the
   pre-issue-16 finalize held, every record parsed and kept with its JSON for the catalog row
   (``--baseline-finalize``: that list-building only, a lower bound on its old peak).
+* rank select: the rank job's selection of a 1M-row hotspots file (min size 1 GiB, which 4%
+  of the folders pass, recursive).  New: ``pick.rules_sql`` under a 1 GB limit.  Baseline: every row loaded into
+  Python, then ``archive_units`` + ``select_by_rules`` (the rank job before issue 16).
 * catalog: 1M rows (made in DuckDB).  New: ``catalog.store.lookup`` of one folder and
   ``entries`` of one subtree, timed inside the child.  Baseline: the pre-issue-16 query,
   every row into Python as an Entry, then filtered.
@@ -275,13 +278,68 @@ def bench_catalog(rows: int, repeat: int) -> None:
               f"{best['subtree_ms']:.1f}), {med['subtree_cpu_ms']:.1f} ms CPU")
 
 
+# --- the rank job's selection ------------------------------------------------------------------
+
+SELECT = """
+import json, sys, time
+from froster_slurm.pick import rules_sql
+from froster_slurm.pick.selection import Rules, archive_units, load_hotspots, select_by_rules
+from froster_slurm.rank.loader import Engine
+path, mode = sys.argv[1], sys.argv[2]
+rules, now = Rules(min_size=1 << 30), 1_750_000_000
+if mode == "new":
+    with rules_sql.HotspotsTable(path, Engine(memory_limit="1GB")) as table:
+        sel = rules_sql.select(table, rules, min_avg=0, top=None, recursive=True, now=now)
+else:  # the rank job before issue 16: every row a Python object
+    sel = select_by_rules(archive_units(load_hotspots(path), 0, True), rules, top=None,
+                          recursive=True, now=now)
+print(json.dumps({"chosen": len(sel.chosen), "first": sel.chosen[0].folder.hex()}))
+"""
+
+
+def hotspots_file(rows: int) -> Path:
+    import random
+
+    from froster_slurm.rank.hotspots import Hotspot, write_hotspots
+
+    path = OUT / f"hotspots-{rows}.csv"
+    if not path.exists():
+        rng = random.Random(16)
+
+        def gen():  # noqa: ANN202
+            for i in range(rows):
+                # 4% big enough: 200,000 of 5M, as a department's pick
+                size = (1 << 30) if rng.random() < 0.04 else rng.choice([4096, 1 << 20])
+                yield Hotspot(b"/data/p%d/d%d\xe9" % (i % 5000, i), size, 10, size, 10, size,
+                              size // 10, 1_700_000_000, 1_700_000_000, "alice", "g", 3)
+        write_hotspots(path, gen())
+    return path
+
+
+def bench_select(rows: int, repeat: int) -> None:
+    path = hotspots_file(rows)
+    env = child_env(OUT)
+    exe = sys.executable
+    cmds = {"new: rules in DuckDB (1GB limit)": [exe, "-c", SELECT, str(path), "new"],
+            "old: every row in Python": [exe, "-c", SELECT, str(path), "old"]}
+    results: dict[str, list[dict]] = {k: [] for k in cmds}
+    for _ in range(repeat):
+        for k, argv in cmds.items():
+            results[k].append(run_child(argv, env))
+    table(f"rank select {rows:,}", results)
+    same = len({(r["chosen"], r["first"]) for rs in results.values() for r in rs}) == 1
+    print(f"{'':<22} chosen: {results[next(iter(cmds))][0]['chosen']:,} folders; "
+          f"the same in both: {'yes' if same else 'NO'}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--status", default="10000,100000,200000")
     ap.add_argument("--finalize", default="1000x1000")
     ap.add_argument("--catalog", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--only", choices=("status", "finalize", "catalog"))
+    ap.add_argument("--select", type=int, default=1_000_000)
+    ap.add_argument("--only", choices=("status", "finalize", "catalog", "select"))
     a = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     print(f"load average at start: {' '.join(f'{x:.1f}' for x in os.getloadavg())} "
@@ -294,6 +352,8 @@ def main() -> None:
         bench_finalize(folders, files, a.repeat)
     if a.only in (None, "catalog"):
         bench_catalog(a.catalog, a.repeat)
+    if a.only in (None, "select"):
+        bench_select(a.select, a.repeat)
     print(f"load average at end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 

@@ -14,6 +14,7 @@ run() {
 run bench/bench_crawl.py bench/out --shards
 run bench/bench_rank.py --repeat 3
 run bench/bench_select.py --rows 5000,20000,100000 --old-max 100000
+run bench/bench_scale.py --repeat 3
 run bench/bench_pick.py
 run bench/bench_archive.py
 run bench/bench_submit.py
