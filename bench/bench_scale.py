@@ -14,10 +14,11 @@ printed (other work on the machine shows in wall time).
 * finalize: 1,000 folders of 1,000 files (synthetic records written by
   ``archive.trace.record_bytes``).  New: the finalize job's function.  Baseline: what the
   pre-issue-16 finalize held, every record parsed and kept with its JSON for the catalog row
-  (``--baseline-finalize``: that list-building only, a lower bound on its old peak).
+  (that list-building only: a lower bound on its old peak).
 * rank select: the rank job's selection of a 1M-row hotspots file (min size 1 GiB, which 4%
-  of the folders pass, recursive).  New: ``pick.rules_sql`` under a 1 GB limit.  Baseline: every row loaded into
-  Python, then ``archive_units`` + ``select_by_rules`` (the rank job before issue 16).
+  of the folders pass, recursive).  New: ``pick.rules_sql`` under a 1 GB limit.  Baseline:
+  every row loaded into Python, then ``archive_units`` + ``select_by_rules`` (the rank job
+  before issue 16).
 * catalog: 1M rows (made in DuckDB).  New: ``catalog.store.lookup`` of one folder and
   ``entries`` of one subtree, timed inside the child.  Baseline: the pre-issue-16 query,
   every row into Python as an Entry, then filtered.
