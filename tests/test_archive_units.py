@@ -20,10 +20,10 @@ from froster_slurm.run.taskstate import (
     iter_task_states,
     read_task_state,
     reset_attempts,
-    set_status,
+    task_paths,
     update_task_state,
 )
-from froster_slurm.scheduler.injob import slurm_task_id
+from froster_slurm.scheduler.injob import job_ref, set_status
 from froster_slurm.util.paths import write_folder_list
 
 ODD = [b"plain", b"$(touch PWNED)", b"a\"b'c", b"-rf", b"new\nline", b"sp ace", b"caf\xe9",
@@ -185,8 +185,9 @@ def test_task_state_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert (s["state"], s["failures"], s["error"]) == ("pending", 0, None)
     env = {"FROSTER_BACKEND": "local", "SLURM_ARRAY_JOB_ID": "7", "SLURM_ARRAY_TASK_ID": "1",
            "SLURM_JOB_ID": "9"}
-    assert slurm_task_id(env) == "7_1"
-    set_status(tmp_path, 1, "archive 4/6 upload\n41% " + "x" * 2000, env=env)
+    assert job_ref(env) == "7_1"
+    set_status("archive 4/6 upload\n41% " + "x" * 2000, task_paths(tmp_path, 1).status_path,
+               env=env)
     text = (tmp_path / "tasks" / "1" / "comment").read_text()
     assert text.startswith("archive 4/6 upload 41%") and len(text.encode()) <= 1001
 

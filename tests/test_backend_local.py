@@ -68,3 +68,15 @@ def test_exit_75_is_a_requeue_after_the_recorded_delay(tmp_path: Path) -> None:
     assert be.queue([job])[job].state == "COMPLETED"
     log = (tmp_path / "logs" / f"r.sbatch-{job}_0.out")
     assert log.exists()
+
+
+def test_begin_holds_a_local_job_then_runs_it(tmp_path: Path) -> None:
+    """The local backend has no queue to hold a job in: ``begin`` makes the submitting
+    command wait (the job shows PENDING, BeginTime meanwhile), then the job runs."""
+    be = LocalBackend(tmp_path / "state")
+    started = time.time()
+    job = be.submit(script(tmp_path, "b.sbatch", f"date +%s.%N > {tmp_path}/ran\n",
+                           "#SBATCH --job-name froster-b\n"), begin=1)
+    assert float((tmp_path / "ran").read_text()) - started >= 1.0
+    assert be.queue([job])[job].state == "COMPLETED"
+    assert be.named("froster-b") == []  # nothing is left queued once submit returns

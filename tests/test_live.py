@@ -209,7 +209,7 @@ def test_crawl_shard_comment_carries_entries_and_rate(monkeypatch: pytest.Monkey
     from froster_slurm.jobs import crawl_stage as jobs
 
     said: list[str] = []
-    monkeypatch.setattr(jobs, "set_comment", said.append)
+    monkeypatch.setattr(jobs, "set_status", said.append)
     progress = jobs._crawl_comment(3, every=0)
     progress(1000, 10, 0)
     time.sleep(1.1)

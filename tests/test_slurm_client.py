@@ -105,5 +105,5 @@ def test_job_comments_address_the_array_task_not_the_array(monkeypatch: pytest.M
     monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "40")
     monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "1")
     monkeypatch.delenv("FROSTER_BACKEND", raising=False)
-    injob.set_comment("crawl shard 1")
+    injob.set_status("crawl shard 1")
     assert seen == ["40_1"]

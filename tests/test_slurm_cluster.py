@@ -42,6 +42,28 @@ sleep 20
     assert out.read_text() == "ran\n"
 
 
+def test_begin_holds_the_job_and_jobs_named_finds_it(slurm_cluster: None, tmp_path: Path
+                                                      ) -> None:
+    """``begin`` is sbatch's --begin (the restore job's first check waits for the thaw), and
+    ``jobs_named`` is the one-job-per-target check: it sees the held job by its name."""
+    from froster_slurm.scheduler.backends import SlurmBackend
+
+    script = tmp_path / "held.sbatch"
+    script.write_text(f"#!/bin/bash\n#SBATCH --job-name=froster-test-begin-{tmp_path.name}\n"
+                      "#SBATCH --output=/dev/null\ntrue\n")
+    be = SlurmBackend()
+    job = be.submit(script, dependency=dependency(singleton=True), begin=600)
+    try:
+        found = be.named(f"froster-test-begin-{tmp_path.name}")
+        assert [(j.job_id, j.state) for j in found] == [(job, "PENDING")]
+        assert found[0].reason == "BeginTime"
+        assert be.named("froster-test-no-such-job") == []
+    finally:
+        SlurmClient().cancel([job])
+    wait_gone(job, 60)
+    assert be.named(f"froster-test-begin-{tmp_path.name}") == []
+
+
 def test_dependency_chain_and_array(slurm_cluster: None, tmp_path: Path) -> None:
     """afterok + an array with a throttle: the second job runs only after every task."""
     log = tmp_path / "order.log"

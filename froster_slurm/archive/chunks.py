@@ -4,7 +4,7 @@ Why plan it: rclone's default 5 MiB parts make a 1 TB file ~190,700 PUT requests
 at Deep Archive's $0.05 per 1,000; 64 MiB parts: ~$0.75), and near S3's 10,000-part limit
 rclone raises the part size by itself, so memory grows with the file.  rclone holds
 ``transfers x chunk x concurrency`` bytes of parts in memory; that product is capped here by
-the task's memory (half of Slurm's ``SLURM_MEM_PER_NODE``, else ``archive.upload_memory``),
+the task's memory (half of the job's ``--mem``, else ``archive.upload_memory``),
 lowering concurrency, then transfers, never the part size a file needs to fit in 10,000 parts.
 A file over the backend's object limit (S3: 5 TiB) is refused before anything is uploaded.
 Flags the site sets itself (``archive.rclone_flags``) come later on rclone's command line and
@@ -13,11 +13,11 @@ win.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from ..errors import PermanentError
 from ..remotes.storage_classes import GLACIER_CLASSES
+from ..scheduler import injob
 from ..util.units import format_size
 
 MiB = 1024**2
@@ -72,13 +72,12 @@ def needed_chunk(size: int) -> int:
 
 def memory_budget(configured: int = 0, env: dict[str, str] | None = None) -> int:
     """Bytes rclone's part buffers may take: ``archive.upload_memory`` when set, else half of
-    the job's memory (Slurm gives MB in SLURM_MEM_PER_NODE), else 1 GiB."""
+    the job's memory (``--mem``, as ``injob.memory_mb`` reads it), else 1 GiB."""
     if configured > 0:
         return configured
-    env = os.environ if env is None else env
-    mem = env.get("SLURM_MEM_PER_NODE", "")
-    if mem.isdigit() and int(mem) > 0:
-        return int(mem) * MiB // 2
+    mem = injob.memory_mb(env)
+    if mem:
+        return mem * MiB // 2
     return DEFAULT_MEMORY
 
 

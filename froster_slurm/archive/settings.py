@@ -17,6 +17,7 @@ from typing import Any
 from ..config import DEFAULTS
 from ..errors import ConfigError, NotFoundError
 from ..run.rundir import Run
+from ..scheduler import injob
 from ..util.units import parse_size
 
 # rclone flags that would let a copy or a check pass without comparing content.
@@ -59,9 +60,9 @@ class ArchiveSettings:
         """Hash/bundle threads: the setting, else the CPUs this task may use."""
         if self.hash_workers > 0:
             return self.hash_workers
-        env = os.environ.get("SLURM_CPUS_PER_TASK", "")
-        if env.isdigit() and int(env) > 0:
-            return int(env)
+        granted = injob.cpus()
+        if granted:
+            return granted
         try:
             return max(1, len(os.sched_getaffinity(0)))
         except (AttributeError, OSError):

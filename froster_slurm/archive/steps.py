@@ -45,10 +45,10 @@ from ..run.taskstate import (
     clear_steps,
     mark_step_done,
     read_marker,
-    set_status,
     step_done,
     write_task_state,
 )
+from ..scheduler.injob import set_status
 from ..status.progress import RateMeter, format_eta, format_rate
 from ..util.atomic import write_atomic
 from ..util.clock import now_iso
@@ -169,7 +169,7 @@ class ArchiveTask:
         if not force and now - self._last_status < STATUS_EVERY:
             return
         self._last_status = now
-        set_status(self.s.run_dir, self.index, text)
+        set_status(text, self.paths.status_path)
 
     def step_text(self, step: str, done: int | None = None, total: int | None = None) -> str:
         """The Comment: which of the six steps, and within it the bytes, rate and ETA

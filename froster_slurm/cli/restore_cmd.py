@@ -57,7 +57,7 @@ def restore(
             out(line)
     if started.requested:
         out(f"restore requested for {started.requested} object(s)")
-    assert started.run is not None
+    assert started.run is not None and started.scheduler is not None
     what = "resumed" if started.resumed else "submitted"
     out(f"restore of {display(started.folder)} into {display(started.target)}: {what} job "
         f"{started.job_id} ({started.backend}); run {started.run.run_dir}")
@@ -68,11 +68,11 @@ def restore(
         if thaw:
             out("the job checks again every restore.check_interval seconds until the objects "
                 "are readable; run the same command to see where it is")
-        state = None if started.backend != "local" else wait_for(started.run, started.target,
-                                                                  timeout=0)
+        state = None if started.backend != "local" else wait_for(
+            started.run, started.target, started.scheduler, timeout=0)
     else:
         info("waiting for the job (Ctrl-C stops waiting, not the restore) ...")
-        state = wait_for(started.run, started.target)
+        state = wait_for(started.run, started.target, started.scheduler)
     if state is not None:
         phase = state.get("phase")
         if phase == "done":

@@ -25,7 +25,7 @@ def status(
         "running and stopped ones otherwise). Without RUN: one line per run.")] = False,
 ) -> None:
     """Per run: totals; per folder: step, bytes, state, error (failing and running first).
-    Works after jobs leave squeue."""
+    Works after jobs leave the queue."""
     cfg = get_config()
     if every and run is None:
         from .runs_cmd import print_runs

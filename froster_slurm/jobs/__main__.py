@@ -44,13 +44,13 @@ def _index(rest: list[str]) -> int:
 
 def _run_job(body: Callable[[], int]) -> int:
     """crawl, rank, finalize: an error is one line on stderr and the job's Comment."""
-    from ..scheduler.injob import set_comment
+    from ..scheduler.injob import set_status
 
     try:
         return body()
     except FrosterError as e:
         print(f"froster-slurm: error: {e}", file=sys.stderr, flush=True)
-        set_comment(f"failed: {e}"[:200])
+        set_status(f"failed: {e}")
         return e.exit_code
 
 
@@ -79,7 +79,7 @@ def _finalize(run_dir: Path, rest: list[str]) -> int:
 def _chain(run_dir: Path, rest: list[str]) -> int:
     """The chain job: the array it waited for has ended; queue the next (submit.chain)."""
     from ..run.rundir import Run, run_config
-    from ..scheduler.injob import slurm_task_id
+    from ..scheduler.injob import job_ref
     from ..submit.chain import advance
     from ..submit.pipeline import backend_for_run
 
@@ -88,7 +88,7 @@ def _chain(run_dir: Path, rest: list[str]) -> int:
     def step() -> int:
         run = Run(run_dir)
         queued = advance(run, backend_for_run(run, run_config(run)), number,
-                         caller=slurm_task_id())
+                         caller=job_ref())
         print("chain: queued " + ("; ".join(f"{stage} job {' '.join(ids)}"
                                             for stage, ids in queued.items()) or "nothing"),
               flush=True)
@@ -111,9 +111,10 @@ def _interrupted(run_dir: Path, rest: list[str]) -> int:
 
 
 def _status(run_dir: Path, rest: list[str]) -> int:
-    from ..run.taskstate import set_status
+    from ..run.taskstate import task_paths
+    from ..scheduler.injob import set_status
 
-    set_status(run_dir, _index(rest), " ".join(rest[1:]))
+    set_status(" ".join(rest[1:]), task_paths(run_dir, _index(rest)).status_path)
     return EXIT_OK
 
 

@@ -50,17 +50,21 @@ from ..run.rundir import Run
 from ..run.taskstate import (
     read_task_state,
     retry_delay_seconds,
-    set_status,
     step_done,
     task_paths,
     write_task_state,
 )
-from ..scheduler.injob import slurm_task_id
+from ..scheduler.injob import job_ref, set_status
 from ..util.clock import now_iso
 from ..util.paths import display, folder_at
 
 _TRANSIENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.ESTALE, errno.EIO, errno.ETIMEDOUT,
                      errno.EAGAIN, errno.ENOMEM, errno.EMFILE, errno.ENFILE}
+
+def _status(run_dir: Path, index: int, text: str) -> None:
+    """The task's live status line: its Comment, and its ``comment`` file."""
+    set_status(text, task_paths(run_dir, index).status_path)
+
 
 def one_line(text: str, limit: int = 500) -> str:
     text = " ".join(redact(str(text)).split())
@@ -133,14 +137,14 @@ def _fail_transient(run_dir: Path, index: int, state: dict[str, Any], message: s
         state.update(state="failed", retry_after=None, finished_at=now_iso(),
                      error=one_line(f"gave up after {failures} failed attempts: {message}"))
         write_task_state(run_dir, index, state)
-        set_status(run_dir, index, f"archive FAILED after {failures} attempts: "
+        _status(run_dir, index, f"archive FAILED after {failures} attempts: "
                                    f"{one_line(message, 300)}")
         log(f"FAILED for good after {failures} attempts: {message}")
         return EXIT_PERMANENT
     delay = int(state.get("retry_delay") or 60) * 2 ** (failures - 1)
     state.update(state="retrying", retry_after=time.time() + delay)
     write_task_state(run_dir, index, state)
-    set_status(run_dir, index, f"archive retry {failures + 1}/{max_attempts} in {delay}s "
+    _status(run_dir, index, f"archive retry {failures + 1}/{max_attempts} in {delay}s "
                                f"(at {state.get('step')}): {one_line(message, 300)}")
     log(f"transient failure {failures}/{max_attempts}, retry in {delay}s: {message}")
     return EXIT_TEMPFAIL
@@ -150,7 +154,7 @@ def _fail_permanent(run_dir: Path, index: int, state: dict[str, Any], message: s
     state.update(state="failed", error=one_line(message), error_kind="permanent",
                  retry_after=None, finished_at=now_iso())
     write_task_state(run_dir, index, state)
-    set_status(run_dir, index, f"archive FAILED: {one_line(message, 300)}")
+    _status(run_dir, index, f"archive FAILED: {one_line(message, 300)}")
     log(f"FAILED: {message}")
     return EXIT_PERMANENT
 
@@ -197,7 +201,7 @@ def archive(run_dir: Path, index: int, *, whole_slot: bool = True) -> int:
             return EXIT_TEMPFAIL
         state = read_task_state(run_dir, index)
         if state["state"] == "done" and step_done(run_dir, index, "record"):
-            set_status(run_dir, index, "archive done (already archived and verified)")
+            _status(run_dir, index, "archive done (already archived and verified)")
             log(f"{display(folder)} is already archived and verified; nothing to do")
             return EXIT_OK
         state.update(folder=os.fsdecode(folder), max_attempts=settings.max_attempts,
@@ -212,7 +216,7 @@ def archive(run_dir: Path, index: int, *, whole_slot: bool = True) -> int:
                 return _fail_transient(run_dir, index, state, "the previous attempt ended "
                                        "without a result (node lost or process killed)")
         state.update(state="running", attempts=int(state.get("attempts") or 0) + 1,
-                     slurm_job=slurm_task_id(), started_at=now_iso(), retry_after=None,
+                     slurm_job=job_ref(), started_at=now_iso(), retry_after=None,
                      stopped_by=None,
                      error=None, error_kind=None, finished_at=None,
                      slot_start_mark=slot_mark(state))
@@ -236,7 +240,7 @@ def archive(run_dir: Path, index: int, *, whole_slot: bool = True) -> int:
                          stopped_by=str(e),
                          error=f"stopped by {e} during {state.get('step')}; resumes there")
             write_task_state(run_dir, index, state)
-            set_status(run_dir, index, f"archive stopped ({e}) at {state.get('step')}; "
+            _status(run_dir, index, f"archive stopped ({e}) at {state.get('step')}; "
                                        "requeued, resumes there")
             log(f"stopped by {e} during step {state.get('step')}")
             return EXIT_TEMPFAIL
@@ -263,7 +267,7 @@ def archive(run_dir: Path, index: int, *, whole_slot: bool = True) -> int:
         write_task_state(run_dir, index, state)
         _tidy(run_dir, index, keep_logs=settings.rclone_logs == "all")
         dest = display(os.fsencode(state.get("destination") or ""))
-        set_status(run_dir, index, f"archive done: {state.get('files')} files verified at {dest}")
+        _status(run_dir, index, f"archive done: {state.get('files')} files verified at {dest}")
         log(f"done: {display(folder)} -> {dest}")
         return EXIT_OK
 

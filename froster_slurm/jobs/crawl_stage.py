@@ -10,12 +10,12 @@ from __future__ import annotations
 import time
 
 from ..run.rundir import Run, crawl_dir, run_config
-from ..scheduler.injob import set_comment
+from ..scheduler.injob import set_status
 
 
 def _crawl_comment(index: int, every: float = 30.0):
     """The shard's Comment while it walks: entries so far and the rate (a crawl has no total,
-    so no ETA), at most every ``every`` seconds (each update is one scontrol call)."""
+    so no ETA), at most every ``every`` seconds (each update is one call to the scheduler)."""
     from ..status.progress import RateMeter, format_rate
 
     meter = RateMeter(window=120.0)
@@ -28,7 +28,7 @@ def _crawl_comment(index: int, every: float = 30.0):
             return
         last[0] = now
         text = f"crawl shard {index}: {entries:,} entries, {format_rate(meter.rate(), 'entries')}"
-        set_comment(text + (f", {errors:,} errors so far" if errors else ""))
+        set_status(text + (f", {errors:,} errors so far" if errors else ""))
 
     return progress
 
@@ -38,7 +38,7 @@ def crawl(run: Run, index: int) -> int:
     from ..crawl import crawl_shard
 
     cfg = run_config(run)
-    set_comment(f"crawl shard {index}")
+    set_status(f"crawl shard {index}")
     summary = crawl_shard(crawl_dir(run), index, progress=_crawl_comment(index),
                           workers=cfg.get("crawl.workers"), threads=cfg.get("crawl.threads"),
                           one_file_system=cfg.get("crawl.one_file_system"),
@@ -48,5 +48,5 @@ def crawl(run: Run, index: int) -> int:
     # A shard with unreadable entries still feeds rank (what could be read is ranked); the
     # problems stay in its .errors file and the job log, and the Comment says so.
     if not summary.complete:
-        set_comment(f"crawl shard {index}: incomplete, see its .errors file")
+        set_status(f"crawl shard {index}: incomplete, see its .errors file")
     return 0

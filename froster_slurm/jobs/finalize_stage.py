@@ -18,7 +18,7 @@ from ..catalog import store as catalog
 from ..errors import FrosterError
 from ..folder.schema import read_head
 from ..run.rundir import Run, run_config
-from ..scheduler.injob import set_comment
+from ..scheduler.injob import set_status
 from ..status.collect import ended_state
 from ..util.atomic import write_atomic
 from ..util.clock import now_iso, seconds_between
@@ -177,7 +177,7 @@ def retry_note(permanent: list[str | None]) -> str | None:
 def finalize_job(run: Run) -> int:
     """The finalize job (``python -m froster_slurm.jobs finalize RUN_DIR``): the summary, then
     one line each for the totals, the catalog and how to retry what failed."""
-    set_comment("finalize")
+    set_status("finalize")
     s = finalize(run)
     t = s["totals"]
     print(f"finalize: {t['done']}/{t['folders']} folders archived; "

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 from ..run.rundir import Run, crawl_dir, run_config
-from ..scheduler.injob import set_comment
+from ..scheduler.injob import set_status
 from ..submit.pipeline import SubmitResult, backend_for_run, dispatch_archive
 from ..util.paths import write_folder_list
 from ..util.units import format_size, parse_age, parse_size
@@ -25,7 +25,7 @@ def rank(run: Run) -> int:
 
     cfg = run_config(run)
     sel = run.settings.get("select", {})
-    set_comment("rank")
+    set_status("rank")
     hotspots = run.hotspots_path
     engine = Engine(memory_limit=cfg.get("rank.memory_limit"),
                     temp_dir=cfg.get("rank.temp_dir") or "", threads=cfg.get("rank.threads"))
@@ -65,7 +65,7 @@ def rank(run: Run) -> int:
     else:  # say which rule removed what, in status and the summary too (selection.json)
         report.update(why.to_json_obj())
         print(f"rank: {why.message()}", flush=True)
-        set_comment("rank: 0 folders selected")
+        set_status("rank: 0 folders selected")
     run.write_selection_report(report)
     result = SubmitResult(run, backend=run.settings.get("backend", "slurm"))
     # The crawl already knows each folder's size and files: the batches are sized from them.

@@ -55,7 +55,7 @@ def _schedule(run_dir: Path, state: dict[str, Any], delay: int, why: str) -> int
     state.update(retry_after=time.time() + delay, next_check_in=delay, last_note=why)
     write_state(run_dir, state)
     update_task_state(run_dir, 0, retry_after=time.time() + delay)  # the local backend reads it
-    status(f"restore: {why}; next check in {delay}s")
+    status(run_dir, f"restore: {why}; next check in {delay}s")
     log(f"{why}; next check in {delay}s")
     return EXIT_TEMPFAIL
 
@@ -136,6 +136,6 @@ def _fail(run_dir: Path, state: dict[str, Any], message: str) -> int:
     state.update(phase="failed", error=message, failed_phase=state.get("phase"),
                  finished_at=now_iso())
     write_state(run_dir, state)
-    status(f"restore FAILED: {message}"[:900])
+    status(run_dir, f"restore FAILED: {message}")
     log(f"FAILED: {message}")
     return EXIT_PERMANENT

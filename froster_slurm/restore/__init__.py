@@ -8,7 +8,7 @@ Modules, one job each:
 ``safefs``      file-system access that never follows a symlink (walk, hash, unlinkat)
 ``estimate``    time and cost of a thaw, from config prices (estimates)
 ``remote``      rclone for restore (and purge): hashes, `backend restore`, download
-``guard``       stable job names and the squeue check (one job per target)
+``guard``       stable job names (one job per target)
 ``restorestate`` restore.json, the state of one restore across job runs
 ``submit``      `restore` on the manager side: find, estimate, request, submit one job
 ``job``         one run of the guarded job: download, verify, unpack, place, update the trace

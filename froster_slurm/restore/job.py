@@ -42,7 +42,8 @@ from ..errors import (
 )
 from ..folder import layout
 from ..run.rundir import Run
-from ..scheduler.injob import set_comment
+from ..run.taskstate import task_paths
+from ..scheduler import injob
 from ..util.clock import now_iso
 from ..util.identity import hostname, whoami
 from ..util.paths import discard_tree, display
@@ -62,8 +63,10 @@ def log(message: str) -> None:
           flush=True)
 
 
-def status(text: str) -> None:
-    set_comment(text)
+def status(run_dir: Path, text: str) -> None:
+    """The restore job's live status line: its Comment, and ``tasks/0/comment`` (the task
+    the job script's status lines go to as well)."""
+    injob.set_status(text, task_paths(run_dir, 0).status_path)
 
 
 def stage_name(run_id: str) -> bytes:
@@ -99,7 +102,7 @@ class RestoreJob:
 
     def run_once(self) -> int:
         """One pass through the phases that are not done yet; returns the exit code."""
-        job = os.environ.get("SLURM_JOB_ID")
+        job = injob.job_id()
         if job and job not in self.state.setdefault("job_ids", []):
             self.state["job_ids"].append(job)
         phase = self.state["phase"]
@@ -156,7 +159,7 @@ class RestoreJob:
         if not self.state.get("proven_at"):
             self._prove(objects)
         self.save(phase="downloading", checks=checks, last_check=now_iso())
-        status(f"restore: check {checks}, downloading {len(objects)} objects")
+        status(self.run_dir, f"restore: check {checks}, downloading {len(objects)} objects")
         log(f"check {checks}: downloading {len(objects)} objects from "
             f"{display(os.fsencode(self.arch.destination))}")
         try:
@@ -183,7 +186,7 @@ class RestoreJob:
         log(f"the remote holds all {len(objects)} objects with the archived sizes and md5s")
 
     def _unpack(self, stage: Path, staged: DirCache) -> None:
-        status("restore: verifying and unpacking")
+        status(self.run_dir, "restore: verifying and unpacking")
         # Files that were their own objects are hashed once, with everything else, by
         # verify_staged below; a bundle is checked as a whole before it is unpacked.
         extracted = list(self.state.get("extracted", []))
@@ -206,7 +209,7 @@ class RestoreJob:
         self.save(phase="verified", verified_at=now_iso())
 
     def _place(self, staged: DirCache, target: DirCache) -> None:
-        status("restore: placing files")
+        status(self.run_dir, "restore: placing files")
         placed = place_all(self.arch, staged, target, force=bool(self.opts.get("force")),
                            owners=self.owners())
         if placed.conflicts and not self.opts.get("force"):
@@ -239,7 +242,7 @@ class RestoreJob:
         note = self._update_trace(root_fd)
         discard_tree(self._stage_path())
         self.save(phase="done", finished_at=now_iso(), error=None, trace=note)
-        status("restore: done")
+        status(self.run_dir, "restore: done")
         log(f"done: {display(self.target)} ({note})")
 
     def _update_trace(self, root_fd: int) -> str:

@@ -34,7 +34,7 @@ from ..errors import DataError, FrosterError, NotFoundError, UserError
 from ..folder import layout
 from ..folder.schema import link_version
 from ..run.rundir import Run, archive_settings, catalog_path, create_run, list_runs
-from ..scheduler.backends import Backend, SlurmBackend
+from ..scheduler.backends import Backend
 from ..scheduler.slurm import dependency
 from ..submit import preflight
 from ..submit.pipeline import make_backend
@@ -68,6 +68,7 @@ class Started:
     requested: int = 0
     backend: str = ""
     messages: list[str] = field(default_factory=list)
+    scheduler: Backend | None = field(default=None, repr=False)  # what wait_for asks
 
 
 def normalize(path: str | bytes) -> bytes:
@@ -226,7 +227,7 @@ def _resumable(config: Config, target: bytes) -> tuple[Run, dict[str, Any]] | No
 @contextmanager
 def _target_lock(config: Config, target: bytes) -> Iterator[None]:
     """Two `restore` commands for one target at the same moment: the second waits, then sees
-    the first one's job in squeue."""
+    the first one's job in the queue."""
     locks = config.path("state_dir") / "locks"
     locks.mkdir(parents=True, exist_ok=True)
     with open(locks / (guard.job_name("restore", target) + ".lock"), "a") as f:
@@ -265,20 +266,19 @@ def _start(folder: bytes, target: bytes, config: Config, tier: str | None, days:
         raise UserError("--days must be at least 1")
     out = Started(folder, target)
     be = make_backend(config, backend)
-    out.backend = be.name
+    out.backend, out.scheduler = be.name, be
     name = guard.job_name("restore", target)
-    if be.name == "slurm":
-        out.already_queued = guard.queued(name)
-        if out.already_queued:
-            job = out.already_queued[0]
-            out.job_id = job.job_id
-            out.messages.append(f"a restore into {display(target)} is already queued as job "
-                                f"{job.job_id} ({job.state}, {job.reason}); nothing submitted")
-            prior = _resumable(config, target)
-            if prior:
-                out.run = prior[0]
-                out.messages.append(_state_line(prior[1]))
-            return out
+    out.already_queued = be.named(name)
+    if out.already_queued:
+        job = out.already_queued[0]
+        out.job_id = job.job_id
+        out.messages.append(f"a restore into {display(target)} is already queued as job "
+                            f"{job.job_id} ({job.state}, {job.reason}); nothing submitted")
+        prior = _resumable(config, target)
+        if prior:
+            out.run = prior[0]
+            out.messages.append(_state_line(prior[1]))
+        return out
     prior = _resumable(config, target)
     work = config.path("state_dir") / "restore-lookups" / guard.job_name("lookup", folder)
     if prior and os.fsencode(prior[1].get("folder", "")) != folder:
@@ -297,7 +297,7 @@ def _start(folder: bytes, target: bytes, config: Config, tier: str | None, days:
         out.resumed = True
     else:
         arch = find_archive(folder, config, work, version)
-    preflight.before_restore(config, arch.destination)  # before any request or sbatch
+    preflight.before_restore(config, arch.destination)  # before any request or submission
     if not prior and already_present(arch, target):
         out.messages.append(f"{display(target)}: every archived file is already there (same "
                             "content, checked by md5) and every symlink too; nothing to restore. "
@@ -393,11 +393,7 @@ def _submit(run: Run, config: Config, be: Backend, name: str, delay: int) -> str
     n = len(run.jobs().get("restore", []))
     script = render_stage("restore", config, run, options=opts,
                           script_name=f"restore-{n:03d}.sbatch")
-    if isinstance(be, SlurmBackend):
-        args = [f"--begin=now+{delay}"] if delay > 0 else []
-        job = be.client.submit(script, dependency=dependency(singleton=True), args=args)
-    else:
-        job = be.submit(script)
+    job = be.submit(script, dependency=dependency(singleton=True), begin=delay)
     run.record_jobs("restore", [job], begin_delay=delay)
     return job
 
@@ -411,9 +407,9 @@ def _state_line(state: dict[str, Any]) -> str:
     return "restore state: " + ", ".join(parts)
 
 
-def wait_for(run: Run, target: bytes, poll: float = 2.0,
+def wait_for(run: Run, target: bytes, be: Backend, poll: float = 2.0,
              timeout: float | None = None) -> dict[str, Any]:
-    """Follow restore.json until the restore is done or failed, its job left the queue
+    """Follow restore.json until the restore is done or failed, its job left ``be``'s queue
     without finishing (the state then says where it stopped), or ``timeout`` passes."""
     start = time.monotonic()
     name = guard.job_name("restore", target)
@@ -424,8 +420,7 @@ def wait_for(run: Run, target: bytes, poll: float = 2.0,
             return state
         if timeout is not None and time.monotonic() - start > timeout:
             return state
-        if run.settings.get("backend") == "slurm":
-            gone = 0 if guard.queued(name) else gone + 1
-            if gone >= 3:
-                return read_state(run.run_dir)
+        gone = 0 if be.named(name) else gone + 1
+        if gone >= 3:
+            return read_state(run.run_dir)
         time.sleep(poll)

@@ -10,7 +10,7 @@ Layout (the contract between the manager and the job scripts)::
         secrets.json      0600: the remote's credentials for rclone's environment, if any
         folders.nul       the folder list: entry i is archived by array task i
         roots.nul         the roots a crawl or pipeline run crawls
-        scripts/          rendered sbatch scripts, exactly as submitted
+        scripts/          rendered job scripts, exactly as submitted
         logs/             Slurm/local output (<stage>-%A_%a.out), rclone/ for run-level rclone
         tasks/<i>/        per-task files (``TaskPaths``: state.json, steps/, work/, logs/, ...)
         work/             run-level staging of a restore or purge run
@@ -307,7 +307,7 @@ class Run:
 
     def mark_submission(self, state: str, error: str | None = None) -> None:
         """Record the outcome of submitting this run, so status never takes a run whose
-        sbatch or render failed, or a dry run, for one that is still going."""
+        submission or render failed, or a dry run, for one that is still going."""
         assert state in SUBMISSION_STATES, state
         data = {"state": state, "at": now_iso(), "error": error}
         write_private(self.submission_path, json.dumps(data))

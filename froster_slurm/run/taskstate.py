@@ -21,8 +21,8 @@ and every write of state.json also rewrites the task's 64-byte slot in ``RUN_DIR
 A folder that is done keeps state.json, steps.json, record.json, comment and lock: five files.
 Those of one array task (a batch of folders) share the task's job log, logs/archive-A_a.out.
 
-The job Comment (``squeue -o %k``) is only a live view: it is short, lost when the job leaves
-the queue and not settable after the job ends.  ``state.json`` is what lasts.
+The job's Comment (``scheduler.injob``) is only a live view: it is short, lost when the job
+leaves the queue and not settable after the job ends.  ``state.json`` is what lasts.
 
 state.json keys: ``index``, ``folder`` (``os.fsdecode`` text: surrogateescape round-trips any
 byte), ``state`` (pending|running|retrying|done|failed), ``step``, ``steps_done``, ``attempts``
@@ -44,8 +44,6 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataError, FrosterError
-from ..scheduler.injob import clip_comment, slurm_task_id
-from ..util.atomic import write_atomic
 from ..util.clock import now_iso
 from ..util.paths import read_folder_list, write_json_atomic
 from .rundir import Run, TaskPaths
@@ -226,39 +224,6 @@ def clear_steps(run_dir: str | os.PathLike, index: int, steps: list[str] | tuple
     markers = read_markers(run_dir, index)
     if any(s in markers for s in steps) or task_paths(run_dir, index).steps_dir.is_dir():
         _write_markers(run_dir, index, {k: v for k, v in markers.items() if k not in steps})
-
-
-# --- the live status line ----------------------------------------------------------------------
-
-
-def set_status(run_dir: str | os.PathLike, index: int, text: str,
-               env: dict[str, str] | None = None) -> None:
-    """Show ``text`` as the task's live status line; never fails the task.
-
-    Under Slurm it becomes the array task's Comment (``scontrol update job=A_T Comment=...``);
-    under the local backend (``FROSTER_BACKEND=local``) or outside any job it goes into
-    ``tasks/<index>/comment``.  The file is written in every case, so a person can always
-    ``cat`` it.  Setting a Comment fails once the job has ended: that is ignored.
-    """
-    env = dict(os.environ if env is None else env)
-    text = clip_comment(text)
-    path = task_paths(run_dir, index).status_path
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, text + "\n")
-    except OSError:
-        pass
-    job = slurm_task_id(env)
-    if env.get("FROSTER_BACKEND") == "local" or not job:
-        return
-    from ..scheduler.slurm import SlurmClient
-
-    if not SlurmClient.available():
-        return
-    try:
-        SlurmClient().set_comment(job, text)
-    except FrosterError:
-        pass
 
 
 def retry_delay_seconds(state: dict[str, Any], now: float | None = None) -> int:

@@ -34,11 +34,16 @@ LOCAL_MAX_REQUEUES = 50
 
 
 class Backend(Protocol):
+    """What the login node asks of a scheduler: submit a rendered script (after dependencies,
+    no sooner than ``begin`` seconds from now), and query jobs by id or by name."""
+
     name: str
 
-    def submit(self, script: Path, *, dependency: str = "") -> str: ...
+    def submit(self, script: Path, *, dependency: str = "", begin: int = 0) -> str: ...
 
     def queue(self, job_ids: Iterable[str]) -> dict[str, JobInfo]: ...
+
+    def named(self, name: str) -> list[JobInfo]: ...
 
     def max_array_size(self) -> int: ...
 
@@ -53,8 +58,12 @@ class SlurmBackend:
     def __init__(self, client: SlurmClient | None = None):
         self.client = client or SlurmClient(env=scrubbed_env())
 
-    def submit(self, script: Path, *, dependency: str = "") -> str:
-        return self.client.submit(script, dependency=dependency)
+    def submit(self, script: Path, *, dependency: str = "", begin: int = 0) -> str:
+        return self.client.submit(script, dependency=dependency, begin=begin)
+
+    def named(self, name: str) -> list[JobInfo]:
+        """This user's live jobs called ``name`` (queued, held by ``--begin``, or running)."""
+        return self.client.jobs_named(name)
 
     def queue(self, job_ids: Iterable[str]) -> dict[str, JobInfo]:
         ids = list(job_ids)
@@ -174,7 +183,13 @@ class LocalBackend:
                     return False
         return True
 
-    def submit(self, script: Path, *, dependency: str = "") -> str:
+    def submit(self, script: Path, *, dependency: str = "", begin: int = 0) -> str:
+        """Run ``script`` now and return when it is over (see the module docstring).
+
+        ``begin`` > 0 holds the job that many seconds first (PENDING, reason ``BeginTime``,
+        as ``squeue`` would show it): the submitting command waits, since nothing else would
+        start the job later.
+        """
         job_id = self._new_id()
         opts = read_script_options(script)
         record = {"job_id": job_id, "name": opts.job_name, "script": str(script),
@@ -184,6 +199,11 @@ class LocalBackend:
             record.update(state="CANCELLED", reason="DependencyNeverSatisfied")
             self._write(job_id, record)
             return job_id
+        if begin > 0:
+            record.update(reason="BeginTime", begin=time.time() + begin)
+            self._write(job_id, record)
+            time.sleep(begin)
+            record.pop("reason")
         record["state"] = "RUNNING"
         self._write(job_id, record)
         tasks: list[int | None] = list(opts.array) if opts.array else [None]
@@ -240,6 +260,11 @@ class LocalBackend:
         except (FrosterError, ValueError):
             waits = [0.0]
         return min(max(0.0, min(waits, default=0.0)), 3600.0)
+
+    def named(self, name: str) -> list[JobInfo]:
+        """Always empty: a local job runs inside the command that submitted it, so none is
+        ever left queued for a later command to find."""
+        return []
 
     def queue(self, job_ids: Iterable[str]) -> dict[str, JobInfo]:
         out = {}

@@ -1,55 +1,93 @@
-"""Inside a Slurm job: which task am I, and my live status line (the job's Comment).
+"""Inside a job: which task am I, what may I use, and my live status line.
 
-Job side only.  A job's Comment (``squeue -o %k``) is a live view: short, lost when the job
-leaves the queue, not settable after the job ends; what lasts is in the run directory.  Every
-Comment goes through ``clip_comment``, the one truncation rule.
+Job side only, and with ``slurm`` and ``backends`` the only code that reads Slurm's ``SLURM_*``
+variables.  It knows which backend runs the job: the local backend sets
+``FROSTER_BACKEND=local`` and the few Slurm variables a job reads, and has no Comment.  Every
+function takes an optional ``env`` so tests need no real job.
+
+The live status line is the job's Comment under Slurm (``squeue -o %k``): a view, not a record
+(lost when the job leaves the queue, not settable after the job ended); what lasts is in the
+run directory.  ``set_status`` is the one way to set it, and ``slurm.clip_comment`` the one
+truncation rule.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from pathlib import Path
 
 from ..errors import FrosterError
-from .slurm import SlurmClient
+from ..util.atomic import write_atomic
+from .slurm import SlurmClient, clip_comment
 
-COMMENT_MAX = 1000  # Slurm's limit is 1024 bytes; keep a margin for multi-byte characters
+LOCAL = "local"
+SLURM = "slurm"
 
 
-def slurm_task_id(env: dict[str, str] | None = None) -> str | None:
-    """``ARRAYID_TASKID`` inside an array task, the job id outside one, else None.
+def _env(env: Mapping[str, str] | None) -> Mapping[str, str]:
+    return os.environ if env is None else env
+
+
+def backend(env: Mapping[str, str] | None = None) -> str | None:
+    """``"local"`` under the local backend, ``"slurm"`` inside a Slurm job, None outside."""
+    env = _env(env)
+    if env.get("FROSTER_BACKEND") == LOCAL:
+        return LOCAL
+    return SLURM if env.get("SLURM_JOB_ID") else None
+
+
+def job_ref(env: Mapping[str, str] | None = None) -> str | None:
+    """The id this job answers to: ``ARRAYID_TASKID`` in an array task, the job id outside
+    one, None outside a job.
 
     Never ``$SLURM_JOB_ID`` alone inside an array: for a task it names the whole array in
     some commands, and an update would hit every task.
     """
-    env = os.environ if env is None else env
+    env = _env(env)
     array, task = env.get("SLURM_ARRAY_JOB_ID"), env.get("SLURM_ARRAY_TASK_ID")
     if array and task:
         return f"{array}_{task}"
     return env.get("SLURM_JOB_ID") or None
 
 
-def clip_comment(text: str) -> str:
-    """One printable line, at most COMMENT_MAX bytes of UTF-8 (Slurm rejects longer comments).
+def job_id(env: Mapping[str, str] | None = None) -> str | None:
+    """The scheduler's id of this job (a requeue keeps it), None outside a job."""
+    return _env(env).get("SLURM_JOB_ID") or None
 
-    Bytes that are not UTF-8 (surrogateescape in paths) are shown as ``\\xNN``.
+
+def cpus(env: Mapping[str, str] | None = None) -> int | None:
+    """CPUs the allocation grants each task (``--cpus-per-task``), None when not set."""
+    value = _env(env).get("SLURM_CPUS_PER_TASK", "")
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
+def memory_mb(env: Mapping[str, str] | None = None) -> int | None:
+    """The job's memory in MB (``--mem``), None when the job asked for none."""
+    value = _env(env).get("SLURM_MEM_PER_NODE", "")
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
+def set_status(text: str, status_file: Path | None = None,
+               env: Mapping[str, str] | None = None) -> str:
+    """Show ``text`` as this job's live status line; never fails the job.  Returns the line.
+
+    Under Slurm it becomes the Comment of this job, or of this array task (``job_ref``).
+    ``status_file`` (a task's ``comment`` file) gets the same line under every backend, so
+    status can show it without Slurm and a person can always ``cat`` it.  Setting a Comment
+    fails once the job has ended: that is ignored.
     """
-    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    text = " ".join(text.split())
-    data = text.encode("utf-8", "replace")
-    if len(data) <= COMMENT_MAX:
-        return text
-    return data[:COMMENT_MAX - 3].decode("utf-8", "ignore") + "..."
-
-
-def set_comment(text: str) -> None:
-    """The job's live status line in squeue (Slurm backend only; best effort).
-
-    Addressed like the archive tasks (``slurm_task_id``): a crawl shard is an array task, and
-    its bare SLURM_JOB_ID would make scontrol update every shard at once.
-    """
-    job = slurm_task_id()
-    if job and os.environ.get("FROSTER_BACKEND") != "local" and SlurmClient.available():
+    text = clip_comment(text)
+    if status_file is not None:
         try:
-            SlurmClient().set_comment(job, clip_comment(text))
+            status_file.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(status_file, text + "\n")
+        except OSError:
+            pass
+    ref = job_ref(env)
+    if backend(env) == SLURM and ref and SlurmClient.available():
+        try:
+            SlurmClient().set_comment(ref, text)
         except FrosterError:
             pass
+    return text

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import SlurmError
+from ..util.identity import whoami
 
 Runner = Callable[..., subprocess.CompletedProcess]
 
@@ -58,6 +59,21 @@ def dependency(*, afterok: Iterable[str] = (), afterany: Iterable[str] = (),
     if singleton:
         parts.append("singleton")
     return ",".join(parts)
+
+
+COMMENT_MAX = 1000  # Slurm's limit is 1024 bytes; keep a margin for multi-byte characters
+
+
+def clip_comment(text: str) -> str:
+    """The one rule for a Comment: one printable line, at most COMMENT_MAX bytes of UTF-8
+    (Slurm rejects longer ones).  Bytes that are not UTF-8 (surrogateescape in paths) are
+    shown as ``\\xNN``; a clipped line ends in ``...``."""
+    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    text = " ".join(text.split())
+    data = text.encode("utf-8", "replace")
+    if len(data) <= COMMENT_MAX:
+        return text
+    return data[:COMMENT_MAX - 3].decode("utf-8", "ignore") + "..."
 
 
 # Job states in which a job is still queued or alive (it may yet run, or is running): every
@@ -112,12 +128,15 @@ class SlurmClient:
             raise SlurmError(list(cmd), proc.returncode, proc.stderr or proc.stdout or "")
         return proc
 
-    def submit(self, script: str | Path, *, dependency: str = "", args: Sequence[str] = (),
-               env: dict[str, str] | None = None) -> str:
-        """``sbatch --parsable [--dependency=...] ARGS SCRIPT``; returns the job id."""
+    def submit(self, script: str | Path, *, dependency: str = "", begin: int = 0,
+               args: Sequence[str] = (), env: dict[str, str] | None = None) -> str:
+        """``sbatch --parsable [--dependency=...] [--begin=now+BEGIN] ARGS SCRIPT``; returns
+        the job id.  ``begin``: seconds from now before the job may start (0: at once)."""
         cmd = ["sbatch", "--parsable"]
         if dependency:
             cmd.append(f"--dependency={dependency}")
+        if begin > 0:
+            cmd.append(f"--begin=now+{int(begin)}")
         cmd += list(args) + [os.fspath(script)]
         saved = self.env
         if env is not None:
@@ -136,9 +155,8 @@ class SlurmClient:
         self._run(["scontrol", "requeue", str(job_id)])
 
     def set_comment(self, job_id: str, text: str) -> None:
-        """The job's Comment is its live status line in ``squeue -o %k`` (1024 bytes max)."""
-        text = text.replace("\n", " ")[:1000]
-        self._run(["scontrol", "update", f"job={job_id}", f"Comment={text}"])
+        """The job's Comment is its live status line in ``squeue -o %k`` (``clip_comment``)."""
+        self._run(["scontrol", "update", f"job={job_id}", f"Comment={clip_comment(text)}"])
 
     def queue(self, job_ids: Iterable[str]) -> dict[str, JobInfo]:
         """One squeue call for many jobs (array tasks expanded), keyed by job id."""
@@ -159,6 +177,18 @@ class SlurmClient:
             if len(f) == 6:
                 comment = "" if f[4] == "(null)" else f[4]
                 out[f[0]] = JobInfo(f[0], f[1], f[2], f[3], comment, f[5])
+        return out
+
+    def jobs_named(self, name: str, user: str | None = None) -> list[JobInfo]:
+        """This user's live jobs called ``name`` (one squeue call; the reason shows the start
+        time Slurm expects, e.g. for a job held by ``--begin``)."""
+        proc = self._run(["squeue", "-h", "-u", user or whoami(), "--name", name,
+                          "-o", "%i\x1f%j\x1f%T\x1f%r\x1f%S"])
+        out = []
+        for line in proc.stdout.splitlines():
+            f = line.split("\x1f")
+            if len(f) == 5 and f[1] == name and f[2] in ACTIVE_STATES:
+                out.append(JobInfo(f[0], f[1], f[2], reason=f[3], comment=f"start {f[4]}"))
         return out
 
     def accounting(self, job_ids: Iterable[str]) -> dict[str, JobInfo]:

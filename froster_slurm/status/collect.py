@@ -1,5 +1,5 @@
-"""What a run is doing: its jobs (one squeue call, plus sacct where accounting exists) joined
-with the per-task state files, which stay the record of truth after jobs leave squeue."""
+"""What a run is doing: its jobs (one queue query, plus accounting where it exists) joined
+with the per-task state files, which stay the record of truth after jobs leave the queue."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ class RunStatus:
 
 def query_backend(run: Run, config: Any) -> Backend | None:
     """The backend to ask about ``run``'s jobs, or None where there is none to ask (a login
-    or data-transfer node without sbatch): status then reads the state files alone."""
+    or data-transfer node without Slurm): status then reads the state files alone."""
     from ..errors import FrosterError
     from ..submit.pipeline import backend_for_run
 
@@ -82,7 +82,7 @@ def query_backend(run: Run, config: Any) -> Backend | None:
 def collect(run: Run, backend: Backend | None, *, every_folder: bool = True) -> RunStatus:
     """One queue query for every job of the run, joined with every task's state file.
 
-    ``backend`` None (no sbatch/squeue on this host) or a queue that cannot be asked: the
+    ``backend`` None (no Slurm commands on this host) or a queue that cannot be asked: the
     state files alone answer, and the status says Slurm was not queried.
 
     ``every_folder`` False: a run of more than ``FEW`` folders with a status index
@@ -112,7 +112,7 @@ def collect(run: Run, backend: Backend | None, *, every_folder: bool = True) -> 
                 states = (sorted({r.state for r in rows}) or ["ENDED"]) if st.slurm_queried \
                     else ["NOT QUERIED"]
                 # Slurm keeps a job whose dependency failed pending for ever: it will never
-                # run, so it does not keep the run active (status names it to scancel).
+                # run, so it does not keep the run active (status names it to cancel).
                 dead = [r.job_id for r in rows if r.state == "PENDING"
                         and r.reason == "DependencyNeverSatisfied"]
                 st.never_runs.extend(dead)
@@ -279,7 +279,7 @@ def ended_state(s: dict[str, Any]) -> str:
         return NOT_STARTED
     if s.get("stopped_by") == "SIGTERM" or str(s.get("error") or "").startswith(
             "stopped by SIGTERM"):
-        return CANCELLED  # scancel (or the time limit without a requeue): it resumes on retry
+        return CANCELLED  # cancelled (or the time limit without a requeue): it resumes on retry
     return STOPPED  # the job ended without a word: killed, node lost, requeue refused
 
 
@@ -353,7 +353,7 @@ def _crawl_detail(out: Path) -> dict[str, Any]:
 
 
 def _rows_for(job: str, queue: dict[str, JobInfo]) -> list[JobInfo]:
-    """squeue -r lists array tasks as ID_TASK: gather the ones of this job."""
+    """The queue lists array tasks as ID_TASK: gather the ones of this job."""
     return [info for jid, info in queue.items() if jid == job or jid.startswith(job + "_")]
 
 

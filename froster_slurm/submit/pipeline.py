@@ -179,7 +179,7 @@ class ArrayChunk:
 
 def plan_archive_arrays(indices: list[int], max_array_size: int, throttle: int
                         ) -> list[ArrayChunk]:
-    """The archive arrays for these folder indices: pure arithmetic, no sbatch.
+    """The archive arrays for these folder indices: pure arithmetic, nothing submitted.
 
     ``throttle`` below 1 is taken as 1 (Slurm refuses ``%0``), so a bad config value never
     leaves an array that can run nothing.

@@ -722,7 +722,7 @@ class Checked:
 def before_archive(config: Config, remote: str, sources: Sequence[bytes], *, backend: Any,
                    storage_class: str | None = None, grace: int | None = None,
                    probe: Probe | None = None) -> Checked:
-    """Everything `archive`, `submit`, `pick --submit` and `retry` need before any sbatch."""
+    """Everything `archive`, `submit`, `pick --submit` and `retry` need before any submission."""
     checks = [check_state_dir(config)]
     dest_checks, dest = check_destination(config, remote, storage_class, probe)
     checks += dest_checks
