@@ -69,24 +69,37 @@ def footprint(run_dir: Path) -> tuple[int, int]:
     return files, size
 
 
+def _when(text: str | None) -> float | None:
+    from datetime import UTC, datetime
+
+    if not text:
+        return None
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+
+
+def active_span(run_dir: Path, n: int) -> tuple[float, float]:
+    """(first folder started, last folder finished), epoch seconds (1 s resolution)."""
+    from froster_slurm.run.taskstate import read_task_state
+
+    st = [read_task_state(run_dir, i) for i in range(n)]
+    starts = [t for t in (_when(s.get("started_at")) for s in st) if t]
+    ends = [t for t in (_when(s.get("finished_at")) for s in st) if t]
+    return (min(starts), max(ends)) if starts and ends else (0.0, 0.0)
+
+
 def chain_hops(run_dir: Path, jobs: dict[str, Any]) -> list[float]:
     """Seconds from the last folder of each array finishing to the first of the next starting
     (the chain job's cost: its scheduling, start-up and sbatch, then the new array's)."""
-    from datetime import datetime
-
     from froster_slurm.run.batches import batch_folders
     from froster_slurm.run.taskstate import read_task_state
-
-    def when(text: str | None) -> float | None:
-        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").timestamp() if text else None
 
     spans = []
     for e in jobs.get("archive", []):
         folders = [i for b in range(e["offset"], e["offset"] + e["count"])
                    for i in batch_folders(run_dir, b)]
         st = [read_task_state(run_dir, i) for i in folders]
-        starts = [t for t in (when(s.get("started_at")) for s in st) if t]
-        ends = [t for t in (when(s.get("finished_at")) for s in st) if t]
+        starts = [t for t in (_when(s.get("started_at")) for s in st) if t]
+        ends = [t for t in (_when(s.get("finished_at")) for s in st) if t]
         if starts and ends:
             spans.append((min(starts), max(ends)))
     return [b[0] - a[1] for a, b in zip(spans, spans[1:], strict=False)]
@@ -117,6 +130,7 @@ def one_run(label: str, folders: list[bytes], remote: Path, state: Path,
     t = st.totals
     files, size = footprint(run.run_dir)
     jobs = run.jobs()
+    first, last = active_span(run.run_dir, len(folders))
     out = {"label": label, "folders": len(folders), "done": t.get("done"),
            "failed": t.get("failed"), "makespan_s": round(wall, 1),
            "submit_s": round(submit_s, 2), "folders_per_s": round(len(folders) / wall, 2),
@@ -126,12 +140,19 @@ def one_run(label: str, folders: list[bytes], remote: Path, state: Path,
            "run_dir_files_per_folder": round(files / len(folders), 2),
            "run_dir_bytes_per_folder": round(size / len(folders)),
            "chain_hops_s": chain_hops(run.run_dir, jobs),
+           # from the first folder started to the last one finished: without the time the
+           # run waited in a queue shared with other users
+           "active_s": round(last - first), "folders_per_s_active":
+               round(len(folders) / max(1.0, last - first), 2),
            "settings": settings, "run_id": run.run_id}
     print(f"{label:10} {len(folders):>7} folders  {wall:>8.1f} s  "
           f"{out['folders_per_s']:>7.2f} folders/s  tasks {out['array_tasks']:>6}  arrays "
           f"{out['arrays']:>3}  peak queued {peak_q:>5} running {peak_r:>2}  run dir "
           f"{out['run_dir_files_per_folder']:>5.2f} files "
           f"{out['run_dir_bytes_per_folder'] / 1024:>6.1f} KiB per folder", flush=True)
+    print(f"{'':10} first folder started to last finished: {out['active_s']} s, "
+          f"{out['folders_per_s_active']} folders/s (the rest: waiting in the shared queue)",
+          flush=True)
     if out["chain_hops_s"]:
         hops = sorted(out["chain_hops_s"])
         print(f"{'':10} chain hops between arrays (s, 1 s resolution): median "
