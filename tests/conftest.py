@@ -36,6 +36,7 @@ UNIT_MODULES = frozenset({
     "test_array_chunks", "test_catalog", "test_cli", "test_cli_options", "test_config",
     "test_config_layers", "test_folder_format", "test_rclone_boundary",
     "test_fast_selection",
+    "test_job_runtime",
     "test_crawl_cli", "test_crawl_compiled", "test_crawl_modes", "test_crawl_fidelity",
     "test_crawl_format",
     "test_crawl_problems", "test_crawl_shards", "test_environment", "test_funnel",

@@ -40,6 +40,7 @@ class ArchiveSettings:
     hash_workers: int = 0
     max_attempts: int = 5
     retry_delay: int = 60
+    max_retry_delay: int = 3600
     requeue_grace: int = 300
     max_idle_slots: int = 3
     rclone: str = "rclone"
@@ -138,6 +139,7 @@ def load_settings(run_dir: str | os.PathLike) -> ArchiveSettings:
             hash_workers=int(get("hash_workers")),
             max_attempts=max(1, int(get("max_attempts"))),
             retry_delay=max(0, int(get("retry_delay"))),
+            max_retry_delay=max(0, int(get("max_retry_delay"))),
             requeue_grace=int(get("requeue_grace")),
             max_idle_slots=max(1, int(get("max_idle_slots"))),
             rclone=str(get("rclone")),

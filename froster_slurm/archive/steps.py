@@ -11,9 +11,10 @@ written.  If it changed, every marker is cleared and the task starts over from t
 (keeping the hashes of unchanged files), at most ``MAX_SOURCE_RESTARTS`` times; a manifest
 that no longer describes the folder is never written.
 
-This module only raises: ``SourceChanged``/``TransientError`` (worth a retry),
-``PermanentError`` (not), or ``Stopped`` (a signal asked us to stop).  Counting attempts,
-delays and exit codes is ``froster_slurm.jobs.archive_stage``'s job.
+This module only raises: ``SourceChanged``/``TransientError`` (worth a retry) or
+``PermanentError`` (not); a stop signal arrives as the job runtime's ``Stopped`` through any of
+its steps.  Counting attempts, delays and exit codes is ``froster_slurm.jobs.archive_stage``'s
+job, with ``froster_slurm.jobs.runtime``.
 """
 
 from __future__ import annotations
@@ -70,13 +71,6 @@ STEPS = ("inventory", "bundle", "hash", "upload", "verify", "record")
 MAX_SOURCE_RESTARTS = 3
 MAX_VERIFY_FAILURES = 2
 STATUS_EVERY = 15.0  # seconds between progress updates of the Comment / state file
-
-
-class Stopped(BaseException):  # noqa: N818 - like KeyboardInterrupt: must not be swallowed
-    """A signal (time limit near, requeue, cancel) asked the task to stop now.
-
-    A BaseException, so no ``except Exception`` on the way up can swallow it.
-    """
 
 
 def log(message: str) -> None:

@@ -84,6 +84,8 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
                                 "value wins)"),
     "archive.max_attempts": (5, "attempts before a transient failure becomes final"),
     "archive.retry_delay": (60, "seconds before the first retry; doubles each attempt"),
+    "archive.max_retry_delay": (3600, "seconds a retry after a transient failure waits at "
+                                "most (archive and restore): the doubling stops there"),
     "archive.requeue_grace": (300, "seconds before the time limit at which a task requeues"),
     "archive.max_idle_slots": (3, "time slots in a row without progress (no step, hash or "
                                   "upload finished) before a task fails as too big for one"),
@@ -279,6 +281,7 @@ VALIDATORS: dict[str, Callable[[Any], str | None]] = {
     "slurm.max_array_size": _at_least(0),
     "archive.max_attempts": _at_least(1),
     "archive.retry_delay": _at_least(0),
+    "archive.max_retry_delay": _at_least(0),
     "archive.requeue_grace": _at_least(0),
     "archive.max_idle_slots": _at_least(1),
     "archive.transfers": _at_least(1),

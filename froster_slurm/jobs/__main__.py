@@ -5,13 +5,13 @@ module is imported only when its stage runs (a crawl shard never imports the arc
 
     crawl RUN_DIR INDEX              crawl shard INDEX of the plan (INDEX defaults to 0)
     rank RUN_DIR                     rank, select, submit the archive array(s) and finalize
-    archive RUN_DIR INDEX            archive task INDEX, the folders of batch INDEX (0, 75, 70)
+    archive RUN_DIR INDEX            archive task INDEX: the folders of batch INDEX
     interrupted RUN_DIR INDEX CODE   archive task INDEX's process ended with CODE: count it
     retry-delay RUN_DIR INDEX        seconds before archive task INDEX's requeue
     status RUN_DIR INDEX TEXT        set archive task INDEX's live status line
     chain RUN_DIR NUMBER             queue the next archive array of submission NUMBER
     finalize RUN_DIR                 summary, catalog, the retry command
-    restore RUN_DIR                  one pass of a guarded restore (0, 75 not yet, 70)
+    restore RUN_DIR                  one pass of a guarded restore (TEMPFAIL: not yet)
     retry-delay RUN_DIR              seconds before the restore job's requeue
     purge RUN_DIR                    purge the run's folders (0, 3 some not purged)
 """

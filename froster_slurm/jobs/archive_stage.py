@@ -3,22 +3,24 @@
 The job script runs it; the folder is entry INDEX of ``RUN_DIR/folders.nul`` and never appears
 in any script's text.  Exit codes:
 
-* 0  done (or already done: a rerun of a finished task changes nothing)
-* 75 a transient failure, or a stop requested by a signal: worth a requeue after the delay in
-  state.json ``retry_after`` (``retry_delay * 2**(failures-1)``; 0 after a stop)
-* 70 failed for good: a permanent failure (unreadable file, folder gone, a hash mismatch that
-  repeats, a bad setting) or ``max_attempts`` transient failures; the reason is in
-  state.json ``error`` and in the Comment
+* ``EXIT_OK`` done (or already done: a rerun of a finished task changes nothing)
+* ``EXIT_TEMPFAIL`` a transient failure, or a stop requested by a signal: worth a requeue
+  after the delay in the task's ``requeue-after`` file (the runtime's back-off; 0 after a
+  stop); state.json ``retry_after`` says the same for status
+* ``EXIT_PERMANENT`` failed for good: a permanent failure (unreadable file, folder gone, a
+  hash mismatch that repeats, a bad setting) or ``max_attempts`` transient failures; the
+  reason is in state.json ``error`` and in the Comment
 
 Helpers for the job script (same entry: ``python -m froster_slurm.jobs HELPER ...``):
 
 * ``retry-delay RUN_DIR INDEX`` prints the seconds to wait before the next attempt;
 * ``interrupted RUN_DIR INDEX CODE`` records that the task process died with exit CODE (killed,
-  out of memory...) as a transient failure and exits 75 or 70 like ``archive`` would;
+  out of memory...) as a transient failure and ends like ``archive`` would;
 * ``status RUN_DIR INDEX TEXT`` sets the task's live status line.
 
-Signals: SIGTERM, SIGUSR1 and SIGINT stop the task cleanly (rclone is stopped, the state says
-where it was), exit 75.  A stop is not counted as a failure.
+Signals, attempts and back-off are the job runtime's (``jobs.runtime``): SIGTERM, SIGUSR1 and
+SIGINT stop the task cleanly (rclone is stopped, the state says where it was) with
+``EXIT_TEMPFAIL``.  A stop is not counted as a failure.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ import errno
 import fcntl
 import os
 import shutil
-import signal
 import time
 import traceback
 from collections.abc import Iterator
@@ -37,7 +38,7 @@ from typing import Any
 
 from ..archive.names import redact
 from ..archive.settings import load_settings
-from ..archive.steps import ArchiveTask, Stopped, log
+from ..archive.steps import ArchiveTask, log
 from ..errors import (
     EXIT_OK,
     EXIT_PERMANENT,
@@ -49,7 +50,6 @@ from ..run.batches import batch_folders
 from ..run.rundir import Run
 from ..run.taskstate import (
     read_task_state,
-    retry_delay_seconds,
     step_done,
     task_paths,
     write_task_state,
@@ -57,9 +57,12 @@ from ..run.taskstate import (
 from ..scheduler.injob import job_ref, set_status
 from ..util.clock import now_iso
 from ..util.paths import display, folder_at
+from . import runtime
+from .runtime import RetryPolicy, Stopped
 
 _TRANSIENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.ESTALE, errno.EIO, errno.ETIMEDOUT,
                      errno.EAGAIN, errno.ENOMEM, errno.EMFILE, errno.ENFILE}
+
 
 def _status(run_dir: Path, index: int, text: str) -> None:
     """The task's live status line: its Comment, and its ``comment`` file."""
@@ -92,62 +95,35 @@ def task_lock(run_dir: Path, index: int) -> Iterator[bool]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-_STOP_SIGNALS = {signal.SIGTERM, signal.SIGUSR1, signal.SIGINT}
-# The signal that stopped this process's work, if one did: a batch ends at once after it.
-_stopped: list[str] = []
-
-
-def _install_signal_handlers() -> None:
-    stopping = {"flag": False}
-
-    def handler(signum: int, _frame: Any) -> None:
-        if stopping["flag"]:
-            return
-        stopping["flag"] = True
-        _stopped.append(signal.Signals(signum).name)
-        raise Stopped(signal.Signals(signum).name)
-
-    for sig in _STOP_SIGNALS:
-        signal.signal(sig, handler)
-
-
-def _block_signals() -> None:
-    """Once the outcome is known, a late signal must not interrupt writing it down."""
-    signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
-
-
-def _stop_pending() -> str | None:
-    """A stop signal that arrived while signals were blocked (between two folders of a batch).
-
-    It stays pending, so the next folder would start only to be stopped at once: the batch
-    ends before it instead.  (The job script got the same signal and decides what follows.)
-    """
-    if _stopped:
-        return _stopped[0]
-    pending = signal.sigpending() & _STOP_SIGNALS
-    return signal.Signals(min(pending)).name if pending else None
-
-
 def _fail_transient(run_dir: Path, index: int, state: dict[str, Any], message: str) -> int:
-    """Count a transient failure; requeue with back-off, or give up after max_attempts."""
-    failures = int(state.get("failures") or 0) + 1
-    max_attempts = int(state.get("max_attempts") or 1)
+    """Count a transient failure; requeue with the runtime's back-off, or give up after
+    max_attempts (the policy was copied into the state when the attempt started)."""
+    retry = _policy(state).failed(int(state.get("failures") or 0))
+    failures, max_attempts, delay = retry.failures, retry.max_attempts, retry.delay
     state.update(failures=failures, error=one_line(message), error_kind="transient")
-    if failures >= max_attempts:
+    if retry.final:
         state.update(state="failed", retry_after=None, finished_at=now_iso(),
                      error=one_line(f"gave up after {failures} failed attempts: {message}"))
         write_task_state(run_dir, index, state)
         _status(run_dir, index, f"archive FAILED after {failures} attempts: "
-                                   f"{one_line(message, 300)}")
+                                f"{one_line(message, 300)}")
         log(f"FAILED for good after {failures} attempts: {message}")
         return EXIT_PERMANENT
-    delay = int(state.get("retry_delay") or 60) * 2 ** (failures - 1)
     state.update(state="retrying", retry_after=time.time() + delay)
     write_task_state(run_dir, index, state)
     _status(run_dir, index, f"archive retry {failures + 1}/{max_attempts} in {delay}s "
-                               f"(at {state.get('step')}): {one_line(message, 300)}")
+                            f"(at {state.get('step')}): {one_line(message, 300)}")
     log(f"transient failure {failures}/{max_attempts}, retry in {delay}s: {message}")
-    return EXIT_TEMPFAIL
+    return runtime.requeue(task_paths(run_dir, index).requeue_after, delay)
+
+
+def _policy(state: dict[str, Any]) -> RetryPolicy:
+    """The back-off of the run's settings, as the task's state recorded it."""
+    cap = state.get("max_retry_delay")
+    return RetryPolicy(max_attempts=max(1, int(state.get("max_attempts") or 1)),
+                       retry_delay=int(state.get("retry_delay") or 60),
+                       max_retry_delay=runtime.DEFAULT_MAX_RETRY_DELAY if cap is None
+                       else int(cap))
 
 
 def _fail_permanent(run_dir: Path, index: int, state: dict[str, Any], message: str) -> int:
@@ -198,14 +174,14 @@ def archive(run_dir: Path, index: int, *, whole_slot: bool = True) -> int:
     with task_lock(run_dir, index) as mine:
         if not mine:
             log(f"another run of task {index} is active; backing off")
-            return EXIT_TEMPFAIL
+            return runtime.requeue(task_paths(run_dir, index).requeue_after, settings.retry_delay)
         state = read_task_state(run_dir, index)
         if state["state"] == "done" and step_done(run_dir, index, "record"):
             _status(run_dir, index, "archive done (already archived and verified)")
             log(f"{display(folder)} is already archived and verified; nothing to do")
             return EXIT_OK
         state.update(folder=os.fsdecode(folder), max_attempts=settings.max_attempts,
-                     retry_delay=settings.retry_delay)
+                     retry_delay=settings.retry_delay, max_retry_delay=settings.max_retry_delay)
         if state["state"] == "failed":  # a person resubmitted it: a fresh set of attempts
             state.update(failures=0, verify_failures=0, source_changes=0, idle_slots=0)
         if state["state"] == "running":  # the last run died without a word (node lost, OOM)
@@ -224,13 +200,10 @@ def archive(run_dir: Path, index: int, *, whole_slot: bool = True) -> int:
         log(f"task {index} attempt {state['attempts']} (failures so far {state['failures']}/"
             f"{settings.max_attempts}) folder {display(folder)}")
         try:
-            _install_signal_handlers()
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)  # blocked after a folder
-            ArchiveTask(settings, index, folder, state).run()
-            _block_signals()
+            with runtime.stop_signals():  # signals blocked once left: the outcome is known
+                ArchiveTask(settings, index, folder, state).run()
         except Stopped as e:
-            _block_signals()
-            if str(e) == "SIGUSR1" and whole_slot:  # the time limit is near (B:USR1@grace)
+            if e.by_time_limit and whole_slot:  # USR1: the time limit is near (B:USR1@grace)
                 failed = _stopped_by_time_limit(run_dir, index, state, settings)
                 if failed is not None:
                     return failed
@@ -241,23 +214,19 @@ def archive(run_dir: Path, index: int, *, whole_slot: bool = True) -> int:
                          error=f"stopped by {e} during {state.get('step')}; resumes there")
             write_task_state(run_dir, index, state)
             _status(run_dir, index, f"archive stopped ({e}) at {state.get('step')}; "
-                                       "requeued, resumes there")
+                                    "requeued, resumes there")
             log(f"stopped by {e} during step {state.get('step')}")
-            return EXIT_TEMPFAIL
+            return runtime.requeue(task_paths(run_dir, index).requeue_after, 0)
         except TransientError as e:
-            _block_signals()
             return _fail_transient(run_dir, index, state, str(e))
         except FrosterError as e:
-            _block_signals()
             return _fail_permanent(run_dir, index, state, str(e))
         except OSError as e:
-            _block_signals()
             if e.errno in _TRANSIENT_ERRNOS:
                 return _fail_transient(run_dir, index, state, f"{e.strerror}: {e.filename}")
             traceback.print_exc()
             return _fail_permanent(run_dir, index, state, f"{type(e).__name__}: {e}")
         except Exception as e:  # noqa: BLE001 - a bug: keep the traceback, fail this task only
-            _block_signals()
             traceback.print_exc()
             return _fail_permanent(run_dir, index, state,
                                    f"internal error {type(e).__name__}: {e}")
@@ -295,13 +264,12 @@ def interrupted(run_dir: Path, index: int, code: int) -> int:
 
 
 def retry_delay(run_dir: Path, index: int) -> int:
-    """Seconds the job script waits before the requeue (``retry_after``; longer while another
-    run of this task holds its lock, so the two do not spin on it)."""
-    st = read_task_state(run_dir, index)
-    delay = retry_delay_seconds(st)
+    """Seconds the job script waits before the requeue (the task's ``requeue-after``; longer
+    while another run of this task holds its lock, so the two do not spin on it)."""
+    delay = runtime.retry_delay(task_paths(run_dir, index).requeue_after)
     with task_lock(run_dir, index) as free:
         if not free:  # another run of this task is active: do not spin on the lock
-            delay = max(delay, int(st.get("retry_delay") or 60))
+            delay = max(delay, int(read_task_state(run_dir, index).get("retry_delay") or 60))
     return delay
 
 
@@ -321,8 +289,8 @@ def _settled(run_dir: Path, index: int) -> str | None:
 
 
 def _batch_code(codes: list[int]) -> int:
-    """One exit code for a batch: any folder to retry -> 75 (the batch requeues and skips
-    the finished ones), else any failed -> 70, else 0."""
+    """One exit code for a batch: any folder to retry -> EXIT_TEMPFAIL (the batch requeues and
+    skips the finished ones), else any failed -> EXIT_PERMANENT, else EXIT_OK."""
     if EXIT_TEMPFAIL in codes:
         return EXIT_TEMPFAIL
     return EXIT_PERMANENT if EXIT_PERMANENT in codes else EXIT_OK
@@ -333,8 +301,8 @@ def archive_batch(run_dir: Path, number: int) -> int:
 
     Finished folders are skipped (a requeued batch resumes at the first unfinished one); a
     folder whose back-off has not yet passed waits for the batch's next run; a stop signal
-    ends the batch at once (exit 75).  Each folder keeps its own lock, state and attempts, so
-    one that fails fails alone.
+    ends the batch at once (``EXIT_TEMPFAIL``).  Each folder keeps its own lock, state and
+    attempts, so one that fails fails alone.
     """
     folders = batch_folders(run_dir, number)
     if len(folders) == 1:
@@ -347,16 +315,16 @@ def archive_batch(run_dir: Path, number: int) -> int:
         if settled is not None:
             codes.append(EXIT_OK if settled == "done" else EXIT_PERMANENT)
             continue
-        stop = _stop_pending()
+        stop = runtime.stopped()
         if stop:
             log(f"batch {number}: stopped by {stop} before folder {index}")
             return EXIT_TEMPFAIL
-        if retry_delay_seconds(read_task_state(run_dir, index)) > 0:
+        if runtime.retry_delay(task_paths(run_dir, index).requeue_after) > 0:
             codes.append(EXIT_TEMPFAIL)  # its back-off: the batch's requeue waits for it
             continue
         rc = archive(run_dir, index, whole_slot=first)
         first = False
-        if _stopped:
+        if runtime.stopped():
             return EXIT_TEMPFAIL
         codes.append(rc)
     done = codes.count(EXIT_OK)

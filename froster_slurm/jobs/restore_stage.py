@@ -1,23 +1,24 @@
-"""The restore job's lifecycle: one run of ``restore.job.RestoreJob``, then 0, 75 or 70.
+"""The restore job's lifecycle: one run of ``restore.job.RestoreJob``, then an exit code.
 
 Job side (``python -m froster_slurm.jobs restore RUN_DIR``; ``retry-delay RUN_DIR`` prints the
-seconds the job script waits before the requeue).  Exit codes: 0 done; 75 not yet (objects still
-thawing) or a transient failure, requeue after ``retry-delay``; 70 failed for good (the reason
-is in restore.json).  TERM/USR1 stop the run where it is; the next run resumes there.
+seconds the job script waits before the requeue).  Exit codes: ``EXIT_OK`` done;
+``EXIT_TEMPFAIL`` not yet (objects still thawing: the next check ``restore.check_interval``
+later) or a transient failure (the job runtime's back-off), requeue after ``retry-delay``;
+``EXIT_PERMANENT`` failed for good (the reason is in restore.json).  Stop signals, back-off and
+the requeue request are ``jobs.runtime``'s: TERM/USR1/INT stop the run where it is; the next
+run resumes there.  The restore job is task 0 of its run (its ``requeue-after`` file).
 """
 
 from __future__ import annotations
 
 import errno
 import os
-import signal
 import time
 from pathlib import Path
 from typing import Any
 
 from ..errors import (
     EXIT_PERMANENT,
-    EXIT_TEMPFAIL,
     DataError,
     FrosterError,
     PermanentError,
@@ -27,9 +28,12 @@ from ..errors import (
 from ..restore.job import RestoreJob, log, status
 from ..restore.remote import NotReady
 from ..restore.restorestate import read_state, write_state
+from ..run.rundir import Run
 from ..run.taskstate import update_task_state
 from ..util.clock import now_iso
 from ..util.paths import display
+from . import runtime
+from .runtime import RetryPolicy, Stopped
 
 _TRANSIENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.ESTALE, errno.EIO, errno.ETIMEDOUT,
                      errno.EAGAIN, errno.EINTR, errno.ENOMEM, errno.EMFILE, errno.ENFILE,
@@ -43,44 +47,40 @@ def _os_message(e: OSError) -> str:
 
 
 def retry_delay(run_dir: Path) -> int:
-    """Seconds the job script should wait before the next run (state's retry_after)."""
+    """Seconds the job script should wait before the next run: the job's requeue-after; when
+    it never asked for one (it crashed first), 0, or a minute with no restore.json at all."""
+    path = Run(run_dir).task(0).requeue_after
+    if path.exists():
+        return runtime.retry_delay(path)
     try:
-        after = float(read_state(run_dir).get("retry_after") or 0)
+        read_state(run_dir)
     except FrosterError:
-        return 60
-    return max(0, int(after - time.time() + 0.999))
+        return 60  # nothing recorded: do not spin on a job that cannot even start
+    return 0
 
 
 def _schedule(run_dir: Path, state: dict[str, Any], delay: int, why: str) -> int:
+    """Record why and when in restore.json (for status), then ask for the requeue."""
     state.update(retry_after=time.time() + delay, next_check_in=delay, last_note=why)
     write_state(run_dir, state)
     update_task_state(run_dir, 0, retry_after=time.time() + delay)  # the local backend reads it
     status(run_dir, f"restore: {why}; next check in {delay}s")
     log(f"{why}; next check in {delay}s")
-    return EXIT_TEMPFAIL
-
-
-class Stopped(BaseException):  # noqa: N818 - like KeyboardInterrupt: nothing may swallow it
-    """TERM/USR1: stop now (rclone is stopped by its wrapper on the way out); resume later."""
-
-
-def _on_signal(signum: int, _frame: Any) -> None:
-    signal.signal(signum, signal.SIG_IGN)  # once is enough
-    raise Stopped(signal.Signals(signum).name)
+    return runtime.requeue(Run(run_dir).task(0).requeue_after, delay)
 
 
 def run_restore(run_dir: Path) -> int:
-    """Entry point of one run of the guarded job: returns 0, 75 (requeue later) or 70."""
+    """Entry point of one run of the guarded job: returns EXIT_OK, EXIT_TEMPFAIL (requeue
+    later) or EXIT_PERMANENT."""
     try:
         job = RestoreJob(run_dir)
     except FrosterError as e:
         log(f"cannot start: {e}")
         return EXIT_PERMANENT
     interval = int(job.opts.get("check_interval") or 1800)
-    for sig in (signal.SIGTERM, signal.SIGUSR1):
-        signal.signal(sig, _on_signal)
     try:
-        code = job.run_once()
+        with runtime.stop_signals():  # signals blocked once left: the outcome is known
+            code = job.run_once()
         job.save(failures=0)
         return code
     except Stopped as e:
@@ -101,9 +101,9 @@ def run_restore(run_dir: Path) -> int:
     except OSError as e:
         if e.errno not in _TRANSIENT_ERRNOS:
             return _fail(run_dir, job.state, _os_message(e))
-        return _retry(run_dir, job, interval, _os_message(e))
+        return _retry(run_dir, job, _os_message(e))
     except TransientError as e:
-        return _retry(run_dir, job, interval, str(e))
+        return _retry(run_dir, job, str(e))
     except (PermanentError, DataError, UserError) as e:
         return _fail(run_dir, job.state, str(e))
 
@@ -122,14 +122,13 @@ def _waited(state: dict[str, Any]) -> int:
     return 0
 
 
-def _retry(run_dir: Path, job: RestoreJob, interval: int, e: str) -> int:
-    """A transient failure: try again later, with a growing delay, up to max_attempts."""
-    failures = int(job.state.get("failures") or 0) + 1
-    job.state.update(failures=failures, error=e)
-    if failures >= job.settings.max_attempts:
-        return _fail(run_dir, job.state, f"gave up after {failures} attempts: {e}")
-    delay = min(interval, job.settings.retry_delay * 2 ** (failures - 1))
-    return _schedule(run_dir, job.state, delay, f"attempt {failures} failed: {e}")
+def _retry(run_dir: Path, job: RestoreJob, e: str) -> int:
+    """A transient failure: try again later, with the runtime's back-off, up to max_attempts."""
+    retry = RetryPolicy.of(job.settings).failed(int(job.state.get("failures") or 0))
+    job.state.update(failures=retry.failures, error=e)
+    if retry.final:
+        return _fail(run_dir, job.state, f"gave up after {retry.failures} attempts: {e}")
+    return _schedule(run_dir, job.state, retry.delay, f"attempt {retry.failures} failed: {e}")
 
 
 def _fail(run_dir: Path, state: dict[str, Any], message: str) -> int:

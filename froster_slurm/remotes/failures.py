@@ -8,8 +8,8 @@ a known permanent cause wins over transient noise from earlier attempts.  With n
 an rclone run that failed counts as transient (bounded by ``max_attempts``): a failure we
 cannot name is more often the network than the request.
 
-Permanent causes fail a task at once (exit 70, ``errors.EXIT_PERMANENT``) and the run does not
-advise ``retry`` with the same settings; transient ones keep their back-off (exit 75).
+Permanent causes fail a task at once (``errors.EXIT_PERMANENT``) and the run does not
+advise ``retry`` with the same settings; transient ones keep their back-off (``EXIT_TEMPFAIL``).
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """The guarded restore job: check, download, verify, unpack, place, update the trace.
 
 It runs many times for one restore: while objects thaw, each run finds them unreadable and asks
-to be requeued ``restore.check_interval`` seconds later (exit 75; the job script requeues the
-same job id with a later start, the local backend reruns it).  Every phase leaves its result in
-``restore.json`` before the next starts, so a run killed anywhere resumes where it stopped:
+to be requeued ``restore.check_interval`` seconds later (``EXIT_TEMPFAIL``; the job script
+requeues the same job id with a later start, the local backend reruns it).  Every phase leaves
+its result in ``restore.json`` before the next starts, so a run killed anywhere resumes where it
+stopped:
 
     requested/waiting -> downloaded -> verified -> placed -> done
 

@@ -12,7 +12,7 @@ Layout (the contract between the manager and the job scripts)::
         roots.nul         the roots a crawl or pipeline run crawls
         scripts/          rendered job scripts, exactly as submitted
         logs/             Slurm/local output (<stage>-%A_%a.out), rclone/ for run-level rclone
-        tasks/<i>/        per-task files (``TaskPaths``: state.json, steps/, work/, logs/, ...)
+        tasks/<i>/        per-task files (``TaskPaths``: state.json, steps/, requeue-after, ...)
         work/             run-level staging of a restore or purge run
         crawl/ hotspots.csv selection.json  (pipeline runs)
         summary.json summary.html          (written by finalize)
@@ -62,8 +62,8 @@ SUBMISSION_STATES = ("submitted", "dry-run", "failed")
 SECRET_ENV = "secret_env"
 
 ARCHIVE_KEYS = ("storage_class", "recursive", "hash_workers", "max_attempts", "retry_delay",
-                "requeue_grace", "max_idle_slots", "rclone", "rclone_config", "rclone_flags",
-                "transfers", "rclone_logs")
+                "max_retry_delay", "requeue_grace", "max_idle_slots", "rclone", "rclone_config",
+                "rclone_flags", "transfers", "rclone_logs")
 
 
 @dataclass(frozen=True)
@@ -115,6 +115,13 @@ class TaskPaths:
     def lock_path(self) -> Path:
         """flock'ed while a run of the task is active."""
         return self.dir / "lock"
+
+    @property
+    def requeue_after(self) -> Path:
+        """When the task may run again (the epoch second): written by the job runtime when it
+        exits EXIT_TEMPFAIL (``scheduler.injob.ask_requeue``); read by the job script's
+        requeue tail (``retry-delay``) and by the local backend."""
+        return self.dir / "requeue-after"
 
 
 # Stands for the task index in a path pattern rendered into bash (``Run.task_pattern``).

@@ -225,11 +225,3 @@ def clear_steps(run_dir: str | os.PathLike, index: int, steps: list[str] | tuple
     if any(s in markers for s in steps) or task_paths(run_dir, index).steps_dir.is_dir():
         _write_markers(run_dir, index, {k: v for k, v in markers.items() if k not in steps})
 
-
-def retry_delay_seconds(state: dict[str, Any], now: float | None = None) -> int:
-    """Seconds until ``retry_after`` (0 when due or unset): what a requeue should wait."""
-    now = time.time() if now is None else now
-    after = state.get("retry_after")
-    if not after:
-        return 0
-    return max(0, int(float(after) - now + 0.999))

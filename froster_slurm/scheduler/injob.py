@@ -1,4 +1,4 @@
-"""Inside a job: which task am I, what may I use, and my live status line.
+"""Inside a job: which task am I, what may I use, my live status line, and requeue me.
 
 Job side only, and with ``slurm`` and ``backends`` the only code that reads Slurm's ``SLURM_*``
 variables.  It knows which backend runs the job: the local backend sets
@@ -9,11 +9,20 @@ The live status line is the job's Comment under Slurm (``squeue -o %k``): a view
 (lost when the job leaves the queue, not settable after the job ended); what lasts is in the
 run directory.  ``set_status`` is the one way to set it, and ``slurm.clip_comment`` the one
 truncation rule.
+
+A requeue is asked for in two halves.  The Python payload writes *when* it may run again into
+its task's ``requeue-after`` file (``ask_requeue``: the epoch second, so a wait counts from the
+request, not from whenever the file is read) and exits ``EXIT_TEMPFAIL``.  Whoever runs the
+job acts on it: under Slurm the job script's requeue tail (``scontrol requeue``, then the
+begin time ``requeue_delay`` seconds later), under the local backend the backend itself,
+which runs the task again once ``requeue_delay`` is 0.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -91,3 +100,24 @@ def set_status(text: str, status_file: Path | None = None,
         except FrosterError:
             pass
     return text
+
+
+def ask_requeue(path: Path, delay: float, now: float | None = None) -> float:
+    """Record that this task may run again no sooner than ``delay`` seconds from now (written
+    atomically); returns that time.  The caller then exits ``EXIT_TEMPFAIL``."""
+    due = (time.time() if now is None else now) + max(0.0, float(delay))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, f"{due!r}\n")
+    return due
+
+
+def requeue_delay(path: Path, now: float | None = None) -> int:
+    """Whole seconds until the time in ``path`` (rounded up, a millisecond of slack): 0 when
+    it is due, absent or unreadable."""
+    try:
+        due = float(path.read_text().strip())
+    except (OSError, ValueError):
+        return 0
+    if not math.isfinite(due):
+        return 0
+    return max(0, int(due - (time.time() if now is None else now) + 0.999))
