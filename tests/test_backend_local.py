@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -53,21 +52,57 @@ def test_afterok_on_a_failed_job_never_runs_but_afterany_does(tmp_path: Path) ->
 
 
 def test_exit_75_is_a_requeue_after_the_recorded_delay(tmp_path: Path) -> None:
-    """A task that asks for a retry (75) runs again when its state file says (offset-aware)."""
-    state = tmp_path / "tasks" / "1000" / "state.json"
-    state.parent.mkdir(parents=True)
-    state.write_text(json.dumps({"retry_after": time.time() + 1.5}))
+    """A task that asks for a retry (75) runs again when its requeue-after file says; which
+    file is the submission's word (offset-aware), not the script's text."""
+    due = tmp_path / "tasks" / "1000" / "requeue-after"
+    due.parent.mkdir(parents=True)
+    due.write_text(f"{time.time() + 1.5}\n")
     body = (f'n=$(cat {tmp_path}/count 2>/dev/null || echo 0); echo $((n+1)) > {tmp_path}/count\n'
             f'[ "$n" -ge 2 ] || exit 75\n')
     be = LocalBackend(tmp_path / "state")
     started = time.time()
-    job = be.submit(script(tmp_path, "r.sbatch", "export FROSTER_ARRAY_OFFSET=1000\n" + body,
-                           "#SBATCH --array 0\n"))
+    asked: list[int] = []
+
+    def requeue_file(task: int) -> Path:
+        asked.append(task)
+        return tmp_path / "tasks" / str(1000 + task) / "requeue-after"
+
+    job = be.submit(script(tmp_path, "r.sbatch", body, "#SBATCH --array 0\n"),
+                    requeue_file=requeue_file)
     assert (tmp_path / "count").read_text() == "3\n"
-    assert time.time() - started >= 1.0  # waited for task 1000's retry_after
+    assert time.time() - started >= 1.0  # waited for task 1000's requeue-after
+    assert asked == [0, 0]  # asked after each of the two exits 75, for array task 0
     assert be.queue([job])[job].state == "COMPLETED"
     log = (tmp_path / "logs" / f"r.sbatch-{job}_0.out")
     assert log.exists()
+
+
+def test_the_job_runtime_writes_the_file_the_local_backend_waits_for(tmp_path: Path) -> None:
+    """End to end: a payload that requeues through jobs.runtime (the requeue-after file, then
+    EXIT_TEMPFAIL) is run again by the local backend no sooner than the delay it asked for."""
+    import os
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    marks, requeue = tmp_path / "runs.txt", tmp_path / "tasks" / "7" / "requeue-after"
+    payload = tmp_path / "payload.py"
+    payload.write_text(f"""import sys, time
+from pathlib import Path
+from froster_slurm.jobs import runtime
+marks = Path({str(marks)!r})
+runs = marks.read_text().split() if marks.exists() else []
+marks.write_text(" ".join([*runs, repr(time.time())]))
+sys.exit(runtime.requeue(Path({str(requeue)!r}), 2) if not runs else 0)
+""")
+    path = os.environ.get("PYTHONPATH") or str(repo)
+    s = script(tmp_path, "p.sbatch", f"PYTHONPATH={path} {sys.executable} {payload}\n")
+    be = LocalBackend(tmp_path / "state")
+    job = be.submit(s, requeue_file=lambda task: tmp_path / "tasks" / str(7 + task) /
+                    "requeue-after")
+    first, second = (float(t) for t in marks.read_text().split())
+    assert second - first >= 1.9, (first, second)
+    assert float(requeue.read_text()) <= second  # it ran again once the file was due
+    assert be.queue([job])[job].state == "COMPLETED"
 
 
 def test_begin_holds_a_local_job_then_runs_it(tmp_path: Path) -> None:

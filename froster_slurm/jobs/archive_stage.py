@@ -302,8 +302,23 @@ def archive_batch(run_dir: Path, number: int) -> int:
     Finished folders are skipped (a requeued batch resumes at the first unfinished one); a
     folder whose back-off has not yet passed waits for the batch's next run; a stop signal
     ends the batch at once (``EXIT_TEMPFAIL``).  Each folder keeps its own lock, state and
-    attempts, so one that fails fails alone.
+    attempts, so one that fails fails alone.  An ``EXIT_TEMPFAIL`` leaves the batch's own
+    requeue time (``_batch_requeue``).
     """
+    return _batch_requeue(run_dir, number, _archive_batch(run_dir, number))
+
+
+def _batch_requeue(run_dir: Path, number: int, code: int) -> int:
+    """The batch ends with ``code``; for ``EXIT_TEMPFAIL`` it writes when it may run again:
+    the soonest back-off among its unfinished folders (``Run.batch_requeue_after``, what the
+    local backend waits for; under Slurm the job script asks ``retry-delay``)."""
+    if code != EXIT_TEMPFAIL:
+        return code
+    return runtime.requeue(Run(run_dir).batch_requeue_after(number),
+                           retry_delay_batch(run_dir, number))
+
+
+def _archive_batch(run_dir: Path, number: int) -> int:
     folders = batch_folders(run_dir, number)
     if len(folders) == 1:
         return archive(run_dir, folders[0])
@@ -337,7 +352,7 @@ def interrupted_batch(run_dir: Path, number: int, code: int) -> int:
     """The batch's process ended with ``code``: count it for the folder it was working on."""
     folders = batch_folders(run_dir, number)
     if len(folders) == 1:
-        return interrupted(run_dir, folders[0], code)
+        return _batch_requeue(run_dir, number, interrupted(run_dir, folders[0], code))
     codes = []
     for index in folders:
         if read_task_state(run_dir, index)["state"] == "running":
@@ -346,7 +361,7 @@ def interrupted_batch(run_dir: Path, number: int, code: int) -> int:
             settled = _settled(run_dir, index)
             codes.append({"done": EXIT_OK, "failed": EXIT_PERMANENT}.get(settled or "",
                                                                          EXIT_TEMPFAIL))
-    return _batch_code(codes)
+    return _batch_requeue(run_dir, number, _batch_code(codes))
 
 
 def retry_delay_batch(run_dir: Path, number: int) -> int:

@@ -29,7 +29,6 @@ from ..restore.job import RestoreJob, log, status
 from ..restore.remote import NotReady
 from ..restore.restorestate import read_state, write_state
 from ..run.rundir import Run
-from ..run.taskstate import update_task_state
 from ..util.clock import now_iso
 from ..util.paths import display
 from . import runtime
@@ -63,7 +62,6 @@ def _schedule(run_dir: Path, state: dict[str, Any], delay: int, why: str) -> int
     """Record why and when in restore.json (for status), then ask for the requeue."""
     state.update(retry_after=time.time() + delay, next_check_in=delay, last_note=why)
     write_state(run_dir, state)
-    update_task_state(run_dir, 0, retry_after=time.time() + delay)  # the local backend reads it
     status(run_dir, f"restore: {why}; next check in {delay}s")
     log(f"{why}; next check in {delay}s")
     return runtime.requeue(Run(run_dir).task(0).requeue_after, delay)

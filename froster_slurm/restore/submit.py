@@ -393,7 +393,8 @@ def _submit(run: Run, config: Config, be: Backend, name: str, delay: int) -> str
     n = len(run.jobs().get("restore", []))
     script = render_stage("restore", config, run, options=opts,
                           script_name=f"restore-{n:03d}.sbatch")
-    job = be.submit(script, dependency=dependency(singleton=True), begin=delay)
+    job = be.submit(script, dependency=dependency(singleton=True), begin=delay,
+                    requeue_file=lambda _task: run.task(0).requeue_after)  # the job is task 0
     run.record_jobs("restore", [job], begin_delay=delay)
     return job
 

@@ -167,6 +167,12 @@ class Run:
         """Which folders each archive array task archives (``run.batches``)."""
         return self.run_dir / "batches.txt"
 
+    def batch_requeue_after(self, number: int) -> Path:
+        """When batch ``number`` (an archive array task) may run again: the soonest among its
+        unfinished folders' ``requeue-after``, written by the batch when it exits
+        EXIT_TEMPFAIL (``jobs.archive_stage``); the local backend waits for it."""
+        return self.run_dir / "batches" / f"{int(number)}.requeue-after"
+
     def chain_path(self, number: int) -> Path:
         """The plan of submission ``number``'s archive arrays (``submit.chain``)."""
         return self.scripts_dir / f"chain-{int(number):03d}.json"

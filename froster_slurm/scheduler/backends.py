@@ -4,8 +4,11 @@ Both take the SAME rendered script.  The local backend reads the script's own ``
 lines (``--array``, ``--output``, ``--open-mode``, ``--job-name``), runs it with bash under the
 environment Slurm would give it (``SLURM_ARRAY_JOB_ID``, ``SLURM_ARRAY_TASK_ID``, ...) plus
 ``FROSTER_BACKEND=local``, array tasks in a bounded pool, and keeps each job's state in a small
-JSON file so ``status`` works the same way.  A task that exits 75 asks to be requeued: the local
-backend runs it again after the ``retry_after`` time its state file names.
+JSON file so ``status`` works the same way.  A task that exits ``EXIT_TEMPFAIL`` asks to be
+requeued: the local backend runs it again once the task's ``requeue-after`` file is due
+(``injob.requeue_delay``; the job runtime writes it).  Where that file is for array task t is
+part of the submission (``requeue_file``): the submitter knows the run directory and the
+array's offset; nothing is parsed out of the script's text for it.
 
 Local jobs run synchronously: ``submit`` returns when the job is over, which makes dependency
 order the order of submission.  ``afterok`` on a failed job means the dependent job never runs
@@ -20,26 +23,35 @@ import re
 import shutil
 import subprocess
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from ..errors import EXIT_TEMPFAIL, FrosterError, UserError
+from ..errors import EXIT_TEMPFAIL, UserError
 from ..util.atomic import write_atomic
+from . import injob
 from .slurm import JobInfo, QueueLimits, SlurmClient, scrubbed_env
+
+# Array task id (0 outside an array) -> the requeue-after file of the run task it works for.
+RequeueFile = Callable[[int], Path]
 
 LOCAL_MAX_REQUEUES = 50
 
 
 class Backend(Protocol):
     """What the login node asks of a scheduler: submit a rendered script (after dependencies,
-    no sooner than ``begin`` seconds from now), and query jobs by id or by name."""
+    no sooner than ``begin`` seconds from now), and query jobs by id or by name.
+
+    ``requeue_file`` says where a requeueable job's tasks leave their requeue time: Slurm
+    needs it not (the job script's requeue tail reads the file), the local backend does.
+    """
 
     name: str
 
-    def submit(self, script: Path, *, dependency: str = "", begin: int = 0) -> str: ...
+    def submit(self, script: Path, *, dependency: str = "", begin: int = 0,
+               requeue_file: RequeueFile | None = None) -> str: ...
 
     def queue(self, job_ids: Iterable[str]) -> dict[str, JobInfo]: ...
 
@@ -58,7 +70,8 @@ class SlurmBackend:
     def __init__(self, client: SlurmClient | None = None):
         self.client = client or SlurmClient(env=scrubbed_env())
 
-    def submit(self, script: Path, *, dependency: str = "", begin: int = 0) -> str:
+    def submit(self, script: Path, *, dependency: str = "", begin: int = 0,
+               requeue_file: RequeueFile | None = None) -> str:
         return self.client.submit(script, dependency=dependency, begin=begin)
 
     def named(self, name: str) -> list[JobInfo]:
@@ -93,7 +106,6 @@ class ScriptOptions:
     append: bool
 
 
-_OFFSET = re.compile(r"^export FROSTER_ARRAY_OFFSET=(\d+)$", re.M)
 _DIRECTIVE = re.compile(r"^#SBATCH\s+--?([\w-]+)(?:[=\s]\s*(.*))?$")
 
 
@@ -183,8 +195,12 @@ class LocalBackend:
                     return False
         return True
 
-    def submit(self, script: Path, *, dependency: str = "", begin: int = 0) -> str:
+    def submit(self, script: Path, *, dependency: str = "", begin: int = 0,
+               requeue_file: RequeueFile | None = None) -> str:
         """Run ``script`` now and return when it is over (see the module docstring).
+
+        A task that exits ``EXIT_TEMPFAIL`` runs again when ``requeue_file(task id)`` is due
+        (at once without ``requeue_file``), up to ``LOCAL_MAX_REQUEUES`` times.
 
         ``begin`` > 0 holds the job that many seconds first (PENDING, reason ``BeginTime``,
         as ``squeue`` would show it): the submitting command waits, since nothing else would
@@ -209,7 +225,8 @@ class LocalBackend:
         tasks: list[int | None] = list(opts.array) if opts.array else [None]
         width = min(self.parallel, opts.throttle or self.parallel, len(tasks))
         with ThreadPoolExecutor(max_workers=max(1, width)) as pool:
-            codes = list(pool.map(lambda t: self._run_task(script, job_id, t, opts), tasks))
+            codes = list(pool.map(lambda t: self._run_task(script, job_id, t, opts,
+                                                           requeue_file), tasks))
         for t, rc in zip(tasks, codes, strict=True):
             record["tasks"][str(t)] = rc
         record["state"] = "COMPLETED" if all(rc == 0 for rc in codes) else "FAILED"
@@ -218,7 +235,7 @@ class LocalBackend:
         return job_id
 
     def _run_task(self, script: Path, job_id: str, task: int | None,
-                  opts: ScriptOptions) -> int:
+                  opts: ScriptOptions, requeue_file: RequeueFile | None) -> int:
         env = scrubbed_env()
         env.update(FROSTER_BACKEND="local", SLURM_JOB_ID=job_id, SLURM_JOB_NAME=opts.job_name)
         if task is not None:
@@ -234,32 +251,9 @@ class LocalBackend:
                                     stdin=subprocess.DEVNULL, env=env).returncode
             if rc != EXIT_TEMPFAIL:
                 return rc
-            time.sleep(self._requeue_delay(script, task))
+            if requeue_file is not None:
+                time.sleep(injob.requeue_delay(requeue_file(task or 0)))
         return rc
-
-    @staticmethod
-    def _requeue_delay(script: Path, task: int | None) -> float:
-        """Honour the task's own retry_after (its folders' state.json), capped at an hour.
-
-        The task is batch (array offset + array task id) of the run; it waits for the soonest
-        retry_after among its folders that are neither done nor failed.
-        """
-        from ..run.batches import batch_folders
-        from ..run.taskstate import read_task_state
-
-        run_dir = script.parent.parent  # scripts/ is a directory of the run
-        m = _OFFSET.search(script.read_text())
-        number = (int(m.group(1)) if m else 0) + (task or 0)
-        now = time.time()
-        waits = []
-        try:
-            for index in batch_folders(run_dir, number):
-                st = read_task_state(run_dir, index)
-                if st["state"] not in ("done", "failed"):
-                    waits.append(float(st.get("retry_after") or 0) - now)
-        except (FrosterError, ValueError):
-            waits = [0.0]
-        return min(max(0.0, min(waits, default=0.0)), 3600.0)
 
     def named(self, name: str) -> list[JobInfo]:
         """Always empty: a local job runs inside the command that submitted it, so none is

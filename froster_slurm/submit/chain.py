@@ -32,7 +32,7 @@ from typing import Any
 from ..config import Config
 from ..errors import FrosterError, UserError
 from ..run.rundir import Run
-from ..scheduler.backends import Backend
+from ..scheduler.backends import Backend, RequeueFile
 from ..scheduler.slurm import QueueLimits, dependency
 from ..util.paths import write_json_atomic
 
@@ -152,7 +152,8 @@ def advance(run: Run, be: Backend, number: int, *, caller: str | None = None
                 return queued
             if todo:
                 chunk = todo[0]
-                job = be.submit(scripts / chunk["script"])
+                job = be.submit(scripts / chunk["script"],
+                                requeue_file=_batch_requeue_files(run, chunk["offset"]))
                 chunk["job"] = job
                 write_json_atomic(path, plan)
                 run.record_jobs("archive", [job], offset=chunk["offset"], count=chunk["count"],
@@ -182,3 +183,9 @@ def advance(run: Run, be: Backend, number: int, *, caller: str | None = None
                 run.record_jobs("finalize", [job], chain=number)
                 queued.setdefault("finalize", []).append(job)
                 return queued
+
+
+def _batch_requeue_files(run: Run, offset: int) -> RequeueFile:
+    """Array task t of the archive array at ``offset`` runs batch offset + t: where it leaves
+    its requeue time (what the local backend waits for; Slurm's job script asks retry-delay)."""
+    return lambda task: run.batch_requeue_after(offset + task)
