@@ -3,8 +3,8 @@ memory, a catalog query at 1M rows; each beside a baseline measured in the same 
 
 Not a test: it prints figures.  Every measurement is a whole child process; rounds alternate
 the new code and the baseline (interleaved), the table shows median and best wall seconds,
-CPU seconds (user+sys of the child, from ``os.wait4``) and peak RSS, and the load average is
-printed (other work on the machine shows in wall time).
+CPU seconds (user+sys of the child, from ``os.wait4``) and peak RSS (GNU time's, the
+child's own), and the load average is printed (other work on the machine shows in wall time).
 
 * status: synthetic runs of 10k/100k/200k folders (``tests/scale_runs.py``: states written by
   the project's own format, 1% failed, 0.2% running, 5% pending).  New: ``froster-slurm status
@@ -43,6 +43,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
 OUT = REPO / "bench" / "out" / "scale"
+TIME = "/usr/bin/time"  # GNU time (Debian package time): the child's own peak RSS
 
 
 def child_env(state_dir: Path) -> dict[str, str]:
@@ -57,6 +58,10 @@ def run_child(argv: list[str], env: dict[str, str]) -> dict:
     ``os.wait4``), with its stdout's JSON figures if it printed some."""
     t0 = time.perf_counter()
     out_path = OUT / f".out.{os.getpid()}"
+    rss_path = OUT / f".rss.{os.getpid()}"
+    # Peak RSS through /usr/bin/time: a child's ru_maxrss as wait4 reports it also counts the
+    # pages it shared with this (larger) process when it was forked.
+    argv = [TIME, "-f", "%M", "-o", str(rss_path), *argv]
     with open(out_path, "wb") as out, open(os.devnull, "wb") as err:
         pid = os.posix_spawn(argv[0], argv, env, file_actions=[
             (os.POSIX_SPAWN_DUP2, out.fileno(), 1), (os.POSIX_SPAWN_DUP2, err.fileno(), 2)])
@@ -64,6 +69,8 @@ def run_child(argv: list[str], env: dict[str, str]) -> dict:
     wall = time.perf_counter() - t0
     data = out_path.read_bytes()
     out_path.unlink()
+    peak_kib = int(rss_path.read_text().split()[-1])
+    rss_path.unlink()
     if status:
         sys.exit(f"child failed (status {status}): {argv}")
     try:  # the last line: DuckDB may draw a progress bar before it
@@ -72,7 +79,7 @@ def run_child(argv: list[str], env: dict[str, str]) -> dict:
             got = {}
     except ValueError:
         got = {}
-    got.update(wall=wall, cpu=usage.ru_utime + usage.ru_stime, peak_mib=usage.ru_maxrss / 1024,
+    got.update(wall=wall, cpu=usage.ru_utime + usage.ru_stime, peak_mib=peak_kib / 1024,
                stdout_bytes=len(data))
     return got
 
