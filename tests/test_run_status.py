@@ -79,7 +79,7 @@ def test_status_reads_the_state_files_on_a_host_without_sbatch(tmp_path: Path) -
         assert time.time() < deadline, "local archive did not finish"
         time.sleep(0.5)
     # The same run, recorded as a Slurm run, read where no sbatch/squeue exists.
-    settings = dict(res.run.settings, backend="slurm")
+    settings = dict(res.run.settings.to_toml(), backend="slurm")
     (res.run.run_dir / "run.toml").write_text(tomli_w.dumps(settings))
     env = {k: v for k, v in os.environ.items() if k != "PATH"}
     env.update(PATH=str(tmp_path / "empty-bin"), PYTHONPATH=str(REPO))
@@ -164,12 +164,12 @@ def test_runs_prune_removes_old_final_runs_and_never_an_active_one(
                               dry_run=True).run
     new_dry = archive_folders([f], str(tmp_path / "d"), load_config(), backend="local",
                               dry_run=True).run
-    settings = dict(old_dry.settings, created="2020-01-01T00:00:00Z")
+    settings = dict(old_dry.settings.to_toml(), created="2020-01-01T00:00:00Z")
     (old_dry.run_dir / "run.toml").write_text(tomli_w.dumps(settings))
     held_cfg = load_config({"slurm.extra": ["--hold"]})
     held = archive_folders([f], str(tmp_path / "d"), held_cfg, backend="slurm")
     try:
-        settings = dict(held.run.settings, created="2020-01-01T00:00:00Z")
+        settings = dict(held.run.settings.to_toml(), created="2020-01-01T00:00:00Z")
         (held.run.run_dir / "run.toml").write_text(tomli_w.dumps(settings))
         assert main(["runs", "list", "--state", "active"]) == 0
         assert held.run_id in capsys.readouterr().out

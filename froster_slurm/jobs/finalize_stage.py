@@ -74,7 +74,7 @@ def finalize(run: Run) -> dict[str, Any]:
     folders = run.folders()
     rows: list[dict[str, Any]] = []
     permanent: list[str | None] = []  # the errors of folders that failed for good
-    cat = Path(run.settings.get("catalog", ""))
+    cat = Path(run.settings.catalog)
     added, catalog_error = 0, None
     writer: catalog.Writer | None = None
     states = iter_task_states(run.run_dir)
@@ -108,10 +108,10 @@ def finalize(run: Run) -> dict[str, Any]:
     finalized = now_iso()
     classes = by_storage_class(rows, _prices(run))
     summary = {
-        "run_id": run.run_id, "kind": run.settings.get("kind"),
-        "created": run.settings.get("created"),
+        "run_id": run.run_id, "kind": run.settings.kind,
+        "created": run.settings.created,
         "finalized": finalized,
-        "remote": run.settings.get("archive", {}).get("remote"),
+        "remote": (run.settings.archive or {}).get("remote"),
         "totals": {"folders": len(rows), "done": len(rows) - len(failed),
                    "not_done": len(failed),
                    "cancelled": sum(1 for r in rows if r["state"] == "cancelled"),
@@ -120,7 +120,7 @@ def finalize(run: Run) -> dict[str, Any]:
                    "files": sum(r["files"] for r in rows if r["state"] == "done"),
                    "objects": sum(r["objects"] for r in rows if r["state"] == "done"),
                    "catalog_added": added,
-                   "run_seconds": seconds_between(run.settings.get("created"), finalized),
+                   "run_seconds": seconds_between(run.settings.created, finalized),
                    "monthly_cost": (sum(c["monthly_cost"] for c in classes.values())
                                     if all(c["monthly_cost"] is not None
                                            for c in classes.values()) else None)},

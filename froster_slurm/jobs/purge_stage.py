@@ -31,7 +31,7 @@ def run_purge_job(run_dir: Path) -> int:
             continue
         res = purge_folder(folder, rclone=rclone, work=run.work_dir, dry_run=False,
                            workers=max(1, len(os.sched_getaffinity(0))), run_id=run.run_id,
-                           catalog_file=run.settings.get("catalog", ""),
+                           catalog_file=run.settings.catalog,
                            templates_dir=cfg.get("templates_dir") or None)
         results.append(res)
         write_results(results_path, results)

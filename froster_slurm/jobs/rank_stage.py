@@ -24,7 +24,7 @@ def rank(run: Run) -> int:
     from ..rank.ranking import rank_to_file
 
     cfg = run_config(run)
-    sel = run.settings.get("select", {})
+    sel = run.settings.select
     set_status("rank")
     hotspots = run.hotspots_path
     engine = Engine(memory_limit=cfg.get("rank.memory_limit"),
@@ -39,7 +39,7 @@ def rank(run: Run) -> int:
                   owners=frozenset([sel["owner"]]) if sel.get("owner") else frozenset(),
                   by=sel.get("by") or cfg.get("rank.by"))
     min_avg = parse_size(sel.get("min_avg_size") or cfg.get("rank.min_avg_size"))
-    recursive = bool(run.settings["archive"]["recursive"])
+    recursive = bool(run.archive_table["recursive"])
     # A folder with nothing to archive (no files directly inside, or in its subtree when
     # recursive) is never an archive unit, whatever the thresholds.  The rules run inside
     # DuckDB under rank.memory_limit (pick.rules_sql): the hotspots rows never all become
@@ -58,7 +58,7 @@ def rank(run: Run) -> int:
     if why is None:
         print(f"rank: {len(folders)} of {ranked} folders selected ({report['rules']})",
               flush=True)
-        sclass = str(run.settings["archive"].get("storage_class") or "")
+        sclass = str(run.archive_table.get("storage_class") or "")
         est = put_estimate_for(chosen.chosen, recursive, sclass, cfg)
         report["upload"] = est.to_json_obj()
         print(f"rank: upload requests: {est.text()}", flush=True)
@@ -67,7 +67,7 @@ def rank(run: Run) -> int:
         print(f"rank: {why.message()}", flush=True)
         set_status("rank: 0 folders selected")
     run.write_selection_report(report)
-    result = SubmitResult(run, backend=run.settings.get("backend", "slurm"))
+    result = SubmitResult(run, backend=run.settings.backend or "slurm")
     # The crawl already knows each folder's size and files: the batches are sized from them.
     sizes = {i: (h.total_bytes, h.total_files) if recursive else (h.bytes, h.files)
              for i, h in enumerate(chosen.chosen)}

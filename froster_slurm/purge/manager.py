@@ -91,7 +91,7 @@ def purge_folders(folders: list[bytes], config: Config, *, dry_run: bool,
     save_snapshot(config, run.config_path)
     out.run = run
     rclone = rclone_from_config(config, run.rclone_logs_dir)
-    catalog_file = run.settings.get("catalog", "")
+    catalog_file = run.settings.catalog
     big: list[bytes] = []
     done: list[PurgeResult] = []
     for c in ready:

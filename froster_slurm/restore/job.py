@@ -271,7 +271,7 @@ class RestoreJob:
             if current.record.purge is not None:  # history; a later purge starts afresh
                 current.record.last_purge, current.record.purge = current.record.purge, None
             tracefiles.write_trace(root_fd, current, tdir)
-            return tracefiles.update_catalog(self.run.settings.get("catalog", ""), current)
+            return tracefiles.update_catalog(self.run.settings.catalog, current)
         try:
             current = read_local(self.folder)
         except FrosterError:

@@ -33,7 +33,14 @@ from ..config import Config, save_snapshot
 from ..errors import DataError, FrosterError, NotFoundError, UserError
 from ..folder import layout
 from ..folder.schema import link_version
-from ..run.rundir import Run, archive_settings, catalog_path, create_run, list_runs
+from ..run.rundir import (
+    Run,
+    RunKind,
+    archive_settings,
+    catalog_path,
+    create_run,
+    list_runs,
+)
 from ..scheduler.backends import Backend
 from ..scheduler.slurm import dependency
 from ..submit import preflight
@@ -206,7 +213,7 @@ def _restore_runs(config: Config, target: bytes) -> list[tuple[Run, dict[str, An
     out = []
     for run in list_runs(config):
         try:
-            if run.settings.get("kind") != "restore":
+            if run.settings.kind != RunKind.RESTORE:
                 continue
             state = read_state(run.run_dir)
         except (OSError, ValueError, FrosterError):

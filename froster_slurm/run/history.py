@@ -46,7 +46,7 @@ def check_states(states: Iterable[str]) -> list[str]:
 
 
 def _created(run: Run) -> float:
-    when = parse_iso(run.settings.get("created"))
+    when = parse_iso(run.settings.created)
     if when is not None:
         return when.timestamp()
     return run.settings_path.stat().st_mtime

@@ -28,6 +28,7 @@ the folder names being in a script's text.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import functools
 import json
@@ -39,7 +40,8 @@ import time
 import tomllib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +49,7 @@ import tomli_w
 
 from .. import __version__
 from ..config import Config, load_snapshot
-from ..errors import NotFoundError
+from ..errors import DataError, NotFoundError
 from ..remotes import secrets as remote_secrets
 from ..util.clock import now_iso
 from ..util.identity import hostname, whoami
@@ -64,6 +66,83 @@ SECRET_ENV = "secret_env"
 ARCHIVE_KEYS = ("storage_class", "recursive", "hash_workers", "max_attempts", "retry_delay",
                 "max_retry_delay", "requeue_grace", "max_idle_slots", "rclone", "rclone_config",
                 "rclone_flags", "transfers", "rclone_logs")
+
+
+# The layout version of run.toml, written as ``schema`` by ``create_run``.  A run written before
+# it was recorded reads as schema 0; every field added since has a default, so such a run
+# still opens, shows in status and finalizes.
+RUN_SCHEMA = 1
+
+
+class RunKind(StrEnum):
+    """What a run does (``kind`` in run.toml)."""
+
+    ARCHIVE = "archive"    # an archive array + finalize over a given folder list
+    CRAWL = "crawl"        # crawl shards only (``crawl --submit``)
+    PIPELINE = "pipeline"  # crawl -> rank/select -> archive -> finalize
+    RESTORE = "restore"    # one guarded restore job (restore.json)
+    PURGE = "purge"        # purge of archived folders (purge.json)
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """``run.toml``: what was decided at submission, written once before any job exists.
+
+    The ``[archive]`` table is kept as its dict here (``archive.settings.ArchiveSettings`` is
+    its typed, checked form on the job side); ``[crawl]``, ``[select]`` and ``[purge]`` are
+    the small tables of their run kinds.  Keys this version does not know are kept in
+    ``extra`` and written back unchanged.
+    """
+
+    run_id: str
+    kind: RunKind | None = None
+    created: str | None = None  # util.clock stamp
+    user: str = ""
+    host: str = ""
+    version: str = ""  # froster-slurm's version at submission
+    python: str = "python3"  # the interpreter the job scripts run
+    backend: str = ""  # slurm | local ("" in a run from before it was recorded)
+    catalog: str = ""  # the catalog file finalize adds the run's records to
+    schema: int = 0
+    archive: dict[str, Any] | None = None
+    crawl: dict[str, Any] = field(default_factory=dict)  # shards, out_dir
+    select: dict[str, Any] = field(default_factory=dict)  # the pipeline's selection rules
+    purge: dict[str, Any] = field(default_factory=dict)  # dry_run
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_toml(cls, data: dict[str, Any], where: str = "run.toml",
+                  run_id: str = "") -> RunSettings:
+        """The record of a parsed run.toml; ``DataError`` naming ``where`` for a kind or a
+        table this version cannot read."""
+        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        values = {k: v for k, v in data.items() if k in known}
+        values.setdefault("run_id", run_id)
+        try:
+            if values.get("kind") is not None:
+                values["kind"] = RunKind(values["kind"])
+            values["schema"] = int(values.get("schema", 0))
+        except ValueError as e:
+            raise DataError(f"{where}: {e} (kinds: {', '.join(RunKind)})") from e
+        for table in ("archive", "crawl", "select", "purge"):
+            if table in values and not isinstance(values[table], dict):
+                raise DataError(f"{where}: [{table}] is not a table")
+        for name in ("run_id", "created", "user", "host", "version", "python", "backend",
+                     "catalog"):
+            if name in values and not isinstance(values[name], str):
+                raise DataError(f"{where}: {name} is not a string")
+        return cls(**values, extra={k: v for k, v in data.items() if k not in known})
+
+    def to_toml(self) -> dict[str, Any]:
+        """The dict written as run.toml (no null values: TOML has none)."""
+        out: dict[str, Any] = dict(self.extra)
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if f.name == "extra" or v is None or (isinstance(v, dict) and not v
+                                                   and f.name != "archive"):
+                continue
+            out[f.name] = str(v) if isinstance(v, RunKind) else v
+        return out
 
 
 @dataclass(frozen=True)
@@ -143,10 +222,23 @@ class Run:
         return self.run_dir / "run.toml"
 
     @functools.cached_property
-    def settings(self) -> dict[str, Any]:
+    def settings(self) -> RunSettings:
         """run.toml, read once: it is written before anything is submitted, never after."""
-        with open(self.settings_path, "rb") as f:
-            return tomllib.load(f)
+        path = self.settings_path
+        try:
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
+        except tomllib.TOMLDecodeError as e:
+            raise DataError(f"{path}: not valid TOML ({e})") from e
+        return RunSettings.from_toml(data, str(path), run_id=self.run_id)
+
+    @property
+    def archive_table(self) -> dict[str, Any]:
+        """run.toml's ``[archive]`` table; a run without one (a crawl run) cannot archive."""
+        if self.settings.archive is None:
+            raise DataError(f"{self.settings_path}: no [archive] table (a {self.settings.kind} "
+                            "run)")
+        return self.settings.archive
 
     @property
     def config_path(self) -> Path:
@@ -252,7 +344,7 @@ class Run:
 
     @property
     def restore_state_path(self) -> Path:
-        """A restore run's state (``restore/state.py``)."""
+        """A restore run's state (``restore/restorestate.py``)."""
         return self.run_dir / "restore.json"
 
     @property
@@ -349,7 +441,7 @@ def run_config(run: Run) -> Config:
 
 def crawl_dir(run: Run) -> Path:
     """Where a run's crawl shards go: <run>/crawl, or the -o of `crawl --submit`."""
-    return Path(run.settings.get("crawl", {}).get("out_dir") or run.crawl_out)
+    return Path(run.settings.crawl.get("out_dir") or run.crawl_out)
 
 
 def runs_dir(config: Config) -> Path:
@@ -424,21 +516,19 @@ def create_run(config: Config, kind: str, *, folders: Iterable[bytes] | None = N
     run = Run(run_dir)
     for sub in (run.scripts_dir, run.logs_dir, run.tasks_dir):
         sub.mkdir(exist_ok=True)
-    settings: dict[str, Any] = {
-        "run_id": run_dir.name, "kind": kind, "created": now_iso(),
-        "user": whoami(), "host": hostname(), "version": __version__,
-        "python": python_for_jobs(config), "backend": backend,
-        "catalog": str(catalog_path(config)),
-    }
-    if extra:
-        settings.update(extra)
     secret_env: dict[str, str] = {}
     if archive is not None:
         archive = dict(archive)
         secret_env = archive.pop(SECRET_ENV, None) or {}
-        settings["archive"] = archive
+    settings = RunSettings.from_toml({
+        "run_id": run_dir.name, "kind": kind, "created": now_iso(),
+        "user": whoami(), "host": hostname(), "version": __version__,
+        "python": python_for_jobs(config), "backend": backend,
+        "catalog": str(catalog_path(config)), "schema": RUN_SCHEMA,
+        **(extra or {}), **({"archive": archive} if archive is not None else {}),
+    })
     remote_secrets.save(run.secrets_path, secret_env)
-    write_private(run.settings_path, tomli_w.dumps(settings))
+    write_private(run.settings_path, tomli_w.dumps(settings.to_toml()))
     if kind in ("archive", "pipeline"):
         from .taskslots import create as create_slots
 

@@ -27,13 +27,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .taskstate import TaskStatus
+
 HEADER = b"froster-slurm status slots v1\n".ljust(64, b"\0")
 # magic, state, flags, attempts, failures, max_attempts, step, bytes_total, bytes_done, files,
 # updated (epoch s), pad, crc32 of everything before it
 _FMT = struct.Struct("<2sBBHHH14sQQQI8sI")
 SLOT = _FMT.size
 MAGIC = b"S1"
-STATES = ("pending", "running", "retrying", "done", "failed")
+# A slot stores the state as its index here: TaskStatus's order is the encoding (append only).
+STATES = tuple(TaskStatus)
 STOPPED_BY_SIGTERM, HAS_ERROR, PERMANENT, HAS_WARNING = 1, 2, 4, 8
 
 assert SLOT == 64

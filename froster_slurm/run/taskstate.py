@@ -24,22 +24,24 @@ Those of one array task (a batch of folders) share the task's job log, logs/arch
 The job's Comment (``scheduler.injob``) is only a live view: it is short, lost when the job
 leaves the queue and not settable after the job ends.  ``state.json`` is what lasts.
 
-state.json keys: ``index``, ``folder`` (``os.fsdecode`` text: surrogateescape round-trips any
-byte), ``state`` (pending|running|retrying|done|failed), ``step``, ``steps_done``, ``attempts``
-(runs started), ``failures`` (transient failures counted against ``max_attempts``; a stop for
-the time limit is not one), ``max_attempts``, ``error`` (one line or null), ``error_kind``
-(transient|permanent|null), ``bytes_total``, ``bytes_done``, ``files``, ``objects``,
-``destination``, ``updated_at`` (ISO 8601 UTC), ``slurm_job`` ("ARRAYID_TASKID" or null),
-``retry_after`` (epoch seconds or null), plus ``verify_failures``, ``source_changes``,
-``started_at``, ``finished_at``, ``record_path``.
+``state.json`` is one ``TaskState`` as JSON: its fields below are its keys, and its state and
+error kind are the enumerations ``TaskStatus`` and ``ErrorKind``.  A file written by an older
+version (fields missing) reads with the defaults; a key this version does not know is kept
+as it was (``extra``) and written back; a state that is not a ``TaskStatus`` is a
+``DataError`` that names the file, never a task silently taken for pending.  The job side still
+hands the state around as the dict ``to_json`` makes (``read_task_state``), and every write
+goes through ``TaskState.from_json`` first, so nothing unknown reaches the file.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,119 @@ from ..errors import DataError, FrosterError
 from ..util.clock import now_iso
 from ..util.paths import read_folder_list, write_json_atomic
 from .rundir import Run, TaskPaths
+
+
+class TaskStatus(StrEnum):
+    """What an archive task is doing (``state`` in state.json).  The order is the encoding of
+    ``taskslots`` (a slot stores the position): a new state goes at the end."""
+
+    PENDING = "pending"    # not started, or reset by ``retry``
+    RUNNING = "running"    # a job is working on it (or died without a word: the next start says)
+    RETRYING = "retrying"  # stopped or failed transiently; a requeue resumes it
+    DONE = "done"          # archived and verified
+    FAILED = "failed"      # for good: permanent, or out of attempts
+
+
+TERMINAL = frozenset({TaskStatus.DONE, TaskStatus.FAILED})
+
+
+class ErrorKind(StrEnum):
+    """Whether the last error is worth another attempt (``error_kind``)."""
+
+    TRANSIENT = "transient"
+    PERMANENT = "permanent"
+
+
+@dataclass
+class TaskState:
+    """One task's ``state.json``."""
+
+    index: int
+    folder: str | None = None  # os.fsdecode text: surrogateescape round-trips any byte
+    state: TaskStatus = TaskStatus.PENDING
+    step: str | None = None  # the step running or last run (archive/steps.py STEPS)
+    steps_done: list[str] = field(default_factory=list)
+    attempts: int = 0  # runs started
+    # transient failures counted against max_attempts (a stop for the time limit is not one)
+    failures: int = 0
+    max_attempts: int | None = None
+    retry_delay: int | None = None  # seconds before the first retry (doubles per failure)
+    error: str | None = None  # one line
+    error_kind: ErrorKind | None = None
+    bytes_total: int = 0
+    bytes_done: int = 0
+    files: int = 0
+    objects: int = 0
+    destination: str | None = None  # the remote folder of this archive version
+    version: int | None = None  # which archive version of the folder this task writes
+    updated_at: str | None = None  # util.clock stamps (ISO 8601 UTC)
+    started_at: str | None = None
+    finished_at: str | None = None
+    slurm_job: str | None = None  # "ARRAYID_TASKID"
+    retry_after: float | None = None  # epoch seconds
+    stopped_by: str | None = None  # the signal of the last clean stop (SIGTERM: a cancel)
+    verify_failures: int = 0
+    source_changes: int = 0
+    idle_slots: int = 0  # time-limit slots in a row without progress
+    slot_start_mark: list[int] | None = None  # progress counters when this slot started
+    hashes_stored: int = 0
+    objects_on_remote: int = 0
+    record_path: str | None = None  # the record left in the folder (surrogateescape text)
+    warning: str | None = None  # done, with something a person should know
+    extra: dict[str, Any] = field(default_factory=dict)  # keys this version does not know
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], where: str = "task state") -> TaskState:
+        """The record of a state.json (its dict); ``DataError`` naming ``where`` if a value
+        cannot be this record's (an unknown state or error kind, a count that is no number)."""
+        if not isinstance(data, Mapping):
+            raise DataError(f"{where}: not a JSON object")
+        known = {f.name: f for f in dataclasses.fields(cls) if f.name != "extra"}
+        if "index" not in data:
+            raise DataError(f"{where}: no index")
+        values: dict[str, Any] = {}
+        extra = {k: v for k, v in data.items() if k not in known}
+        try:
+            for name, v in data.items():
+                if name not in known:
+                    continue
+                if name == "state":
+                    values[name] = TaskStatus(v) if v is not None else TaskStatus.PENDING
+                elif name == "error_kind":
+                    values[name] = ErrorKind(v) if v else None
+                elif name in _COUNTS:
+                    values[name] = int(v or 0)
+                elif name in ("max_attempts", "retry_delay", "version"):
+                    values[name] = None if v is None else int(v)
+                elif name == "retry_after":
+                    values[name] = None if v in (None, "") else float(v)
+                elif name == "steps_done":
+                    values[name] = [str(x) for x in (v or [])]
+                elif name == "slot_start_mark":
+                    values[name] = None if v is None else [int(x) for x in v]
+                else:
+                    values[name] = v
+        except ValueError as e:
+            raise DataError(f"{where}: {e} (states: {', '.join(TaskStatus)}; error kinds: "
+                            f"{', '.join(ErrorKind)})") from e
+        except TypeError as e:
+            raise DataError(f"{where}: a value of the wrong type ({e})") from e
+        return cls(**values, extra=extra)
+
+    def to_json(self) -> dict[str, Any]:
+        """The dict written as state.json: every field (enumerations as their text), then the
+        keys this version did not know, as they were read."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+               if f.name != "extra"}
+        out["state"] = str(self.state)
+        out["error_kind"] = str(self.error_kind) if self.error_kind else None
+        out["steps_done"] = list(self.steps_done)
+        return {**self.extra, **out}
+
+
+_COUNTS = frozenset({"index", "attempts", "failures", "bytes_total", "bytes_done", "files",
+                     "objects", "verify_failures", "source_changes", "idle_slots",
+                     "hashes_stored", "objects_on_remote"})
 
 
 def task_paths(run_dir: str | os.PathLike, index: int) -> TaskPaths:
@@ -62,18 +177,8 @@ def state_path(run_dir: str | os.PathLike, index: int) -> Path:
 
 
 def new_state(index: int, folder: bytes | str | None) -> dict[str, Any]:
-    """The state of a task that has not started yet."""
-    return {
-        "index": int(index),
-        "folder": os.fsdecode(folder) if folder is not None else None,
-        "state": "pending", "step": None, "steps_done": [],
-        "attempts": 0, "failures": 0, "max_attempts": None,
-        "error": None, "error_kind": None,
-        "bytes_total": 0, "bytes_done": 0, "files": 0, "objects": 0,
-        "destination": None, "updated_at": None, "slurm_job": None, "retry_after": None,
-        "verify_failures": 0, "source_changes": 0,
-        "started_at": None, "finished_at": None, "record_path": None,
-    }
+    """The state (as its dict) of a task that has not started yet."""
+    return TaskState(int(index), os.fsdecode(folder) if folder is not None else None).to_json()
 
 
 def _folder_of(run_dir: Path, index: int) -> bytes | None:
@@ -84,29 +189,40 @@ def _folder_of(run_dir: Path, index: int) -> bytes | None:
     return folders[index] if 0 <= index < len(folders) else None
 
 
-def read_task_state(run_dir: str | os.PathLike, index: int) -> dict[str, Any]:
-    """The task's state; a task that never started reads as ``pending``.
+def load_task(run_dir: str | os.PathLike, index: int,
+              folder: bytes | None = None) -> TaskState:
+    """The task's state; a task that never started reads as pending (of ``folder``, else of
+    its folder-list entry).
 
-    A state file that is not valid JSON is a ``DataError`` (it is only ever replaced whole, so
-    this means someone edited it), never silently treated as pending.
+    A state file that is not valid JSON, or holds a state that is not a ``TaskStatus``, is a
+    ``DataError`` (it is only ever replaced whole, so this means someone edited it), never
+    silently treated as pending.
     """
     run_dir = Path(run_dir)
     path = state_path(run_dir, index)
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        return new_state(index, _folder_of(run_dir, index))
+        if folder is None:
+            folder = _folder_of(run_dir, index)
+        return TaskState(int(index), os.fsdecode(folder) if folder is not None else None)
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as e:
         raise DataError(f"{path}: not valid JSON ({e})") from e
-    state = new_state(index, None)
-    state.update(data)
-    return state
+    if isinstance(data, dict):
+        data.setdefault("index", int(index))
+    return TaskState.from_json(data, str(path))
 
 
-def iter_task_states(run_dir: str | os.PathLike) -> Iterator[dict[str, Any]]:
-    """Every task of the run in index order, one per folder-list entry (pending if unstarted).
+def read_task_state(run_dir: str | os.PathLike, index: int) -> dict[str, Any]:
+    """``load_task`` as the dict the job side updates (``TaskState.to_json``)."""
+    return load_task(run_dir, index).to_json()
+
+
+def iter_tasks(run_dir: str | os.PathLike) -> Iterator[TaskState]:
+    """Every task of the run in index order, one per folder-list entry (pending if unstarted),
+    read one at a time.
 
     Task directories beyond the folder list (none in a well-formed run) are included too.
     """
@@ -118,21 +234,34 @@ def iter_task_states(run_dir: str | os.PathLike) -> Iterator[dict[str, Any]]:
     indices = set(range(len(folders)))
     indices.update(Run(run_dir).task_indices())
     for i in sorted(indices):
-        if state_path(run_dir, i).exists():
-            yield read_task_state(run_dir, i)
-        else:
-            yield new_state(i, folders[i] if i < len(folders) else None)
+        yield load_task(run_dir, i, folders[i] if i < len(folders) else None)
 
 
-def write_task_state(run_dir: str | os.PathLike, index: int, state: dict[str, Any]) -> None:
-    """Atomically replace state.json (tmp + fsync + rename: a reader never sees half a file)."""
+def iter_task_states(run_dir: str | os.PathLike) -> Iterator[dict[str, Any]]:
+    """``iter_tasks`` as dicts."""
+    for task in iter_tasks(run_dir):
+        yield task.to_json()
+
+
+def write_task_state(run_dir: str | os.PathLike, index: int,
+                     state: dict[str, Any] | TaskState) -> None:
+    """Atomically replace state.json (``util.atomic``: a reader never sees half a file).
+
+    A dict is checked as a ``TaskState`` first: an unknown state is refused before it is
+    written.  ``updated_at`` is set on the dict (or record) passed in.
+    """
     path = state_path(run_dir, index)
+    task = state if isinstance(state, TaskState) else TaskState.from_json(
+        {"index": int(index), **state}, str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    state["updated_at"] = now_iso()
-    write_json_atomic(path, state)
+    task.updated_at = now_iso()
+    if isinstance(state, dict):
+        state["updated_at"] = task.updated_at
+    data = task.to_json()
+    write_json_atomic(path, data)
     from .taskslots import write as write_slot
 
-    write_slot(run_dir, index, state, int(time.time()))  # status's index (taskslots)
+    write_slot(run_dir, index, data, int(time.time()))  # status's index (taskslots)
 
 
 def update_task_state(run_dir: str | os.PathLike, index: int, **changes: Any) -> dict[str, Any]:
@@ -151,12 +280,13 @@ def reset_attempts(run_dir: str | os.PathLike, index: int) -> None:
     """
     if not state_path(run_dir, index).exists():
         return
-    state = read_task_state(run_dir, index)
-    if state["state"] == "done":
+    task = load_task(run_dir, index)
+    if task.state == TaskStatus.DONE:
         return
-    state.update(failures=0, verify_failures=0, source_changes=0, idle_slots=0, retry_after=None,
-                 state="pending", error=None, error_kind=None)
-    write_task_state(run_dir, index, state)
+    task = dataclasses.replace(task, failures=0, verify_failures=0, source_changes=0,
+                               idle_slots=0, retry_after=None, state=TaskStatus.PENDING,
+                               error=None, error_kind=None)
+    write_task_state(run_dir, index, task)
 
 
 # --- step markers ---------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..run import taskslots
-from ..run.rundir import Run, crawl_dir
+from ..run.rundir import Run, RunKind, crawl_dir
 from ..scheduler.backends import Backend
 from ..scheduler.slurm import JobInfo
 from ..util.paths import display
@@ -94,8 +94,8 @@ def collect(run: Run, backend: Backend | None, *, every_folder: bool = True) -> 
 
     jobs = run.jobs()
     ids = [j for entries in jobs.values() for e in entries for j in e["job_ids"]]
-    st = RunStatus(run.run_id, run.settings.get("kind", "archive"),
-                   submission=run.submission(), created=run.settings.get("created", ""))
+    st = RunStatus(run.run_id, run.settings.kind or RunKind.ARCHIVE,
+                   submission=run.submission(), created=run.settings.created or "")
     queue: dict[str, JobInfo] = {}
     if backend is None:
         st.slurm_queried, st.not_queried_reason = False, "no sbatch/squeue on this host"

@@ -68,7 +68,7 @@ def make_backend(config: Config, requested: str | None = None) -> Backend:
 
 
 def backend_for_run(run: Run, config: Config) -> Backend:
-    return choose_backend(run.settings.get("backend", "auto"), config.path("state_dir"),
+    return choose_backend(run.settings.backend or "auto", config.path("state_dir"),
                           config.get("local_parallel"))
 
 
@@ -203,13 +203,13 @@ def dispatch_archive(run: Run, config: Config, be: Backend, result: SubmitResult
     """
     folders = run.folders()
     indices = list(range(len(folders))) if indices is None else indices
-    grace = int(run.settings["archive"]["requeue_grace"])
+    grace = int(run.archive_table["requeue_grace"])
     cap = chain.queue_cap(config, be, dry_run=dry_run)
     result.notes.extend(cap.notes)
     scripts = run.scripts_dir
     stamp = len(list(scripts.glob("archive-*.sbatch")))
     batches = plan_batches(folders, indices, config,
-                           recursive=bool(run.settings["archive"].get("recursive")), sizes=sizes)
+                           recursive=bool(run.archive_table.get("recursive")), sizes=sizes)
     first = batch_count(run.run_dir) if dry_run else append_batches(run.run_dir, batches)
     numbers = list(range(first, first + len(batches)))
     chunks = plan_archive_arrays(numbers, cap.chunk, int(config.get("archive.throttle")))
@@ -365,15 +365,15 @@ def retry_run(run: Run, config: Config, *, dry_run: bool = False, remote: str | 
     ``storage_class`` (what a permanent failure usually needs changed) those folders go into
     a new run with the new settings instead: a run's run.toml is written once, never after.
     """
-    from ..run.taskstate import iter_task_states, reset_attempts
+    from ..run.taskstate import TaskStatus, iter_tasks, reset_attempts
 
     n = len(run.folders())
-    done = {s["index"] for s in iter_task_states(run.run_dir) if s.get("state") == "done"}
+    done = {t.index for t in iter_tasks(run.run_dir) if t.state is TaskStatus.DONE}
     todo = [i for i in range(n) if i not in done]
     if not todo:
         raise UserError(f"run {run.run_id}: every folder is archived; nothing to retry")
     if remote or storage_class:
-        a = run.settings["archive"]
+        a = run.archive_table
         folders = run.folders()
         return archive_folders([folders[i] for i in todo], remote or a["remote"], config,
                                recursive=bool(a.get("recursive")),
@@ -382,7 +382,7 @@ def retry_run(run: Run, config: Config, *, dry_run: bool = False, remote: str | 
     cfg = run_config(run)
     preflight.require([preflight.check_state_dir(config)])
     be = backend_for_run(run, cfg)
-    a = run.settings["archive"]
+    a = run.archive_table
     folders = run.folders()
     preflight.before_archive(cfg, a["remote"], [folders[i] for i in todo], backend=be,
                              storage_class=a.get("storage_class"),

@@ -217,7 +217,7 @@ def render_stage(stage: str, config: Config, run: Run, *, options: dict[str, Any
         "STAGE": stage,
         "RUN_ID": run.run_id,
         "RUN_DIR": shlex.quote(str(run.run_dir)),
-        "PYTHON": shlex.quote(run.settings.get("python", "python3")),
+        "PYTHON": shlex.quote(run.settings.python),
         "ARRAY_OFFSET": str(int(array_offset)),
         "PROLOGUE": prologue,
         "COMMON": exits + run_path_block(run, "\n".join([helpers, prologue, body_file.text]))
