@@ -14,6 +14,7 @@ import pytest
 import tomli_w
 
 from froster_slurm.errors import DataError
+from froster_slurm.jobs.finalize_stage import finalize
 from froster_slurm.restore.restorestate import ACTIVE, RestorePhase, read_state
 from froster_slurm.run.rundir import RUN_SCHEMA, Run, RunKind, RunSettings, crawl_dir
 from froster_slurm.run.taskstate import (
@@ -26,7 +27,7 @@ from froster_slurm.run.taskstate import (
     reset_attempts,
     write_task_state,
 )
-from froster_slurm.status.collect import collect
+from froster_slurm.status.collect import collect, folder_rows
 from froster_slurm.submit.stages import run_path_block
 from froster_slurm.util.paths import write_folder_list
 
@@ -150,3 +151,15 @@ def test_restore_phases_are_an_enumeration(tmp_path: Path) -> None:
     run.restore_state_path.write_text(json.dumps({"phase": "placing"}))
     with pytest.raises(DataError, match=r"restore\.json.*'placing'"):
         read_state(tmp_path)
+
+
+def test_an_old_run_finalizes_with_the_rows_status_shows(tmp_path: Path) -> None:
+    run = _old_run(tmp_path)
+    summary = finalize(run)
+    # one function builds both: folder 1 has no state file and no job is left to start it
+    assert [r["state"] for r in summary["folders"]] == ["done", "stopped"]
+    assert [r.state for r in folder_rows(run, over=True)] == ["done", "stopped"]
+    assert [r.state for r in folder_rows(run, over=False)] == ["done", "pending"]
+    assert summary["kind"] == "archive" and summary["created"] == OLD_RUN_TOML["created"]
+    assert json.loads(run.summary_path.read_text())["totals"]["done"] == 1
+    assert run.summary_html_path.is_file()

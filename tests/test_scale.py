@@ -72,13 +72,13 @@ def test_status_of_a_large_run_totals_then_failing_and_running_first(
         f.seek(len(taskslots.HEADER) + 10)
         f.write(b"\xff\xff")
     opened: list[int] = []
-    real = taskstate.read_task_state
+    real = taskstate.load_task
 
-    def counting(rd, index):  # noqa: ANN001, ANN202
+    def counting(rd, index, folder=None):  # noqa: ANN001, ANN202
         opened.append(index)
-        return real(rd, index)
+        return real(rd, index, folder)
 
-    monkeypatch.setattr(taskstate, "read_task_state", counting)
+    monkeypatch.setattr(taskstate, "load_task", counting)
     out = status_cli(capsys, run_dir.name)
     head = out.splitlines()[0]
     assert "19000/20000 folders archived, 30 failed, 25 running, 945 pending" in head, head

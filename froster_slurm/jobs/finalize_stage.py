@@ -18,18 +18,19 @@ from ..catalog import store as catalog
 from ..errors import FrosterError
 from ..folder.schema import read_head
 from ..run.rundir import Run, run_config
+from ..run.taskstate import ErrorKind, TaskState
 from ..scheduler.injob import set_status
-from ..status.collect import ended_state
+from ..status.collect import FolderRow, folder_rows
 from ..util.atomic import write_atomic
 from ..util.clock import now_iso, seconds_between
 
 
-def task_record(run: Run, index: int, state: dict[str, Any]) -> dict[str, Any] | None:
+def task_record(run: Run, index: int, task: TaskState) -> dict[str, Any] | None:
     """The head of a done task's archive record (``folder.schema.read_head``: no per-file parts),
     from the copy kept in the run, else the folder's; memory does not grow with its files."""
     candidates = [run.task(index).record_path]
-    if state.get("record_path"):
-        candidates.append(Path(state["record_path"]))  # surrogateescape str: exact bytes
+    if task.record_path:
+        candidates.append(Path(task.record_path))  # surrogateescape str: exact bytes
     for p in candidates:
         try:
             with open(p, "rb") as f:
@@ -41,9 +42,9 @@ def task_record(run: Run, index: int, state: dict[str, Any]) -> dict[str, Any] |
     return None
 
 
-def _log_of(run: Run, index: int, state: dict[str, Any]) -> str | None:
+def _log_of(run: Run, index: int, task: TaskState) -> str | None:
     """The task's job log, relative to the run directory (where summary.html is)."""
-    job = state.get("slurm_job")
+    job = task.slurm_job
     if job:
         log = run.job_log("archive", job)
         if log.exists():
@@ -69,32 +70,27 @@ def finalize(run: Run) -> dict[str, Any]:
     catalog in batches while the states are read (one task state at a time).  What is kept
     is one summary row per folder."""
     from ..report.summary import by_storage_class, summary_html
-    from ..run.taskstate import iter_task_states
 
-    folders = run.folders()
     rows: list[dict[str, Any]] = []
     permanent: list[str | None] = []  # the errors of folders that failed for good
     cat = Path(run.settings.catalog)
     added, catalog_error = 0, None
     writer: catalog.Writer | None = None
-    states = iter_task_states(run.run_dir)
-    nxt = next(states, None)
-    for i, folder in enumerate(folders):
-        while nxt is not None and nxt["index"] < i:
-            nxt = next(states, None)
-        s = nxt if nxt is not None and nxt["index"] == i else {}
-        row, rec = _folder_row(run, i, folder, s)
+    # finalize runs once every archive task has left the queue: a task not done or failed by
+    # now was cancelled (it resumes on retry) or stopped without a word.
+    for folder_row in folder_rows(run, over=True):
+        row, rec = _folder_row(run, folder_row)
         rows.append(row)
-        if row["state"] != "done" and s.get("error_kind") == "permanent":
-            permanent.append(s.get("error"))
+        t = folder_row.task
+        if row["state"] != "done" and t.error_kind == ErrorKind.PERMANENT:
+            permanent.append(t.error)
         if rec and str(cat) and catalog_error is None:
             # The catalog is derived data (`catalog rebuild`): a catalog this user may not
             # write must not cost the run its summary, which says what is safe and how to
             # retry.
             try:
                 writer = writer or catalog.Writer(cat)
-                writer.add(rec, os.fsencode(s["record_path"]) if s.get("record_path")
-                           else None)
+                writer.add(rec, os.fsencode(t.record_path) if t.record_path else None)
             except (FrosterError, OSError, duckdb.Error) as e:
                 catalog_error = f"catalog not updated: {e}"
     if writer is not None:
@@ -139,27 +135,24 @@ def finalize(run: Run) -> dict[str, Any]:
     return summary
 
 
-def _folder_row(run: Run, i: int, folder: bytes, s: dict[str, Any]
-                ) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """The summary row of folder ``i`` and, when it is done, the head of its record."""
-    # finalize runs once every archive task has left the queue: a task not done or
-    # failed by now was cancelled (it resumes on retry) or stopped without a word.
-    state = s.get("state") if s.get("state") in ("done", "failed") else ended_state(s)
-    rec = task_record(run, i, s) if state == "done" else None
+def _folder_row(run: Run, row: FolderRow) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The summary row of one folder and, when it is done, the head of its record."""
+    i, folder, t, state = row.index, row.folder, row.task, row.state
+    rec = task_record(run, i, t) if state == "done" else None
     index_page = None
     if rec and rec.get("index_html"):
         index_page = os.fsdecode(os.path.join(folder, os.fsencode(rec["index_html"])))
     return ({"index": i, "folder": os.fsdecode(folder), "state": state,
-             "step": s.get("step"), "error": s.get("error"),
-             "attempts": s.get("attempts", 0),
-             "destination": (rec or {}).get("destination") or s.get("destination"),
-             "bytes": int((rec or {}).get("bytes") or s.get("bytes_total") or 0),
-             "files": int((rec or {}).get("files") or s.get("files") or 0),
-             "objects": int((rec or {}).get("objects") or s.get("objects") or 0),
+             "step": t.step, "error": t.error,
+             "attempts": t.attempts,
+             "destination": (rec or {}).get("destination") or t.destination,
+             "bytes": int((rec or {}).get("bytes") or t.bytes_total or 0),
+             "files": int((rec or {}).get("files") or t.files or 0),
+             "objects": int((rec or {}).get("objects") or t.objects or 0),
              "storage_class": (rec or {}).get("storage_class"),
-             "started_at": s.get("started_at"), "finished_at": s.get("finished_at"),
-             "seconds": seconds_between(s.get("started_at"), s.get("finished_at")),
-             "index_html": index_page, "log": _log_of(run, i, s)}, rec)
+             "started_at": t.started_at, "finished_at": t.finished_at,
+             "seconds": seconds_between(t.started_at, t.finished_at),
+             "index_html": index_page, "log": _log_of(run, i, t)}, rec)
 
 
 def retry_note(permanent: list[str | None]) -> str | None:

@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..run import taskslots
+from ..run import taskslots, taskstate
 from ..run.rundir import Run, RunKind, crawl_dir
+from ..run.taskstate import TERMINAL, ErrorKind, TaskState, TaskStatus, iter_tasks
 from ..scheduler.backends import Backend
 from ..scheduler.slurm import JobInfo
 from ..util.paths import display
 from ..util.units import format_size
 
-TERMINAL = ("done", "failed")
 FEW = 1000  # runs up to this size list every folder whatever was asked
 SHOWN = 500  # at most this many folders listed from the status index
 
@@ -162,34 +163,68 @@ def _count(counts: dict[str, int], state: str, bytes_total: int, bytes_done: int
     counts["files"] += files
 
 
-def _folder_row(i: int, folder: bytes | None, s: dict[str, Any], state: str
-                ) -> dict[str, Any]:
+@dataclass(frozen=True)
+class FolderRow:
+    """One folder of a run as status and finalize show it."""
+
+    index: int
+    folder: bytes | None
+    task: TaskState  # its state.json (defaults when the task has none)
+    state: str  # a TaskStatus, or once no job can move the task: CANCELLED, STOPPED, NOT_STARTED
+
+
+def shown_state(task: TaskState | None, over: bool) -> str:
+    """The state a folder is shown in: its task's, or once no job of the run is left to move
+    a task (``over``) that is neither done nor failed, what ended it (``ended_state``)."""
+    state: str = task.state if task is not None else TaskStatus.PENDING
+    return ended_state(task) if over and state not in TERMINAL else state
+
+
+def folder_rows(run: Run, *, over: bool) -> Iterator[FolderRow]:
+    """Every folder of the run's list, in order, with its task state: the one place status and
+    finalize turn task states into per-folder rows (``shown_state`` for each).
+
+    Task states are read one at a time, so memory does not grow with the run beyond the
+    folder list.
+    """
+    tasks = iter_tasks(run.run_dir)
+    nxt = next(tasks, None)
+    for i, folder in enumerate(run.folders()):
+        while nxt is not None and nxt.index < i:
+            nxt = next(tasks, None)
+        task = nxt if nxt is not None and nxt.index == i else None
+        yield FolderRow(i, folder, task or TaskState(i, os.fsdecode(folder)),
+                        shown_state(task, over))
+
+
+def _status_row(row: FolderRow) -> dict[str, Any]:
+    """A folder as ``status`` (and its --json) shows it."""
+    t = row.task
     return {
-        "index": i, "folder": os.fsdecode(folder) if folder is not None else None,
-        "state": state,
-        "step": s.get("step"), "attempts": s.get("attempts", 0),
-        "failures": s.get("failures", 0), "max_attempts": s.get("max_attempts"),
-        "bytes_total": s.get("bytes_total") or 0, "bytes_done": s.get("bytes_done") or 0,
-        "error": s.get("error"), "error_kind": s.get("error_kind"),
-        "destination": s.get("destination"), "warning": s.get("warning"),
-        "steps_done": s.get("steps_done") or [],
-        "retry_after": s.get("retry_after"), "slurm_job": s.get("slurm_job"),
+        "index": row.index, "folder": os.fsdecode(row.folder) if row.folder is not None
+        else None,
+        "state": row.state,
+        "step": t.step, "attempts": t.attempts,
+        "failures": t.failures, "max_attempts": t.max_attempts,
+        "bytes_total": t.bytes_total, "bytes_done": t.bytes_done,
+        "error": t.error, "error_kind": t.error_kind,
+        "destination": t.destination, "warning": t.warning,
+        "steps_done": list(t.steps_done),
+        "retry_after": t.retry_after, "slurm_job": t.slurm_job,
     }
+
+
+def _count_task(counts: dict[str, int], row: FolderRow) -> None:
+    t = row.task
+    _count(counts, row.state, t.bytes_total, t.bytes_done, t.files,
+           t.error_kind == ErrorKind.PERMANENT)
 
 
 def _from_state_files(run: Run, st: RunStatus, counts: dict[str, int], over: bool) -> None:
     """Every folder, from every task's state file (the truth)."""
-    from ..run.taskstate import iter_task_states
-
-    states = {s["index"]: s for s in iter_task_states(run.run_dir)}
-    for i, folder in enumerate(run.folders()):
-        s = states.get(i, {})
-        state = s.get("state", "pending")
-        if over and state not in TERMINAL:
-            state = ended_state(s)
-        _count(counts, state, int(s.get("bytes_total") or 0), int(s.get("bytes_done") or 0),
-               int(s.get("files") or 0), s.get("error_kind") == "permanent")
-        st.folders.append(_folder_row(i, folder, s, state))
+    for row in folder_rows(run, over=over):
+        _count_task(counts, row)
+        st.folders.append(_status_row(row))
 
 
 def _from_slots(run: Run, st: RunStatus, counts: dict[str, int], n_folders: int,
@@ -197,8 +232,6 @@ def _from_slots(run: Run, st: RunStatus, counts: dict[str, int], n_folders: int,
     """Totals from the status index (``taskslots.tally``: 64 bytes a folder, one pass), and
     rows only for the folders a person must see: failed, retrying, running, cancelled or
     stopped, at most ``SHOWN`` of them (their state files are opened for the details)."""
-    from ..run.taskstate import read_task_state
-
     got = taskslots.tally(run.run_dir, n_folders, SHOWN)
     wanted: dict[str, list[int]] = {k: [] for k in SHOWN_ORDER}
     for (orig, sigterm), (n, total, done, files) in got.groups.items():
@@ -217,22 +250,17 @@ def _from_slots(run: Run, st: RunStatus, counts: dict[str, int], n_folders: int,
             wanted[state].extend(got.first[(orig, sigterm)])
     counts["permanent"] += got.permanent
     for i in got.torn:  # the state file says
-        s = read_task_state(run.run_dir, i)
-        state = s.get("state", "pending")
-        if over and state not in TERMINAL:
-            state = ended_state(s)
-        _count(counts, state, int(s.get("bytes_total") or 0), int(s.get("bytes_done") or 0),
-               int(s.get("files") or 0), s.get("error_kind") == "permanent")
+        task = taskstate.load_task(run.run_dir, i)
+        state = shown_state(task, over)
+        _count(counts, state, task.bytes_total, task.bytes_done, task.files,
+               task.error_kind == ErrorKind.PERMANENT)
         if state in wanted:
             wanted[state].append(i)
     picked = [i for k in SHOWN_ORDER for i in sorted(wanted[k])[:SHOWN]][:SHOWN]
     names = folders_at(run.folders_path, picked)
     for i in picked:
-        s = read_task_state(run.run_dir, i)
-        state = s.get("state", "pending")
-        if over and state not in TERMINAL:
-            state = ended_state(s)
-        st.folders.append(_folder_row(i, names.get(i), s, state))
+        task = taskstate.load_task(run.run_dir, i)
+        st.folders.append(_status_row(FolderRow(i, names.get(i), task, shown_state(task, over))))
     st.partial = True
 
 
@@ -273,12 +301,11 @@ def folders_at(path: Path, indices: list[int], chunk: int = 1 << 20) -> dict[int
     return out
 
 
-def ended_state(s: dict[str, Any]) -> str:
-    """A task that is not done or failed while no job of its run is left."""
-    if not s:
+def ended_state(task: TaskState | None) -> str:
+    """A task that is not done or failed while no job of its run is left (None: no state)."""
+    if task is None:
         return NOT_STARTED
-    if s.get("stopped_by") == "SIGTERM" or str(s.get("error") or "").startswith(
-            "stopped by SIGTERM"):
+    if task.stopped_by == "SIGTERM" or (task.error or "").startswith("stopped by SIGTERM"):
         return CANCELLED  # cancelled (or the time limit without a requeue): it resumes on retry
     return STOPPED  # the job ended without a word: killed, node lost, requeue refused
 
