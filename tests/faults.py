@@ -57,12 +57,23 @@ class TcpProxy:
                 break
             except OSError:
                 time.sleep(0.1)
+        else:
+            # listen() on an unbound socket would pick a random port: S3 "down" for ever.
+            s.close()
+            raise RuntimeError(f"the S3 proxy cannot listen on 127.0.0.1:{self.port} again")
         s.listen(64)
         self._listener = s
         threading.Thread(target=self._accept, args=(s,), daemon=True).start()
 
     def stop(self) -> None:
         if self._listener is not None:
+            # shutdown first: close() alone leaves the socket listening while the accept
+            # thread is blocked in accept() on it (the kernel holds it), so the port stays
+            # taken and start() could not bind it again.
+            try:
+                self._listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             self._listener.close()
             self._listener = None
         with self._lock:
