@@ -192,3 +192,21 @@ def test_task_state_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert text.startswith("archive 4/6 upload 41%") and len(text.encode()) <= 1001
 
 
+
+
+def test_a_task_killed_before_its_first_state_write_keeps_its_attempts(tmp_path: Path) -> None:
+    """kill -9 during start-up: the state still says pending with no policy in it; the kill
+    is one transient failure of the run's max_attempts, not the last of a single attempt."""
+    from archive_helpers import make_run
+
+    from froster_slurm.errors import EXIT_TEMPFAIL
+    from froster_slurm.jobs.archive_stage import interrupted
+    from froster_slurm.run.taskstate import read_task_state as state
+
+    folder = os.fsencode(tmp_path / "src")
+    os.makedirs(folder)
+    run_dir = make_run(tmp_path / "state", [folder], str(tmp_path / "cold"), max_attempts=5)
+    assert state(run_dir, 0).get("max_attempts") is None  # nothing ran yet
+    assert interrupted(run_dir, 0, 137) == EXIT_TEMPFAIL
+    st = state(run_dir, 0)
+    assert st["state"] == "retrying" and st["failures"] == 1 and st["max_attempts"] == 5, st

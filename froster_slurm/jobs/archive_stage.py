@@ -98,7 +98,7 @@ def task_lock(run_dir: Path, index: int) -> Iterator[bool]:
 def _fail_transient(run_dir: Path, index: int, state: dict[str, Any], message: str) -> int:
     """Count a transient failure; requeue with the runtime's back-off, or give up after
     max_attempts (the policy was copied into the state when the attempt started)."""
-    retry = _policy(state).failed(int(state.get("failures") or 0))
+    retry = _policy(state, run_dir).failed(int(state.get("failures") or 0))
     failures, max_attempts, delay = retry.failures, retry.max_attempts, retry.delay
     state.update(failures=failures, error=one_line(message), error_kind="transient")
     if retry.final:
@@ -117,8 +117,20 @@ def _fail_transient(run_dir: Path, index: int, state: dict[str, Any], message: s
     return runtime.requeue(task_paths(run_dir, index).requeue_after, delay)
 
 
-def _policy(state: dict[str, Any]) -> RetryPolicy:
-    """The back-off of the run's settings, as the task's state recorded it."""
+def _policy(state: dict[str, Any], run_dir: Path) -> RetryPolicy:
+    """The back-off of the run's settings, as the task's state recorded it.
+
+    A task killed before its first attempt wrote the policy into its state (kill -9 during
+    start-up, a node lost) takes it from the run's settings: without them one kill would count
+    as the last of a single attempt and fail the folder for good."""
+    if state.get("max_attempts") is None:
+        try:
+            s = load_settings(run_dir)
+        except FrosterError:
+            pass
+        else:
+            state.update(max_attempts=s.max_attempts, retry_delay=s.retry_delay,
+                         max_retry_delay=s.max_retry_delay)
     cap = state.get("max_retry_delay")
     return RetryPolicy(max_attempts=max(1, int(state.get("max_attempts") or 1)),
                        retry_delay=int(state.get("retry_delay") or 60),

@@ -73,7 +73,8 @@ def finalize(run: Run) -> dict[str, Any]:
 
     rows: list[dict[str, Any]] = []
     permanent: list[str | None] = []  # the errors of folders that failed for good
-    cat = Path(run.settings.catalog)
+    # A run from before the catalog was recorded has none: Path("") would be "." (the cwd).
+    cat = Path(run.settings.catalog) if run.settings.catalog else None
     added, catalog_error = 0, None
     writer: catalog.Writer | None = None
     # finalize runs once every archive task has left the queue: a task not done or failed by
@@ -84,7 +85,7 @@ def finalize(run: Run) -> dict[str, Any]:
         t = folder_row.task
         if row["state"] != "done" and t.error_kind == ErrorKind.PERMANENT:
             permanent.append(t.error)
-        if rec and str(cat) and catalog_error is None:
+        if rec and cat is not None and catalog_error is None:
             # The catalog is derived data (`catalog rebuild`): a catalog this user may not
             # write must not cost the run its summary, which says what is safe and how to
             # retry.
