@@ -139,10 +139,15 @@ def collect(run: Run, backend: Backend | None, *, every_folder: bool = True) -> 
         st.notes.append(f"nothing to archive: {report.get('message') or '0 folders selected'}")
     elif report is not None and report.get("upload"):
         up = report["upload"]
-        usd = f" ~${up['put_usd']:,.2f} once" if up.get("put_usd") is not None else ""
-        st.notes.append(f"rank selected {report['selected']:,} folders: ~"
-                        f"{up['put_requests']:,} PUT requests{usd} in {up['storage_class']} "
-                        f"({up['price_source']})")
+        if up.get("storage_class") in (None, "", "none"):  # a local folder, sftp: no requests
+            st.notes.append(f"rank selected {report['selected']:,} folders: "
+                            f"~{up.get('objects', 0):,} objects to write (no storage class, "
+                            "no request price)")
+        else:
+            usd = f" ~${up['put_usd']:,.2f} once" if up.get("put_usd") is not None else ""
+            st.notes.append(f"rank selected {report['selected']:,} folders: ~"
+                            f"{up['put_requests']:,} PUT requests{usd} to "
+                            f"{up['storage_class']} ({up['price_source']})")
     counts["jobs_active"] = active
     st.detail = _kind_detail(run, st.kind, n_folders)
     counts["finalized"] = int(bool(st.detail.get("complete")))
