@@ -9,7 +9,8 @@ PY       := $(VENV)/bin/python
 PIP      := $(VENV)/bin/pip
 PYTHON3  ?= python3
 # openssh-server: the tests run their own private sshd from it (tests/sshserver.py, sftp);
-# on a systemd host the package also enables the system's ssh service, which the tests never use.
+# on a systemd host the package also starts and enables the system's ssh service, which the
+# tests never use: when this target installs the package, it stops and disables that service.
 APT_PKGS := slurm-wlm munge rclone chromium gcc python3-dev tmux shellcheck openssh-server
 # The Ceph RGW the tests use as a second real S3 (scripts/ceph-rgw.sh)
 RGW_PKGS := ceph-mon ceph-osd radosgw curl
@@ -44,6 +45,12 @@ system-deps:
 	  export DEBIAN_FRONTEND=noninteractive
 	  apt-get update -qq
 	  apt-get install -y -qq --no-install-recommends $$missing </dev/null
+	  case " $$missing " in *" openssh-server "*)
+	    if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
+	      systemctl disable --now ssh.service ssh.socket >/dev/null 2>&1 || true
+	      echo "openssh-server installed for the tests' private sshd; the system ssh service was left stopped and disabled" >&2
+	    fi;;
+	  esac
 	fi
 
 venv: $(STAMP)
