@@ -60,6 +60,8 @@ def _env(user, home: Path) -> dict[str, str]:
                        XDG_CONFIG_HOME=str(home / ".config"),
                        XDG_STATE_HOME=str(home / ".local" / "state"),
                        FROSTER_SLURM_SITE_CONFIG=str(home / "no-site.toml"),
+                       # keep a done folder's rclone logs: they name the rclone that ran
+                       FROSTER_SLURM_ARCHIVE__RCLONE_LOGS="all",
                        PATH=f"{home}/.local/bin:/usr/local/bin:/usr/bin:/bin")
 
 

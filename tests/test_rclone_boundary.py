@@ -23,7 +23,6 @@ OTHER_PROCESSES = {
     "scheduler/slurm.py": "sbatch, squeue, sacct, scontrol, scancel",
     "scheduler/backends.py": "bash, the local backend",
     "submit/render.py": "bash -n on a rendered script",
-    "restore/guard.py": "squeue (the restore guard)",
 }
 
 
