@@ -28,7 +28,6 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import shutil
 import time
 import traceback
 from collections.abc import Iterator
@@ -56,7 +55,7 @@ from ..run.taskstate import (
 )
 from ..scheduler.injob import job_ref, set_status
 from ..util.clock import now_iso
-from ..util.paths import display, folder_at
+from ..util.paths import discard_tree, display, folder_at
 from . import runtime
 from .runtime import RetryPolicy, Stopped
 
@@ -258,9 +257,9 @@ def _tidy(run_dir: Path, index: int, *, keep_logs: bool) -> None:
     and, unless asked to keep them, its rclone logs go: a run of 200,000 folders must not
     leave millions of files on the file system it is relieving."""
     paths = Run(run_dir).task(index)
-    shutil.rmtree(paths.work, ignore_errors=True)
+    discard_tree(paths.work)
     if not keep_logs:
-        shutil.rmtree(paths.logs, ignore_errors=True)
+        discard_tree(paths.logs)
 
 
 def interrupted(run_dir: Path, index: int, code: int) -> int:

@@ -32,7 +32,7 @@ from ..rank.hotspots import COLUMNS, Hotspot
 from ..rank.loader import Engine, duckdb_error
 from ..util.paths import discard_tree
 from .funnel import Funnel, Step, floor_age, floor_size
-from .selection import FolderSet, Rules, RuleSelection
+from .selection import Rules, RuleSelection, take_safe
 
 BATCH = 10_000  # candidate rows fetched from DuckDB at a time
 
@@ -152,17 +152,8 @@ def select(table: HotspotsTable, rules: Rules, *, min_avg: int, top: int | None,
     try:
         matched = int(table.con.execute(f"SELECT count(*) FROM h WHERE {where}",
                                         params).fetchone()[0])
-        chosen: list[Hotspot] = []
-        dropped = []
-        guard = FolderSet(recursive)
-        for h in table.rows(where, params, f"{_size(rules.by)} DESC, rn"):
-            if top is not None and len(chosen) >= top:
-                break
-            found = guard.add(h.folder)
-            if found:
-                dropped.append(found)
-            else:
-                chosen.append(h)
+        chosen, dropped = take_safe(table.rows(where, params, f"{_size(rules.by)} DESC, rn"),
+                                    top, recursive)
     except duckdb.Error as e:
         raise duckdb_error(e, table.engine) from e
     return RuleSelection(chosen=chosen, matched=matched, dropped=dropped)

@@ -476,6 +476,15 @@ def select_by_rules(rows: Sequence[Hotspot], rules: Rules, *, top: int | None,
     if top is not None and top < 1:
         raise UserError(f"--top must be at least 1, not {top}")
     candidates = rank(filter_rows(rows, rules, now), rules.by)
+    chosen, dropped = take_safe(candidates, top, recursive)
+    return RuleSelection(chosen=chosen, matched=len(candidates), dropped=dropped)
+
+
+def take_safe(candidates: Iterable[Hotspot], top: int | None, recursive: bool
+              ) -> tuple[list[Hotspot], list[Conflict]]:
+    """The ranked candidates, best first, that do not overlap one already taken (at most
+    ``top``), and the conflicts that left the others out.  Python's rules and the rank job's
+    SQL rules (``rules_sql``) both end here, so both make the same choice."""
     chosen: list[Hotspot] = []
     dropped: list[Conflict] = []
     guard = FolderSet(recursive)
@@ -487,7 +496,7 @@ def select_by_rules(rows: Sequence[Hotspot], rules: Rules, *, top: int | None,
             dropped.append(found)
         else:
             chosen.append(h)
-    return RuleSelection(chosen=chosen, matched=len(candidates), dropped=dropped)
+    return chosen, dropped
 
 
 def why_none(rows: Sequence[Hotspot], rules: Rules, *, now: float, min_avg: int = 0,

@@ -27,6 +27,7 @@ from typing import Any
 from ..config import Config, save_snapshot
 from ..errors import UserError
 from ..run.batches import append_batches, batch_count
+from ..run.batches import spec as batch_spec
 from ..run.rundir import Run, archive_settings, crawl_dir, create_run, run_config, submitting
 from ..scheduler.backends import Backend, choose_backend
 from ..scheduler.slurm import dependency
@@ -132,16 +133,9 @@ def submit_archive(selection_path: Path, remote: str, config: Config, *,
 
 
 def array_spec(indices: list[int]) -> str:
-    """[0,1,2,5,7,8] -> '0-2,5,7-8' (compact, so a long retry list stays a short directive)."""
-    parts: list[str] = []
-    i = 0
-    while i < len(indices):
-        j = i
-        while j + 1 < len(indices) and indices[j + 1] == indices[j] + 1:
-            j += 1
-        parts.append(str(indices[i]) if i == j else f"{indices[i]}-{indices[j]}")
-        i = j + 1
-    return ",".join(parts)
+    """[0,1,2,5,7,8] -> '0-2,5,7-8' (compact, so a long retry list stays a short directive):
+    the same ranges a batch file lists (``run.batches.spec``)."""
+    return batch_spec(indices)
 
 
 def chunk_indices(indices: list[int], limit: int) -> list[tuple[int, list[int]]]:
