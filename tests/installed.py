@@ -8,11 +8,14 @@ dependencies from the package index, and run from another directory with no PYTH
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,3 +88,16 @@ def build_and_install() -> Installed:
 
 def remove(inst: Installed) -> None:
     shutil.rmtree(inst.root, ignore_errors=True)
+
+
+def wait_last_run(status_json: Callable[[], str], timeout: float, every: float = 1.0) -> dict:
+    """Poll ``status last --json`` (``status_json`` runs it the way the test's user does) until
+    the run says it is finished; its status, or an AssertionError with the last one seen."""
+    deadline = time.time() + timeout
+    st: dict = {}
+    while time.time() < deadline:
+        st = json.loads(status_json())
+        if st["finished"]:
+            return st
+        time.sleep(every)
+    raise AssertionError(f"run not finished after {timeout}s: {st}")

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import tomli_w
 from accounts import account_env, ensure_account, run_as
-from installed import Installed
+from installed import Installed, wait_last_run
 from s3server import RCLONE_TEST_FLAGS, S3Server
 
 USER = "fstest-user"
@@ -85,14 +85,8 @@ def cli(inst: Installed, user, env: dict[str, str], *args: str, ok: bool = True)
 
 
 def wait_finished(inst: Installed, user, env: dict[str, str], timeout: float = 420) -> dict:
-    deadline = time.time() + timeout
-    st: dict = {}
-    while time.time() < deadline:
-        st = json.loads(cli(inst, user, env, "status", "last", "--json").stdout)
-        if st["finished"]:
-            return st
-        time.sleep(2)
-    raise AssertionError(f"pipeline not finished after {timeout}s: {st}")
+    return wait_last_run(lambda: cli(inst, user, env, "status", "last", "--json").stdout,
+                         timeout, every=2)
 
 
 @pytest.mark.slurm

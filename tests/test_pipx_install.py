@@ -10,7 +10,6 @@ restored through the real local Slurm cluster by that pipx copy, with its own rc
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from accounts import account_env, ensure_account, run_as, shared_dir
-from installed import base_python, build_wheel
+from installed import base_python, build_wheel, wait_last_run
 
 USER = "fstest-pipx"
 
@@ -72,14 +71,8 @@ def _run(user, home: Path, *argv: str, timeout: float = 300) -> str:
 
 
 def _wait(user, home: Path, timeout: float = 300) -> dict:
-    deadline = time.time() + timeout
-    st: dict = {}
-    while time.time() < deadline:
-        st = json.loads(_run(user, home, "froster-slurm", "status", "last", "--json"))
-        if st["finished"]:
-            return st
-        time.sleep(1)
-    raise AssertionError(f"run not finished after {timeout}s: {st}")
+    return wait_last_run(lambda: _run(user, home, "froster-slurm", "status", "last", "--json"),
+                         timeout)
 
 
 @pytest.mark.slurm

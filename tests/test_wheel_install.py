@@ -7,13 +7,11 @@ and restored through the real local Slurm cluster by that copy alone.
 
 from __future__ import annotations
 
-import json
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
-from installed import REPO, Installed
+from installed import REPO, Installed, wait_last_run
 
 
 def run(inst: Installed, *args: str, cwd: Path, env: dict[str, str],
@@ -90,13 +88,8 @@ def test_a_dry_run_renders_jobs_that_call_the_installed_interpreter(installed: I
 
 
 def wait_run(inst: Installed, cwd: Path, env: dict[str, str], timeout: float = 240) -> dict:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        st = json.loads(run(inst, "status", "last", "--json", cwd=cwd, env=env).stdout)
-        if st["finished"]:
-            return st
-        time.sleep(1)
-    raise AssertionError(f"run not finished after {timeout}s: {st}")
+    return wait_last_run(lambda: run(inst, "status", "last", "--json", cwd=cwd, env=env).stdout,
+                         timeout)
 
 
 @pytest.mark.slurm
