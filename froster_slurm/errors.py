@@ -90,6 +90,13 @@ class TransientError(FrosterError):
     exit_code = EXIT_TEMPFAIL
 
 
+class BusyError(FrosterError):
+    """The thing asked for is still being worked on (a run's jobs are live): try again once it
+    ends.  EX_TEMPFAIL, like a transient failure, so a wrapper can wait and ask again."""
+
+    exit_code = EXIT_TEMPFAIL
+
+
 class PermanentError(FrosterError):
     """A failure that retrying will not fix: unreadable file, folder gone, repeated mismatch."""
 

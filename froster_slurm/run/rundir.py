@@ -265,6 +265,12 @@ class Run:
         EXIT_TEMPFAIL (``jobs.archive_stage``); the local backend waits for it."""
         return self.run_dir / "batches" / f"{int(number)}.requeue-after"
 
+    @property
+    def submit_lock_path(self) -> Path:
+        """flock'ed (never waited for) by the command that submits into the run: its first
+        submission and each ``retry``, so two of them never queue the same folders."""
+        return self.run_dir / "submit.lock"
+
     def chain_path(self, number: int) -> Path:
         """The plan of submission ``number``'s archive arrays (``submit.chain``)."""
         return self.scripts_dir / f"chain-{int(number):03d}.json"

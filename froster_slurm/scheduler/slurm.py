@@ -100,6 +100,23 @@ class JobInfo:
         """Still queued or alive (``ACTIVE_STATES``)."""
         return self.state in ACTIVE_STATES
 
+    @property
+    def never_runs(self) -> bool:
+        """Pending on a dependency that failed: Slurm keeps it queued for ever, but it will
+        never run (status names it to cancel)."""
+        return self.state == "PENDING" and self.reason == "DependencyNeverSatisfied"
+
+    @property
+    def live(self) -> bool:
+        """Active and able to run: what keeps a run going (status' ``jobs_active``, the
+        guard that refuses a second submission into a running run)."""
+        return self.active and not self.never_runs
+
+
+def rows_of(job: str, queue: dict[str, JobInfo]) -> list[JobInfo]:
+    """The rows of one submitted job: the queue lists array tasks as ``ID_TASK``."""
+    return [info for jid, info in queue.items() if jid == job or jid.startswith(job + "_")]
+
 
 class SlurmClient:
     """Thin wrapper over the Slurm commands; one instance per process is plenty."""

@@ -14,7 +14,7 @@ from ..run import taskslots, taskstate
 from ..run.rundir import Run, RunKind, crawl_dir
 from ..run.taskstate import TERMINAL, ErrorKind, TaskState, TaskStatus, iter_tasks
 from ..scheduler.backends import Backend
-from ..scheduler.slurm import JobInfo
+from ..scheduler.slurm import JobInfo, rows_of
 from ..util.paths import display
 from ..util.units import format_size
 
@@ -109,15 +109,13 @@ def collect(run: Run, backend: Backend | None, *, every_folder: bool = True) -> 
     for stage, entries in jobs.items():
         for e in entries:
             for job in e["job_ids"]:
-                rows = _rows_for(job, queue)
+                rows = rows_of(job, queue)
                 states = (sorted({r.state for r in rows}) or ["ENDED"]) if st.slurm_queried \
                     else ["NOT QUERIED"]
                 # Slurm keeps a job whose dependency failed pending for ever: it will never
                 # run, so it does not keep the run active (status names it to cancel).
-                dead = [r.job_id for r in rows if r.state == "PENDING"
-                        and r.reason == "DependencyNeverSatisfied"]
-                st.never_runs.extend(dead)
-                active += sum(1 for r in rows if r.active and r.job_id not in dead)
+                st.never_runs.extend(r.job_id for r in rows if r.never_runs)
+                active += sum(1 for r in rows if r.live)
                 st.jobs.setdefault(stage, []).append(
                     {"job_id": job, "states": states,
                      "comments": {r.job_id: r.comment for r in rows if r.comment},
@@ -382,11 +380,6 @@ def _crawl_detail(out: Path) -> dict[str, Any]:
             entries += int(s.get("entries") or 0)
             errors += int(s.get("errors") or 0)
     return {"shards": shards, "shards_done": done, "entries": entries, "errors": errors}
-
-
-def _rows_for(job: str, queue: dict[str, JobInfo]) -> list[JobInfo]:
-    """The queue lists array tasks as ID_TASK: gather the ones of this job."""
-    return [info for jid, info in queue.items() if jid == job or jid.startswith(job + "_")]
 
 
 def headline(st: RunStatus) -> str:

@@ -32,7 +32,7 @@ from ..run.rundir import Run, archive_settings, crawl_dir, create_run, run_confi
 from ..scheduler.backends import Backend, choose_backend
 from ..scheduler.slurm import dependency
 from ..util.paths import display, read_folder_list, write_folder_list
-from . import chain, preflight
+from . import chain, preflight, runguard
 from .batching import plan_batches
 from .stages import render_stage, sbatch_options
 
@@ -108,7 +108,7 @@ def archive_folders(folders: list[bytes], remote: str, config: Config, *,
                                 storage_class=checked.destination.storage_class)
     run = create_run(config, "archive", folders=folders, archive=settings, backend=be.name)
     result = SubmitResult(run, dry_run=dry_run, backend=be.name, notes=checked.notes)
-    with submitting(run, dry_run=dry_run):
+    with runguard.sole_submitter(run), submitting(run, dry_run=dry_run):
         save_snapshot(config, run.config_path)
         dispatch_archive(run, config, be, result, dry_run=dry_run)
     return result
@@ -335,7 +335,7 @@ def submit_pipeline(roots: list[bytes], remote: str, config: Config, *,
                      extra={"select": {k: v for k, v in rules.items() if v is not None},
                             "crawl": {"shards": shards}})
     result = SubmitResult(run, dry_run=dry_run, backend=be.name, notes=checked.notes)
-    with submitting(run, dry_run=dry_run):
+    with runguard.sole_submitter(run), submitting(run, dry_run=dry_run):
         save_snapshot(config, run.config_path)
         write_folder_list(run.roots_path, absroots)
         plan_crawl(run, shards)
@@ -358,14 +358,34 @@ def retry_run(run: Run, config: Config, *, dry_run: bool = False, remote: str | 
     data is never uploaded again; their attempt counters start over.  With ``remote`` or
     ``storage_class`` (what a permanent failure usually needs changed) those folders go into
     a new run with the new settings instead: a run's run.toml is written once, never after.
+
+    A run whose jobs can still run is refused before anything is written or queued
+    (``runguard``): its chain holds the throttle and the queue cap, and its pending folders
+    are its own; a second chain beside it would hold neither and queue them twice.
     """
-    from ..run.taskstate import TaskStatus, iter_tasks, reset_attempts
+    with runguard.sole_submitter(run):
+        return _retry(run, config, dry_run=dry_run, remote=remote, storage_class=storage_class)
+
+
+def _retry(run: Run, config: Config, *, dry_run: bool, remote: str | None,
+           storage_class: str | None) -> SubmitResult:
+    from ..run.taskstate import TERMINAL, TaskStatus, iter_tasks, reset_attempts
 
     n = len(run.folders())
-    done = {t.index for t in iter_tasks(run.run_dir) if t.state is TaskStatus.DONE}
+    done: set[int] = set()
+    ended: set[int] = set()
+    for t in iter_tasks(run.run_dir):
+        if t.state is TaskStatus.DONE:
+            done.add(t.index)
+        if t.state in TERMINAL:
+            ended.add(t.index)
     todo = [i for i in range(n) if i not in done]
     if not todo:
         raise UserError(f"run {run.run_id}: every folder is archived; nothing to retry")
+    cfg = run_config(run)
+    preflight.require([preflight.check_state_dir(config)])
+    be = backend_for_run(run, cfg)
+    runguard.refuse_while_running(run, be, unfinished=n - len(ended))
     if remote or storage_class:
         a = run.archive_table
         folders = run.folders()
@@ -373,9 +393,6 @@ def retry_run(run: Run, config: Config, *, dry_run: bool = False, remote: str | 
                                recursive=bool(a.get("recursive")),
                                storage_class=storage_class or a.get("storage_class"),
                                dry_run=dry_run)
-    cfg = run_config(run)
-    preflight.require([preflight.check_state_dir(config)])
-    be = backend_for_run(run, cfg)
     a = run.archive_table
     folders = run.folders()
     preflight.before_archive(cfg, a["remote"], [folders[i] for i in todo], backend=be,
