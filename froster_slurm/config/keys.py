@@ -77,6 +77,12 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
                                       "size the batches)"),
     "archive.folder_seconds": (1.0, "expected fixed seconds per folder (inventory, record, "
                                     "manifest, rclone start-ups), to size the batches"),
+    "archive.scan_entries": (1_000_000, "entries the scan at submission (which sizes the "
+                                        "batches when no crawl did) reads in all, over every "
+                                        "folder; folders past it are a task each (0: no "
+                                        "scan)"),
+    "archive.scan_seconds": (60.0, "seconds the scan at submission may take in all; folders "
+                                 "past it are a task each (0: no scan)"),
     "slurm.max_queued": (0, "archive array tasks one run keeps in the queue at most; the next "
                             "array is queued when one ends (0: a tenth of the site's "
                             "MaxJobCount, at most half the user's MaxSubmitJobs)"),
@@ -275,6 +281,8 @@ VALIDATORS: dict[str, Callable[[Any], str | None]] = {
     "archive.hash_workers": _at_least(0),
     "archive.throttle": _at_least(1),
     "slurm.max_queued": _at_least(0),
+    "archive.scan_entries": _at_least(0),
+    "archive.scan_seconds": _at_least(0),
     "archive.task_minutes": _at_least(0),
     "archive.rate": _parsed_by(parse_size),
     "archive.files_per_second": _at_least(1),

@@ -202,8 +202,11 @@ def dispatch_archive(run: Run, config: Config, be: Backend, result: SubmitResult
     result.notes.extend(cap.notes)
     scripts = run.scripts_dir
     stamp = len(list(scripts.glob("archive-*.sbatch")))
-    batches = plan_batches(folders, indices, config,
+    planned = plan_batches(folders, indices, config,
                            recursive=bool(run.archive_table.get("recursive")), sizes=sizes)
+    batches = planned.batches
+    if planned.note:
+        result.notes.append(planned.note)
     first = batch_count(run.run_dir) if dry_run else append_batches(run.run_dir, batches)
     numbers = list(range(first, first + len(batches)))
     chunks = plan_archive_arrays(numbers, cap.chunk, int(config.get("archive.throttle")))
