@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..config import DEFAULTS
 from ..errors import ConfigError, NotFoundError
+from ..remotes.rclone import Rclone
 from ..run.rundir import Run
 from ..scheduler import injob
 from ..util.units import parse_size
@@ -48,6 +50,7 @@ class ArchiveSettings:
     rclone_flags: tuple[str, ...] = ()
     transfers: int = 4
     rclone_logs: str = "failed"  # "all": keep a done folder's rclone logs too
+    share_rclone: bool = True  # a batch's folders pool their rclone calls (archive.shared)
     user: str = ""
     host: str = ""
     version: str = ""
@@ -68,6 +71,14 @@ class ArchiveSettings:
             return max(1, len(os.sched_getaffinity(0)))
         except (AttributeError, OSError):
             return max(1, os.cpu_count() or 1)
+
+
+def rclone_of(s: ArchiveSettings, log_dir: Path | None,
+              factory: Callable[..., Rclone] | None = None) -> Rclone:
+    """The rclone frozen into a run's run.toml, as a job runs it (``factory``: a subclass,
+    e.g. a batch's ``shared.SharedRclone`` with its leading arguments bound)."""
+    return (factory or Rclone)(s.rclone, s.rclone_config, s.rclone_flags, s.transfers,
+                               log_dir, env=Run(s.run_dir).secret_env())
 
 
 def _default(key: str) -> Any:
@@ -148,6 +159,7 @@ def load_settings(run_dir: str | os.PathLike) -> ArchiveSettings:
             rclone_flags=check_flags(list(get("rclone_flags"))),
             transfers=max(1, int(get("transfers"))),
             rclone_logs=str(get("rclone_logs")),
+            share_rclone=bool(get("share_rclone")),
             user=str(data.get("user", "")),
             host=str(data.get("host", "")),
             version=str(data.get("version", "")),

@@ -46,12 +46,13 @@ from ..run.taskstate import (
     clear_steps,
     mark_step_done,
     read_marker,
+    read_markers,
     step_done,
     write_task_state,
 )
 from ..scheduler.injob import set_status
 from ..status.progress import RateMeter, format_eta, format_rate
-from ..util.atomic import write_atomic
+from ..util.atomic import write_atomic, write_scratch
 from ..util.clock import now_iso
 from ..util.identity import hostname, whoami
 from ..util.paths import discard_tree, display
@@ -62,7 +63,7 @@ from .chunks import ChunkPlan
 from .cryptproof import set_tier
 from .hashing import HashStore, md5_file, run_bounded
 from .inventory import FILE, Inventory, SourceChanged, require_unchanged, take_inventory
-from .settings import ArchiveSettings
+from .settings import ArchiveSettings, rclone_of
 from .trace import build_record, manifest_bytes
 from .verify import Expect, Report, check_remote, listing
 
@@ -83,7 +84,8 @@ class ArchiveTask:
     """Archive one folder; ``state`` is the task's state.json dict, kept up to date here."""
 
     def __init__(self, settings: ArchiveSettings, index: int, folder: bytes,
-                 state: dict[str, Any]):
+                 state: dict[str, Any], *, rclone: Rclone | None = None,
+                 comment: bool = True):
         self.s = settings
         self.index = index
         self.folder = os.path.normpath(folder)
@@ -99,9 +101,14 @@ class ArchiveTask:
         # never mixes its bundles with older ones, so "unpack every bundle" stays exact.
         run_tag = re.sub(r"[^A-Za-z0-9._-]", "_", settings.run_id)
         self.bundle_dir = layout.bundle_dir(run_tag, index)
-        self.rclone = Rclone(settings.rclone, settings.rclone_config, settings.rclone_flags,
-                             settings.transfers, self.paths.logs,
-                             env=Run(settings.run_dir).secret_env())
+        # A batch hands in its shared rclone (``shared.SharedRclone``) and keeps the job's
+        # Comment to itself (``comment=False``: only the folder's own status file is written).
+        self.rclone = rclone or rclone_of(settings, self.paths.logs)
+        self.comment = comment
+        self._restarts = 0
+        self._saved = ""  # the state as this task last wrote it (``save``)
+        self._last_text = ""
+        self._logged_step = ""
         self._last_status = 0.0
         self._lock = threading.Lock()
         self._progress_bytes = 0
@@ -155,15 +162,24 @@ class ArchiveTask:
     # --- state and status ------------------------------------------------------------------
 
     def save(self, **changes: Any) -> None:
+        """Write the state (durably) if it changed since this task last wrote it: a batch's
+        folders run their steps again in every round (``archive.shared``)."""
         self.state.update(changes)
+        seen = json.dumps({k: v for k, v in self.state.items() if k != "updated_at"},
+                          sort_keys=True, default=str)
+        if seen == self._saved:
+            return
         write_task_state(self.s.run_dir, self.index, self.state)
+        self._saved = seen
 
     def status(self, text: str, force: bool = True) -> None:
         now = time.monotonic()
         if not force and now - self._last_status < STATUS_EVERY:
             return
-        self._last_status = now
-        set_status(text, self.paths.status_path)
+        if text == self._last_text and now - self._last_status < STATUS_EVERY:
+            return
+        self._last_status, self._last_text = now, text
+        set_status(text, self.paths.status_path, comment=self.comment)
 
     def step_text(self, step: str, done: int | None = None, total: int | None = None) -> str:
         """The Comment: which of the six steps, and within it the bytes, rate and ETA
@@ -194,10 +210,14 @@ class ArchiveTask:
         folder, or a purge or restore of it, cannot run at the same time.
         """
         with folder_lock(self.folder):
-            self._run_with_restarts()
+            self.run_locked()
 
-    def _run_with_restarts(self) -> None:
-        for restart in range(MAX_SOURCE_RESTARTS + 1):
+    def run_locked(self) -> None:
+        """``run`` for a caller that holds the folder's lock already (a batch holds the locks
+        of all its folders while their steps run in rounds: ``archive.shared``).  The
+        restarts are counted across those rounds: a folder that keeps changing gives up as
+        soon as it would alone."""
+        while True:
             try:
                 self._run_steps()
                 return
@@ -205,7 +225,8 @@ class ArchiveTask:
                 self.state["source_changes"] = int(self.state.get("source_changes") or 0) + 1
                 log(f"{e}; starting over from the inventory")
                 self._forget_work()
-                if restart == MAX_SOURCE_RESTARTS:
+                self._restarts += 1
+                if self._restarts > MAX_SOURCE_RESTARTS:
                     raise TransientError(f"the folder keeps changing while it is archived "
                                          f"({e})") from e
 
@@ -227,16 +248,21 @@ class ArchiveTask:
             ("inventory", self.step_inventory), ("bundle", self.step_bundle),
             ("hash", self.step_hash), ("upload", self.step_upload),
             ("verify", self.step_verify), ("record", self.step_record)]
+        done = [s for s in STEPS if s in read_markers(self.s.run_dir, self.index)]
         for name, fn in steps:
-            if step_done(self.s.run_dir, self.index, name):
+            if name in done:
                 continue
-            log(f"step {name} ({display(self.folder)})")
+            self.rclone.begin_step(name)
+            if self._logged_step != name:  # once per step, not once per round of a batch
+                self._logged_step = name
+                log(f"step {name} ({display(self.folder)})")
             self.save(step=name)
             self.status(self.step_text(name))
             summary = fn()
             mark_step_done(self.s.run_dir, self.index, name, summary)
-            done = [s for s in STEPS if step_done(self.s.run_dir, self.index, s)]
-            self.save(steps_done=done)
+            done.append(name)
+            # written with the next step's start (or the task's outcome): one write fewer
+            self.state["steps_done"] = [s for s in STEPS if s in done]
             log(f"step {name} done: {json.dumps(summary, ensure_ascii=True)}")
 
     # --- loading what earlier steps produced -----------------------------------------------------
@@ -551,7 +577,7 @@ class ArchiveTask:
 
         if objects:
             lst = self.work / "upload-objects.lst"
-            write_atomic(lst, b"".join(os.fsencode(r) + b"\n" for r in sorted(objects)))
+            write_scratch(lst, b"".join(os.fsencode(r) + b"\n" for r in sorted(objects)))
             res = self.rclone.copy(self.folder, self.dest, files_from=lst,
                                    storage_class=self.upload_class(), log_name="upload",
                                    progress=progress, extra=extra)
@@ -562,7 +588,7 @@ class ArchiveTask:
         if bundles:
             lst = self.work / "upload-bundles.lst"
             prefix = self.bundle_dir + "/"
-            write_atomic(lst, b"".join(os.fsencode(r[len(prefix):]) + b"\n"
+            write_scratch(lst, b"".join(os.fsencode(r[len(prefix):]) + b"\n"
                                         for r in sorted(bundles)))
             res = self.rclone.copy(self.work / "bundles",
                                    names.join_remote(self.dest, self.bundle_dir),
@@ -653,10 +679,10 @@ class ArchiveTask:
         discard_tree(tdir)
         tdir.mkdir(parents=True)
         for name, data in files.items():
-            write_atomic(tdir / os.fsdecode(name), data)
+            write_scratch(tdir / os.fsdecode(name), data)
         # 1. beside the data, readable without a Glacier restore
         lst = self.work / "upload-trace.lst"
-        write_atomic(lst, b"".join(n + b"\n" for n in sorted(files)))
+        write_scratch(lst, b"".join(n + b"\n" for n in sorted(files)))
         res = self.rclone.copy(tdir, self.dest, files_from=lst,
                                storage_class=trace_class(self.s.storage_class),
                                log_name="trace")

@@ -82,12 +82,7 @@ def listing(rclone: Rclone, dst: str, names: list[str], work: Path, log_name: st
     # A trailing slash: rclone 1.75 takes an S3 path it cannot HEAD (server down) for a
     # file and then fails with "can't limit to single files", hiding the real error.
     folder = dst if dst.endswith((":", "/")) else dst + "/"
-    args: list[str | bytes] = ["lsf", "-R", "--files-only", "--format", "shp",
-                               "--separator", "|", "--files-from-raw", str(names_file),
-                               os.fsencode(folder)]
-    if hashes:
-        args[1:1] = ["--hash", "MD5"]
-    res = rclone.run(args, log_name, stdout_path=out)
+    res = rclone.lsf(folder, names_file, out, log_name, hashes)
     if res.returncode == 3:  # directory not found: nothing was uploaded there yet
         return None
     if res.returncode != 0:

@@ -105,6 +105,9 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "archive.rclone_logs": ("failed", "rclone's logs in the run directory: failed (kept while "
                                       "a folder is not done, removed when it is) or all (kept); "
                                       "each is bounded to its last 256 KiB either way"),
+    "archive.share_rclone": (True, "the folders of one array task (a batch) pool their rclone "
+                                   "calls: one listing and one copy for all of them per step, "
+                                   "instead of six rclone runs per folder"),
     "archive.upload_memory": ("", "memory rclone may use for S3 part buffers (transfers x "
                                   "chunk x concurrency); empty: half of the job's memory, "
                                   "else 1GiB"),

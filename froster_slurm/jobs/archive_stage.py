@@ -27,17 +27,19 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import functools
 import os
 import time
 import traceback
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 from ..archive.names import redact
-from ..archive.settings import load_settings
-from ..archive.steps import ArchiveTask, log
+from ..archive.settings import load_settings, rclone_of
+from ..archive.shared import CallPool, Deferred, SharedRclone
+from ..archive.steps import ArchiveTask, folder_lock, log
 from ..errors import (
     EXIT_OK,
     EXIT_PERMANENT,
@@ -45,6 +47,7 @@ from ..errors import (
     FrosterError,
     TransientError,
 )
+from ..remotes.resolve import resolve_with
 from ..run.batches import batch_folders
 from ..run.rundir import Run
 from ..run.taskstate import (
@@ -55,7 +58,7 @@ from ..run.taskstate import (
 )
 from ..scheduler.injob import job_ref, set_status
 from ..util.clock import now_iso
-from ..util.paths import discard_tree, display, folder_at
+from ..util.paths import discard_tree, display, folder_at, read_folder_list
 from . import runtime
 from .runtime import RetryPolicy, Stopped
 
@@ -63,9 +66,10 @@ _TRANSIENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.ESTALE, errno.EIO, errno.
                      errno.EAGAIN, errno.ENOMEM, errno.EMFILE, errno.ENFILE}
 
 
-def _status(run_dir: Path, index: int, text: str) -> None:
-    """The task's live status line: its Comment, and its ``comment`` file."""
-    set_status(text, task_paths(run_dir, index).status_path)
+def _status(run_dir: Path, index: int, text: str, *, comment: bool = True) -> None:
+    """The task's live status line: its Comment (unless ``comment=False``: a batch's folder
+    that finished well leaves the Comment to the batch), and its ``comment`` file."""
+    set_status(text, task_paths(run_dir, index).status_path, comment=comment)
 
 
 def one_line(text: str, limit: int = 500) -> str:
@@ -186,70 +190,94 @@ def archive(run_dir: Path, index: int, *, whole_slot: bool = True) -> int:
         if not mine:
             log(f"another run of task {index} is active; backing off")
             return runtime.requeue(task_paths(run_dir, index).requeue_after, settings.retry_delay)
-        state = read_task_state(run_dir, index)
-        if state["state"] == "done" and step_done(run_dir, index, "record"):
-            _status(run_dir, index, "archive done (already archived and verified)")
-            log(f"{display(folder)} is already archived and verified; nothing to do")
-            return EXIT_OK
-        state.update(folder=os.fsdecode(folder), max_attempts=settings.max_attempts,
-                     retry_delay=settings.retry_delay, max_retry_delay=settings.max_retry_delay)
-        if state["state"] == "failed":  # a person resubmitted it: a fresh set of attempts
-            state.update(failures=0, verify_failures=0, source_changes=0, idle_slots=0)
-        if state["state"] == "running":  # the last run died without a word (node lost, OOM)
-            state["failures"] = int(state.get("failures") or 0) + 1
-            log("the previous attempt ended without a result (node lost or process killed)")
-            if state["failures"] >= settings.max_attempts:
-                state["failures"] -= 1  # _fail_transient counts this one
-                return _fail_transient(run_dir, index, state, "the previous attempt ended "
-                                       "without a result (node lost or process killed)")
-        state.update(state="running", attempts=int(state.get("attempts") or 0) + 1,
-                     slurm_job=job_ref(), started_at=now_iso(), retry_after=None,
-                     stopped_by=None,
-                     error=None, error_kind=None, finished_at=None,
-                     slot_start_mark=slot_mark(state))
-        write_task_state(run_dir, index, state)
-        log(f"task {index} attempt {state['attempts']} (failures so far {state['failures']}/"
-            f"{settings.max_attempts}) folder {display(folder)}")
+        opened = _begin(run_dir, index, folder, settings)
+        if isinstance(opened, int):
+            return opened
+        state = opened
         try:
             with runtime.stop_signals():  # signals blocked once left: the outcome is known
                 ArchiveTask(settings, index, folder, state).run()
-        except Stopped as e:
-            if e.by_time_limit and whole_slot:  # USR1: the time limit is near (B:USR1@grace)
-                failed = _stopped_by_time_limit(run_dir, index, state, settings)
-                if failed is not None:
-                    return failed
-            # stopped_by tells status a cancel (the job then leaves the queue) from a requeue
-            # (the job comes back and clears it when it starts again).
-            state.update(state="retrying", retry_after=time.time(), error_kind=None,
-                         stopped_by=str(e),
-                         error=f"stopped by {e} during {state.get('step')}; resumes there")
-            write_task_state(run_dir, index, state)
-            _status(run_dir, index, f"archive stopped ({e}) at {state.get('step')}; "
-                                    "requeued, resumes there")
-            log(f"stopped by {e} during step {state.get('step')}")
-            return runtime.requeue(task_paths(run_dir, index).requeue_after, 0)
-        except TransientError as e:
-            return _fail_transient(run_dir, index, state, str(e))
-        except FrosterError as e:
-            return _fail_permanent(run_dir, index, state, str(e))
-        except OSError as e:
-            if e.errno in _TRANSIENT_ERRNOS:
-                return _fail_transient(run_dir, index, state, f"{e.strerror}: {e.filename}")
-            traceback.print_exc()
-            return _fail_permanent(run_dir, index, state, f"{type(e).__name__}: {e}")
-        except Exception as e:  # noqa: BLE001 - a bug: keep the traceback, fail this task only
-            traceback.print_exc()
-            return _fail_permanent(run_dir, index, state,
-                                   f"internal error {type(e).__name__}: {e}")
-        state.update(state="done", step="done", error=None, error_kind=None,
-                     retry_after=None, finished_at=now_iso(),
-                     bytes_done=state.get("bytes_total") or 0)
-        write_task_state(run_dir, index, state)
-        _tidy(run_dir, index, keep_logs=settings.rclone_logs == "all")
-        dest = display(os.fsencode(state.get("destination") or ""))
-        _status(run_dir, index, f"archive done: {state.get('files')} files verified at {dest}")
-        log(f"done: {display(folder)} -> {dest}")
+        except BaseException as e:  # noqa: BLE001 - _outcome sorts them (and re-raises others)
+            return _outcome(run_dir, index, state, settings, e, whole_slot=whole_slot)
+        return _done(run_dir, index, state, settings)
+
+
+def _begin(run_dir: Path, index: int, folder: bytes, settings: Any) -> dict[str, Any] | int:
+    """Start an attempt at folder ``index`` (its task lock held): the state it runs with, or
+    the exit code when there is nothing to run (already archived)."""
+    state = read_task_state(run_dir, index)
+    if state["state"] == "done" and step_done(run_dir, index, "record"):
+        _status(run_dir, index, "archive done (already archived and verified)")
+        log(f"{display(folder)} is already archived and verified; nothing to do")
         return EXIT_OK
+    state.update(folder=os.fsdecode(folder), max_attempts=settings.max_attempts,
+                 retry_delay=settings.retry_delay, max_retry_delay=settings.max_retry_delay)
+    if state["state"] == "failed":  # a person resubmitted it: a fresh set of attempts
+        state.update(failures=0, verify_failures=0, source_changes=0, idle_slots=0)
+    if state["state"] == "running":  # the last run died without a word (node lost, OOM)
+        state["failures"] = int(state.get("failures") or 0) + 1
+        log("the previous attempt ended without a result (node lost or process killed)")
+        if state["failures"] >= settings.max_attempts:
+            state["failures"] -= 1  # _fail_transient counts this one
+            return _fail_transient(run_dir, index, state, "the previous attempt ended "
+                                   "without a result (node lost or process killed)")
+    state.update(state="running", attempts=int(state.get("attempts") or 0) + 1,
+                 slurm_job=job_ref(), started_at=now_iso(), retry_after=None,
+                 stopped_by=None,
+                 error=None, error_kind=None, finished_at=None,
+                 slot_start_mark=slot_mark(state))
+    write_task_state(run_dir, index, state)
+    log(f"task {index} attempt {state['attempts']} (failures so far {state['failures']}/"
+        f"{settings.max_attempts}) folder {display(folder)}")
+    return state
+
+
+def _outcome(run_dir: Path, index: int, state: dict[str, Any], settings: Any,
+             e: BaseException, *, whole_slot: bool) -> int:
+    """The exit code of an attempt that ended with ``e``, written into the folder's state."""
+    if isinstance(e, Stopped):
+        if e.by_time_limit and whole_slot:  # USR1: the time limit is near (B:USR1@grace)
+            failed = _stopped_by_time_limit(run_dir, index, state, settings)
+            if failed is not None:
+                return failed
+        # stopped_by tells status a cancel (the job then leaves the queue) from a requeue
+        # (the job comes back and clears it when it starts again).
+        state.update(state="retrying", retry_after=time.time(), error_kind=None,
+                     stopped_by=str(e),
+                     error=f"stopped by {e} during {state.get('step')}; resumes there")
+        write_task_state(run_dir, index, state)
+        _status(run_dir, index, f"archive stopped ({e}) at {state.get('step')}; "
+                                "requeued, resumes there")
+        log(f"stopped by {e} during step {state.get('step')}")
+        return runtime.requeue(task_paths(run_dir, index).requeue_after, 0)
+    if isinstance(e, TransientError):
+        return _fail_transient(run_dir, index, state, str(e))
+    if isinstance(e, FrosterError):
+        return _fail_permanent(run_dir, index, state, str(e))
+    if isinstance(e, OSError):
+        if e.errno in _TRANSIENT_ERRNOS:
+            return _fail_transient(run_dir, index, state, f"{e.strerror}: {e.filename}")
+        traceback.print_exception(e)
+        return _fail_permanent(run_dir, index, state, f"{type(e).__name__}: {e}")
+    if isinstance(e, Exception):  # a bug: keep the traceback, fail this task only
+        traceback.print_exception(e)
+        return _fail_permanent(run_dir, index, state, f"internal error {type(e).__name__}: {e}")
+    raise e
+
+
+def _done(run_dir: Path, index: int, state: dict[str, Any], settings: Any, *,
+          comment: bool = True) -> int:
+    """The folder is archived and verified: say so, and tidy its task directory."""
+    state.update(state="done", step="done", error=None, error_kind=None,
+                 retry_after=None, finished_at=now_iso(),
+                 bytes_done=state.get("bytes_total") or 0)
+    write_task_state(run_dir, index, state)
+    _tidy(run_dir, index, keep_logs=settings.rclone_logs == "all")
+    dest = display(os.fsencode(state.get("destination") or ""))
+    _status(run_dir, index, f"archive done: {state.get('files')} files verified at {dest}",
+            comment=comment)
+    log(f"done: {display(os.fsencode(state.get('folder') or ''))} -> {dest}")
+    return EXIT_OK
 
 
 def _tidy(run_dir: Path, index: int, *, keep_logs: bool) -> None:
@@ -334,29 +362,139 @@ def _archive_batch(run_dir: Path, number: int) -> int:
     if len(folders) == 1:
         return archive(run_dir, folders[0])
     log(f"batch {number}: {len(folders)} folders")
-    codes: list[int] = []
-    first = True
+    codes: dict[int, int] = {}
+    todo: list[int] = []
     for index in folders:
         settled = _settled(run_dir, index)
         if settled is not None:
-            codes.append(EXIT_OK if settled == "done" else EXIT_PERMANENT)
-            continue
-        stop = runtime.stopped()
-        if stop:
-            log(f"batch {number}: stopped by {stop} before folder {index}")
-            return EXIT_TEMPFAIL
-        if runtime.retry_delay(task_paths(run_dir, index).requeue_after) > 0:
-            codes.append(EXIT_TEMPFAIL)  # its back-off: the batch's requeue waits for it
-            continue
-        rc = archive(run_dir, index, whole_slot=first)
-        first = False
-        if runtime.stopped():
-            return EXIT_TEMPFAIL
-        codes.append(rc)
-    done = codes.count(EXIT_OK)
-    log(f"batch {number}: {done} of {len(folders)} folders done, "
-        f"{codes.count(EXIT_PERMANENT)} failed, {codes.count(EXIT_TEMPFAIL)} to retry")
-    return _batch_code(codes)
+            codes[index] = EXIT_OK if settled == "done" else EXIT_PERMANENT
+        elif runtime.retry_delay(task_paths(run_dir, index).requeue_after) > 0:
+            codes[index] = EXIT_TEMPFAIL  # its back-off: the batch's requeue waits for it
+        else:
+            todo.append(index)
+    stop = runtime.stopped()
+    if stop:
+        log(f"batch {number}: stopped by {stop} before it started")
+        return EXIT_TEMPFAIL
+    if len(todo) > 1 and _can_share(run_dir):
+        codes.update(_archive_together(run_dir, number, todo))
+    else:
+        first = True
+        for index in todo:
+            stop = runtime.stopped()
+            if stop:
+                log(f"batch {number}: stopped by {stop} before folder {index}")
+                return EXIT_TEMPFAIL
+            codes[index] = archive(run_dir, index, whole_slot=first)
+            first = False
+    if runtime.stopped():
+        return EXIT_TEMPFAIL
+    got = list(codes.values())
+    log(f"batch {number}: {got.count(EXIT_OK)} of {len(folders)} folders done, "
+        f"{got.count(EXIT_PERMANENT)} failed, {got.count(EXIT_TEMPFAIL)} to retry")
+    return _batch_code(got)
+
+
+def _can_share(run_dir: Path) -> bool:
+    """Whether the batch's folders may pool their rclone calls (``archive.shared``): not for
+    an encrypted remote, whose proof (``cryptcheck``, ``settier``) runs beside the listings,
+    and not when ``archive.share_rclone`` is off."""
+    try:
+        settings = load_settings(run_dir)
+        if not settings.share_rclone:
+            return False
+        return not resolve_with(rclone_of(settings, None), settings.remote).encrypted
+    except FrosterError:
+        return False  # each folder alone reports what is wrong
+
+
+def _archive_together(run_dir: Path, number: int, todo: list[int]) -> dict[int, int]:
+    """Archive the folders ``todo`` of batch ``number`` side by side, their rclone calls
+    pooled (``archive.shared``): each folder's steps run in rounds, and between two rounds
+    one rclone call per kind serves every folder that asked.
+
+    Each folder keeps everything of its own: task lock, folder lock (all held until the batch
+    is done with it), state, attempts, markers, record, and its outcome (``_outcome``): one
+    that fails fails alone.  A stop signal stops them all where they are.
+    """
+    settings = load_settings(run_dir)
+    run = Run(run_dir)
+    folders = read_folder_list(run.folders_path)
+    work = run.batch_work(number)
+    discard_tree(work)
+    pool = CallPool(rclone_of(settings, work / "logs"), work)
+    codes: dict[int, int] = {}
+    tasks: dict[int, ArchiveTask] = {}
+    try:
+        with ExitStack() as held:
+            for index in todo:
+                if not held.enter_context(task_lock(run_dir, index)):
+                    log(f"another run of task {index} is active; backing off")
+                    codes[index] = runtime.requeue(task_paths(run_dir, index).requeue_after,
+                                                   settings.retry_delay)
+                    continue
+                folder = folders[index]
+                opened = _begin(run_dir, index, folder, settings)
+                if isinstance(opened, int):
+                    codes[index] = opened
+                    continue
+                shared = rclone_of(settings, run.task(index).logs,
+                                   functools.partial(SharedRclone, pool, run_dir))
+                task = ArchiveTask(settings, index, folder, opened, rclone=shared,
+                                   comment=False)
+                try:
+                    held.enter_context(folder_lock(task.folder))
+                except TransientError as e:
+                    codes[index] = _fail_transient(run_dir, index, opened, str(e))
+                    continue
+                tasks[index] = task
+            _rounds(run_dir, number, len(todo), tasks, pool, settings, codes)
+    finally:
+        log(f"batch {number}: {pool.asked} rclone calls of its folders made as "
+            f"{pool.calls} rclone runs")
+        if not any(c == EXIT_PERMANENT for c in codes.values()) \
+                or settings.rclone_logs != "failed":
+            discard_tree(work)
+    return codes
+
+
+def _rounds(run_dir: Path, number: int, total: int, tasks: dict[int, ArchiveTask],
+            pool: CallPool, settings: Any, codes: dict[int, int]) -> None:
+    """Run the open folders' steps round after round until each has an outcome."""
+    rounds = 0
+    while tasks:
+        rounds += 1
+        stop: Stopped | None = None
+        for index, task in list(tasks.items()):
+            try:
+                with runtime.stop_signals():
+                    task.run_locked()
+            except Deferred:
+                continue
+            except Stopped as e:
+                stop = e
+                break
+            except BaseException as e:  # noqa: BLE001 - _outcome sorts them
+                codes[index] = _outcome(run_dir, index, task.state, settings, e,
+                                        whole_slot=True)
+            else:
+                codes[index] = _done(run_dir, index, task.state, settings, comment=False)
+            del tasks[index]
+        if stop is None and pool.pending:
+            done = sum(1 for c in codes.values() if c == EXIT_OK)
+            set_status(f"archive batch {number}: {done}/{total} folders done, round {rounds}: "
+                       f"{len(pool.pending)} rclone calls of {len(tasks)} folders")
+            try:
+                with runtime.stop_signals():
+                    pool.flush()
+            except Stopped as e:
+                stop = e
+        if stop is not None:
+            for index, task in tasks.items():
+                codes[index] = _outcome(run_dir, index, task.state, settings, stop,
+                                        whole_slot=True)
+            tasks.clear()
+            return
 
 
 def interrupted_batch(run_dir: Path, number: int, code: int) -> int:

@@ -295,6 +295,22 @@ class Rclone:
             for fd in fds:
                 os.close(fd)
 
+    def lsf(self, folder: str, names_file: Path, out: Path, log_name: str,
+            hashes: bool = True) -> Result:
+        """``rclone lsf -R --files-only --format shp [--hash MD5] --files-from-raw LIST
+        FOLDER`` into ``out``: size, md5 and name of exactly the listed objects that exist
+        (``archive.verify.listing`` reads it; the format is documented there)."""
+        args: list[str | bytes] = ["lsf", "-R", "--files-only", "--format", "shp",
+                                   "--separator", "|", "--files-from-raw", str(names_file),
+                                   os.fsencode(folder)]
+        if hashes:
+            args[1:1] = ["--hash", "MD5"]
+        return self.run(args, log_name, stdout_path=out)
+
+    def begin_step(self, step: str) -> None:
+        """An archive task starts (or starts again) ``step``: nothing to do for a folder's own
+        rclone; a batch's shared one replays per step (``archive.shared``)."""
+
     def md5sum(self, dst: str, files_from: Path, out: Path, log_name: str) -> Result:
         """``rclone md5sum DST --files-from-raw LIST`` into ``out``: the md5 the remote
         reports for exactly those objects (S3: ETag, or the md5 rclone stored in a multipart

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..archive.cryptproof import check_stored
-from ..archive.settings import ArchiveSettings, check_flags
+from ..archive.settings import ArchiveSettings, check_flags, rclone_of
 from ..archive.verify import Expect, Report, check_remote
 from ..config import Config
 from ..errors import PermanentError
@@ -53,10 +53,7 @@ def rclone_from_config(config: Config, log_dir: Path | None) -> Rclone:
 
 def rclone_from_settings(s: ArchiveSettings, log_dir: Path | None) -> Rclone:
     """The rclone frozen into a run's run.toml (what a job uses)."""
-    from ..run.rundir import Run
-
-    return Rclone(s.rclone, s.rclone_config, s.rclone_flags, s.transfers, log_dir,
-                  env=Run(s.run_dir).secret_env())
+    return rclone_of(s, log_dir)
 
 
 def needs_restore_request(rclone: Rclone, destination: str, storage_class: str,

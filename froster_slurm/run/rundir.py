@@ -65,7 +65,7 @@ SECRET_ENV = "secret_env"
 
 ARCHIVE_KEYS = ("storage_class", "recursive", "hash_workers", "max_attempts", "retry_delay",
                 "max_retry_delay", "requeue_grace", "max_idle_slots", "rclone", "rclone_config",
-                "rclone_flags", "transfers", "rclone_logs")
+                "rclone_flags", "transfers", "rclone_logs", "share_rclone")
 
 
 # The layout version of run.toml, written as ``schema`` by ``create_run``.  A run written before
@@ -270,6 +270,11 @@ class Run:
         """flock'ed (never waited for) by the command that submits into the run: its first
         submission and each ``retry``, so two of them never queue the same folders."""
         return self.run_dir / "submit.lock"
+
+    def batch_work(self, number: int) -> Path:
+        """Batch ``number``'s scratch while it runs: the pooled rclone calls' lists, staging
+        tree and logs (``archive.shared``); removed when the batch ends well."""
+        return self.run_dir / "batches" / f"{int(number)}.work"
 
     def chain_path(self, number: int) -> Path:
         """The plan of submission ``number``'s archive arrays (``submit.chain``)."""

@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ..errors import FrosterError
-from ..util.atomic import write_atomic
+from ..util.atomic import write_atomic, write_scratch
 from .slurm import SlurmClient, clip_comment
 
 LOCAL = "local"
@@ -78,23 +78,24 @@ def memory_mb(env: Mapping[str, str] | None = None) -> int | None:
 
 
 def set_status(text: str, status_file: Path | None = None,
-               env: Mapping[str, str] | None = None) -> str:
+               env: Mapping[str, str] | None = None, *, comment: bool = True) -> str:
     """Show ``text`` as this job's live status line; never fails the job.  Returns the line.
 
     Under Slurm it becomes the Comment of this job, or of this array task (``job_ref``).
     ``status_file`` (a task's ``comment`` file) gets the same line under every backend, so
     status can show it without Slurm and a person can always ``cat`` it.  Setting a Comment
-    fails once the job has ended: that is ignored.
+    fails once the job has ended: that is ignored.  ``comment=False``: the file only (a
+    batch's folders; the batch sets its job's Comment itself, once per round).
     """
     text = clip_comment(text)
     if status_file is not None:
         try:
             status_file.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(status_file, text + "\n")
+            write_scratch(status_file, text + "\n")  # a status line: no disk flush
         except OSError:
             pass
     ref = job_ref(env)
-    if backend(env) == SLURM and ref and SlurmClient.available():
+    if comment and backend(env) == SLURM and ref and SlurmClient.available():
         try:
             SlurmClient().set_comment(ref, text)
         except FrosterError:

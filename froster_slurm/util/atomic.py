@@ -100,3 +100,22 @@ def write_atomic(path: PathArg, data: bytes | str, *, mode: int | None = None) -
     raw = data.encode() if isinstance(data, str) else data
     with atomic_file(path, mode=mode) as f:
         f.write(raw)
+
+
+def write_scratch(path: PathArg, data: bytes | str) -> None:
+    """Replace a working file that the next run rebuilds anyway (a list handed to rclone, a
+    staged trace file before its upload): whole (temporary name + rename, so a reader never
+    sees half of it) but not synced.  Durable files use ``write_atomic``; a batch's folders
+    write these again in every round (``archive.shared``), and each sync costs a disk flush.
+    """
+    raw = data.encode() if isinstance(data, str) else data
+    dest = os.fsencode(path)
+    tmp = _tmp_path(dest)
+    try:
+        with open(tmp, "xb") as f:
+            f.write(raw)
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
