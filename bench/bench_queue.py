@@ -10,8 +10,11 @@ polled until the run is finished) to a local-folder remote twice:
 
 * baseline: ``archive.task_minutes = 0``, one array task per folder (the behaviour before
   batches), on the first ``--baseline`` folders;
-* batched: the default ``archive.task_minutes`` (small folders travel together), on all N,
-  with ``slurm.max_queued = --cap`` when given (0: derived from the site).
+* unpooled: batched as below, but each folder runs its own rclone calls
+  (``archive.share_rclone = false``, the behaviour before pooling), on ``--unpooled`` folders;
+* batched: the default ``archive.task_minutes`` (small folders travel together) and their
+  rclone calls pooled (``archive.shared``), on all N, with ``slurm.max_queued = --cap`` when
+  given (0: derived from the site).
 
 For each: makespan and folders/s, array tasks, arrays, the peak number of the run's archive
 tasks in squeue (sampled every 0.5 s) and the most running at once, and the run directory's
@@ -166,6 +169,9 @@ def main() -> None:
     ap.add_argument("--folders", type=int, default=1000)
     ap.add_argument("--baseline", type=int, default=1000,
                     help="folders of the one-task-per-folder run (0: skip it)")
+    ap.add_argument("--unpooled", type=int, default=0,
+                    help="folders of a batched run whose folders do not pool their rclone "
+                         "calls (0: skip it)")
     ap.add_argument("--throttle", type=int, default=8)
     ap.add_argument("--cap", type=int, default=0, help="slurm.max_queued of the batched run")
     ap.add_argument("--cpus", type=int, default=1, help="CPUs per archive task")
@@ -186,6 +192,10 @@ def main() -> None:
     if args.baseline:
         results.append(one_run("baseline", base_folders, out / "remote",
                                out / "state", {**base, "archive.task_minutes": 0}))
+    if args.unpooled:
+        results.append(one_run("unpooled", make_folders(out / "src-unpooled", args.unpooled),
+                               out / "remote", out / "state",
+                               {**base, "archive.share_rclone": False}))
     batched = {**base, **({"slurm.max_queued": args.cap} if args.cap else {})}
     results.append(one_run("batched", folders, out / "remote", out / "state", batched))
     if args.chained:
@@ -193,10 +203,13 @@ def main() -> None:
                                out / "remote", out / "state",
                                {**base, "archive.task_minutes": 0, "slurm.max_queued": 5}))
     print(f"load average after: {os.getloadavg()[0]:.2f}", flush=True)
-    if args.baseline and results[0]["folders_per_s"]:
-        print(f"speed-up: {results[1]['folders_per_s'] / results[0]['folders_per_s']:.1f}x "
-              f"folders/s; run dir files per folder {results[0]['run_dir_files_per_folder']} "
-              f"-> {results[1]['run_dir_files_per_folder']}")
+    last = results[-1] if not args.chained else results[-2]
+    for r in results:
+        if r is not last and r["folders_per_s"]:
+            print(f"batched+pooled vs {r['label']}: "
+                  f"{last['folders_per_s'] / r['folders_per_s']:.1f}x folders/s; run dir files "
+                  f"per folder {r['run_dir_files_per_folder']} -> "
+                  f"{last['run_dir_files_per_folder']}")
     (out / "results.json").write_text(json.dumps(results, indent=1))
 
 

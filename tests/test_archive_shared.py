@@ -39,6 +39,7 @@ from froster_slurm.archive.shared import (
     split_remote_path,
 )
 from froster_slurm.errors import EXIT_OK, EXIT_TEMPFAIL
+from froster_slurm.jobs.archive_stage import WAVE
 from froster_slurm.remotes.rclone import Rclone
 from froster_slurm.run.batches import append_batches
 
@@ -204,3 +205,17 @@ def test_a_stop_signal_stops_every_open_folder_and_the_next_run_finishes_them(
         st = state(run_dir, k)
         assert st["state"] == "done" and st["attempts"] == 2 and not st.get("failures"), st
         assert md5sum_check(folder).returncode == 0
+
+
+def test_a_batch_larger_than_a_wave_goes_in_waves_and_archives_every_folder(
+        tmp_path: Path) -> None:
+    need("rclone")
+    n = WAVE + 6
+    folders = tiny_folders(tmp_path / "src", [b"w%03d" % k for k in range(n)])
+    run_dir = make_run(tmp_path / "state", folders, str(tmp_path / "remote"))
+    proc = run_task(run_dir, 0, timeout=300)
+    assert proc.returncode == EXIT_OK, proc.stderr[-3000:]
+    waves = [(int(a), int(b)) for a, b in POOLED.findall(proc.stderr.encode())]
+    assert [a for a, _ in waves] == [6 * WAVE, 6 * 6]  # two waves: 64 folders, then 6
+    assert all(b <= 6 for _, b in waves), waves
+    assert all(state(run_dir, k)["state"] == "done" for k in range(n))

@@ -62,6 +62,11 @@ from ..util.paths import discard_tree, display, folder_at, read_folder_list
 from . import runtime
 from .runtime import RetryPolicy, Stopped
 
+# Folders of a batch open at once when they pool their rclone calls: each holds its
+# inventory in memory and its locks until it is done, so a batch of many folders goes in
+# waves (a wave's pooled calls still replace 6 x WAVE rclone runs by about six).
+WAVE = 64
+
 _TRANSIENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.ESTALE, errno.EIO, errno.ETIMEDOUT,
                      errno.EAGAIN, errno.ENOMEM, errno.EMFILE, errno.ENFILE}
 
@@ -377,7 +382,10 @@ def _archive_batch(run_dir: Path, number: int) -> int:
         log(f"batch {number}: stopped by {stop} before it started")
         return EXIT_TEMPFAIL
     if len(todo) > 1 and _can_share(run_dir):
-        codes.update(_archive_together(run_dir, number, todo))
+        for start in range(0, len(todo), WAVE):
+            if runtime.stopped():
+                return EXIT_TEMPFAIL
+            codes.update(_archive_together(run_dir, number, todo[start:start + WAVE]))
     else:
         first = True
         for index in todo:
