@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -320,3 +321,20 @@ def test_unreachable_remote_during_a_check_is_transient_not_a_mismatch(tmp_path:
                 tmp_path / "logs")
     with pytest.raises(TransientError, match="connection refused"):
         check_remote(rc, {"a.bin": Expect("0" * 32, 1)}, "dead:bucket/x", tmp_path / "w", "verify")
+
+
+def test_a_task_of_a_run_rendered_before_the_one_job_entry_still_archives(
+        tmp_path: Path) -> None:
+    """Scripts rendered by older versions call ``-m froster_slurm.task archive RUN INDEX``; a
+    run of that age has no batches.txt (task INDEX is folder INDEX)."""
+    need("rclone")
+    folder = os.fsencode(tmp_path / "src" / "old")
+    write_file(folder + b"/a.txt", b"from an old run\n")
+    run_dir = make_run(tmp_path / "state", [folder], str(tmp_path / "remote"))
+    assert not (run_dir / "batches.txt").exists()
+    env = task_env({"SLURM_ARRAY_TASK_ID": "0"})
+    p = subprocess.run([sys.executable, "-m", "froster_slurm.task", "archive", str(run_dir),
+                        "0"], cwd="/", env=env, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert state(run_dir, 0)["state"] == "done"
+    assert md5sum_check(folder).returncode == 0

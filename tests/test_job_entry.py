@@ -38,3 +38,19 @@ def test_retry_delay_without_index_is_the_restore_jobs(tmp_path: Path) -> None:
     p = subprocess.run([sys.executable, "-m", "froster_slurm.jobs", "retry-delay", str(tmp_path)],
                        capture_output=True, text=True, env=env, timeout=60)
     assert (p.returncode, p.stdout.strip()) == (0, "60")
+
+
+@pytest.mark.parametrize("module,argv,out", [
+    ("froster_slurm.task", ["retry-delay", "{run}", "0"], "0"),
+    ("froster_slurm.restore", ["retry-delay", "{run}"], "60"),
+])
+def test_the_entries_older_scripts_call_still_answer(tmp_path: Path, module: str,
+                                                     argv: list[str], out: str) -> None:
+    """A run submitted before the one job entry keeps its rendered scripts, which call these
+    modules on every requeue (an upgrade must not stall it)."""
+    env = {**os.environ,
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    args = [a.format(run=tmp_path) for a in argv]
+    p = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
+                       env=env, timeout=60)
+    assert (p.returncode, p.stdout.strip()) == (0, out), p.stderr
