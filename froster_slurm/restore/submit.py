@@ -415,16 +415,26 @@ def _state_line(state: dict[str, Any]) -> str:
     return "restore state: " + ", ".join(parts)
 
 
+LEAVE_SECONDS = 60.0  # how long ``wait_for`` waits for a finished restore's job to leave
+
+
 def wait_for(run: Run, target: bytes, be: Backend, poll: float = 2.0,
              timeout: float | None = None) -> dict[str, Any]:
     """Follow restore.json until the restore is done or failed, its job left ``be``'s queue
-    without finishing (the state then says where it stopped), or ``timeout`` passes."""
+    without finishing (the state then says where it stopped), or ``timeout`` passes.
+
+    A finished restore is returned once its job has left the queue too (for at most
+    ``LEAVE_SECONDS`` more): the job writes "done" a moment before it exits, and a command
+    run right after ``--wait`` returned must not find the restore "already queued"."""
     start = time.monotonic()
     name = guard.job_name("restore", target)
     gone = 0
     while True:
         state = read_state(run.run_dir)
         if state.get("phase") in ("done", "failed"):
+            leave = time.monotonic() + LEAVE_SECONDS
+            while be.named(name) and time.monotonic() < leave and timeout != 0:
+                time.sleep(min(poll, 0.5))
             return state
         if timeout is not None and time.monotonic() - start > timeout:
             return state
