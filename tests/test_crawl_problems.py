@@ -305,6 +305,10 @@ def test_pwalk_engine_adapter(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
     (tmp_path / "root").mkdir()
     opts = CrawlOptions(one_file_system=True)
+    from froster_slurm.crawl import compiled
+    if compiled.available():  # the faster compiled walker wins over a pwalk on PATH
+        assert choose_engine("auto", [b"x"], opts) == "builtin"
+    monkeypatch.setattr(compiled, "available", lambda: False)  # where it could not build
     assert choose_engine("auto", [b"x"], opts) == "pwalk"
     assert choose_engine("auto", [b"x"], CrawlOptions(excludes=("*.tmp",))) == "builtin"
     assert choose_engine("auto", [b"-x"], opts) == "builtin"

@@ -56,8 +56,8 @@ def crawl(
         help="Folders to crawl. With --shard-index they may be left out (read from the plan)."
     )] = None,
     engine: Annotated[str | None, typer.Option(
-        "--engine", help="auto (pwalk when on PATH and able), builtin or pwalk "
-                         "(config crawl.engine).")] = None,
+        "--engine", help="auto (builtin; pwalk only without the compiled walker), builtin or "
+                         "pwalk (config crawl.engine).")] = None,
     workers: Annotated[int | None, typer.Option(
         "--workers", help="Crawler processes; 0 = one per CPU we may use "
                           "(config crawl.workers).")] = None,

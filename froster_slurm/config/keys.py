@@ -46,7 +46,8 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "backend": ("auto", "auto (slurm when sbatch is on PATH), slurm, or local"),
     "local_parallel": (2, "array tasks run at once by the local backend"),
     "python": ("", "Python interpreter jobs run (empty: the one running froster-slurm)"),
-    "crawl.engine": ("auto", "auto (pwalk when on PATH), builtin, or pwalk"),
+    "crawl.engine": ("auto", "auto (builtin with its compiled walker; a pwalk on PATH only "
+                             "where that walker could not be built), builtin, or pwalk"),
     "crawl.workers": (0, "crawler processes (0: one per core)"),
     "crawl.threads": (1, "stat threads per process; raise on network file systems"),
     "crawl.one_file_system": (False, "do not cross into other file systems"),

@@ -105,7 +105,9 @@ def root_item(root: bytes) -> ScanItem:
 
 
 def choose_engine(engine: str, roots: Sequence[bytes], options: CrawlOptions) -> str:
-    """``auto``: pwalk when it is on PATH and can do exactly this crawl, else builtin."""
+    """``auto``: builtin with its compiled walker (measured 1.57x pwalk's entries/s, README
+    "Performance"); pwalk only where that walker could not be built (pure Python is slower
+    than pwalk), pwalk is on PATH and it can do exactly this crawl; else builtin."""
     if engine not in ENGINES:
         raise UserError(f"unknown crawl engine {engine!r}; choose one of {', '.join(ENGINES)}")
     if engine == "builtin":
@@ -118,6 +120,8 @@ def choose_engine(engine: str, roots: Sequence[bytes], options: CrawlOptions) ->
         if why:
             raise UserError(f"--engine pwalk cannot do this crawl: {why}")
         return engine
+    if compiled.available():
+        return "builtin"
     return "pwalk" if exe and not why else "builtin"
 
 
