@@ -175,9 +175,12 @@ def main() -> None:
     ap.add_argument("--throttle", type=int, default=8)
     ap.add_argument("--cap", type=int, default=0, help="slurm.max_queued of the batched run")
     ap.add_argument("--cpus", type=int, default=1, help="CPUs per archive task")
-    ap.add_argument("--task-minutes", type=float, default=None,
-                    help="archive.task_minutes of the batched run (default: the config's); "
-                         "small values make many small batches, to see the cap at work")
+    ap.add_argument("--task-minutes", type=int, default=None,
+                    help="archive.task_minutes of the batched run (default: the config's)")
+    ap.add_argument("--folder-seconds", type=float, default=None,
+                    help="archive.folder_seconds of the batched run (default: the config's); "
+                         "with a small --task-minutes: many small batches, to see the cap "
+                         "at work")
     ap.add_argument("--chained", type=int, default=0,
                     help="folders of a third run, one per task, slurm.max_queued 5: the cost "
                          "of queueing one array after another (0: skip it)")
@@ -201,7 +204,9 @@ def main() -> None:
                                {**base, "archive.share_rclone": False}))
     batched = {**base, **({"slurm.max_queued": args.cap} if args.cap else {}),
                **({"archive.task_minutes": args.task_minutes}
-                  if args.task_minutes is not None else {})}
+                  if args.task_minutes is not None else {}),
+               **({"archive.folder_seconds": args.folder_seconds}
+                  if args.folder_seconds is not None else {})}
     results.append(one_run("batched", folders, out / "remote", out / "state", batched))
     if args.chained:
         results.append(one_run("chained", make_folders(out / "src-chained", args.chained),
