@@ -29,6 +29,7 @@ from archive_helpers import (
     task_env,
     write_file,
 )
+from s3server import RCLONE_TEST_FLAGS, S3Server
 
 from froster_slurm.archive.shared import (
     CallPool,
@@ -219,3 +220,34 @@ def test_a_batch_larger_than_a_wave_goes_in_waves_and_archives_every_folder(
     assert [a for a, _ in waves] == [6 * WAVE, 6 * 6]  # two waves: 64 folders, then 6
     assert all(b <= 6 for _, b in waves), waves
     assert all(state(run_dir, k)["state"] == "done" for k in range(n))
+
+
+@pytest.mark.s3
+def test_a_pooled_batch_to_s3_stores_each_folder_in_its_class_and_verifies_it(
+        tmp_path: Path, s3: S3Server) -> None:
+    """The same through moto's S3: pooled listings answer from the S3 listing (ETags), the
+    pooled copy carries the storage class, the trace stays STANDARD, and the folder whose
+    name S3 stores encoded travels alone."""
+    names = [b"g%d" % k for k in range(5)] + [b"new\nline"]
+    folders = tiny_folders(tmp_path / "src", names)
+    run_dir = make_run(tmp_path / "state", folders, s3.remote,
+                       rclone_config=str(s3.rclone_config), rclone_flags=RCLONE_TEST_FLAGS,
+                       storage_class="DEEP_ARCHIVE")
+    proc = run_task(run_dir, 0, timeout=300)
+    assert proc.returncode == EXIT_OK, proc.stderr[-3000:]
+    asked, runs = pooled(proc)
+    assert asked == 6 * len(folders) and runs <= 6 + 2, proc.stderr[-3000:]
+    for k, folder in enumerate(folders):
+        assert state(run_dir, k)["state"] == "done"
+        assert md5sum_check(folder).returncode == 0
+    client = s3.client()
+    keys = s3.list_keys("froster" + os.fsdecode(os.fsencode(tmp_path / "src")))
+    trace = [k for k in keys if k.endswith(("Froster.archive.json", "Froster.manifest.md5",
+                                            "index.html"))]
+    data = [k for k in keys if k not in trace]
+    assert len(trace) == 3 * len(folders) and len(data) == len(folders)  # one bundle each
+    for key in data:
+        assert client.head_object(Bucket=s3.bucket, Key=key)["StorageClass"] == "DEEP_ARCHIVE"
+    for key in trace:
+        assert client.head_object(Bucket=s3.bucket, Key=key).get(
+            "StorageClass", "STANDARD") == "STANDARD"
