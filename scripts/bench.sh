@@ -18,5 +18,10 @@ run bench/bench_scale.py --repeat 3
 run bench/bench_pick.py
 run bench/bench_archive.py
 run bench/bench_submit.py
-run bench/bench_queue.py --folders 1000 --baseline 1000 --chained 40
+# tiny folders end to end: one per task (100), batched without pooling (300), pooled (1,000)
+run bench/bench_queue.py --folders 1000 --baseline 100 --unpooled 300 --chained 40
+# 10,000 folders, default batches, and in many small batches under a queue cap of 500
+run bench/bench_queue.py bench/out/queue10k --folders 10000 --baseline 0 --cap 500
+run bench/bench_queue.py bench/out/queue10k-capped --folders 10000 --baseline 0 --cap 500 \
+    --task-minutes 1 --folder-seconds 10
 run bench/bench_report.py
