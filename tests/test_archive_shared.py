@@ -135,7 +135,7 @@ def test_a_batch_of_tiny_folders_pools_its_rclone_calls_and_archives_each_exactl
                                                  b"caf\xe9-latin1", b"odd\xe2\x90\x8aname"]
     folders = tiny_folders(tmp_path / "src", names)
     remote = str(tmp_path / "remote")
-    run_dir = make_run(tmp_path / "state", folders, remote)
+    run_dir = make_run(tmp_path / "state", folders, remote, rclone_logs="failed")
     proc = run_task(run_dir, 0)
     assert proc.returncode == EXIT_OK, proc.stderr[-3000:]
     asked, runs = pooled(proc)
@@ -163,7 +163,8 @@ def test_a_failing_pooled_call_is_made_again_per_folder_so_only_that_folder_fail
     # The destination of folder 2 is a file: anything written below it fails.
     blocked = os.fsencode(remote) + b"/froster" + folders[2]
     write_file(blocked, b"in the way")
-    run_dir = make_run(tmp_path / "state", folders, str(remote), max_attempts=1)
+    run_dir = make_run(tmp_path / "state", folders, str(remote), max_attempts=1,
+                       rclone_logs="failed")
     proc = run_task(run_dir, 0)
     assert proc.returncode != EXIT_OK
     states = [state(run_dir, k) for k in range(5)]
@@ -171,6 +172,8 @@ def test_a_failing_pooled_call_is_made_again_per_folder_so_only_that_folder_fail
     assert states[2]["error"]
     assert all(md5sum_check(f).returncode == 0 for k, f in enumerate(folders) if k != 2)
     assert not os.path.exists(folders[2] + b"/Froster.archive.json")
+    logs = run_dir / "batches" / "0.work" / "logs"  # the pooled calls' logs explain it
+    assert any(b"not a directory" in p.read_bytes() for p in logs.iterdir()), list(logs.iterdir())
 
 
 def test_a_stop_signal_stops_every_open_folder_and_the_next_run_finishes_them(

@@ -386,6 +386,7 @@ def _archive_batch(run_dir: Path, number: int) -> int:
             if runtime.stopped():
                 return EXIT_TEMPFAIL
             codes.update(_archive_together(run_dir, number, todo[start:start + WAVE]))
+        _tidy_batch(run_dir, number, codes)
     else:
         first = True
         for index in todo:
@@ -416,6 +417,15 @@ def _can_share(run_dir: Path) -> bool:
         return False  # each folder alone reports what is wrong
 
 
+def _tidy_batch(run_dir: Path, number: int, codes: dict[int, int]) -> None:
+    """The batch's pooled calls' scratch and logs (``Run.batch_work``) go when no folder of it
+    failed, unless ``archive.rclone_logs = all``: like a folder's own rclone logs, they stay
+    while they explain a failure."""
+    if EXIT_PERMANENT in codes.values() or load_settings(run_dir).rclone_logs == "all":
+        return
+    discard_tree(Run(run_dir).batch_work(number))
+
+
 def _archive_together(run_dir: Path, number: int, todo: list[int]) -> dict[int, int]:
     """Archive the folders ``todo`` of batch ``number`` side by side, their rclone calls
     pooled (``archive.shared``): each folder's steps run in rounds, and between two rounds
@@ -429,7 +439,6 @@ def _archive_together(run_dir: Path, number: int, todo: list[int]) -> dict[int, 
     run = Run(run_dir)
     folders = read_folder_list(run.folders_path)
     work = run.batch_work(number)
-    discard_tree(work)
     pool = CallPool(rclone_of(settings, work / "logs"), work)
     codes: dict[int, int] = {}
     tasks: dict[int, ArchiveTask] = {}
@@ -460,9 +469,6 @@ def _archive_together(run_dir: Path, number: int, todo: list[int]) -> dict[int, 
     finally:
         log(f"batch {number}: {pool.asked} rclone calls of its folders made as "
             f"{pool.calls} rclone runs")
-        if not any(c == EXIT_PERMANENT for c in codes.values()) \
-                or settings.rclone_logs != "failed":
-            discard_tree(work)
     return codes
 
 
