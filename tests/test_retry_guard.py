@@ -235,3 +235,26 @@ def test_retry_during_a_chained_run_on_slurm_queues_no_folder_twice(
             if s["index"] != 1} == {i: 1 for i in (0, 2, 3, 4, 5)}
     assert _never_overlapping(list(iter_task_states(run.run_dir))) and peak[0] <= 1, peak
     assert all(md5sum_check(f).returncode == 0 for f in folders)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("kind,live,says", [
+    ("pipeline", True, "is still running: its crawl and rank have not chosen the folders yet"),
+    ("pipeline", False, "chose no folders to archive: its crawl or rank ended first"),
+    ("crawl", False, "is a crawl run: it archives nothing to retry"),
+])
+def test_retry_of_a_run_without_its_folders_says_why_instead_of_every_folder_archived(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str, live: bool,
+        says: str) -> None:
+    cfg = load_config({"state_dir": str(tmp_path / "state")})
+    run = create_run(cfg, kind, backend="slurm")
+    save_snapshot(cfg, run.config_path)
+    run.record_jobs("crawl", ["41"])
+    fake = FakeBackend()
+    fake.state["41"] = "RUNNING" if live else ""
+    monkeypatch.setattr(pipeline, "backend_for_run", lambda _run, _cfg: fake)
+    with pytest.raises(Exception, match=says) as got:
+        retry_run(run, cfg)
+    assert isinstance(got.value, BusyError) == live
+    assert "every folder is archived" not in str(got.value)
+    assert fake.submitted == []

@@ -22,7 +22,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from ..config import Config, save_snapshot
 from ..errors import UserError
@@ -370,10 +370,25 @@ def retry_run(run: Run, config: Config, *, dry_run: bool = False, remote: str | 
         return _retry(run, config, dry_run=dry_run, remote=remote, storage_class=storage_class)
 
 
+def _nothing_chosen(run: Run) -> NoReturn:
+    """``retry`` of a run that has no folder list: a crawl run (it archives nothing), or a
+    pipeline whose crawl or rank has not chosen its folders yet, or never did."""
+    kind = run.settings.kind
+    if kind == "crawl":
+        raise UserError(f"run {run.run_id} is a crawl run: it archives nothing to retry (rank "
+                        f"its output, or `froster-slurm submit` a pipeline)")
+    runguard.refuse_while_running(run, backend_for_run(run, run_config(run)), 0,
+                                  doing="its crawl and rank have not chosen the folders yet")
+    raise UserError(f"run {run.run_id} chose no folders to archive: its crawl or rank ended "
+                    f"first (`froster-slurm status {run.run_id}` says why); submit again")
+
+
 def _retry(run: Run, config: Config, *, dry_run: bool, remote: str | None,
            storage_class: str | None) -> SubmitResult:
     from ..run.taskstate import TERMINAL, TaskStatus, iter_tasks, reset_attempts
 
+    if not run.folders_path.exists():
+        _nothing_chosen(run)
     n = len(run.folders())
     done: set[int] = set()
     ended: set[int] = set()

@@ -63,10 +63,12 @@ def live_jobs(run: Run, be: Backend) -> list[str]:
     return [j for j in ids if any(r.live for r in rows_of(j, queue))]
 
 
-def refuse_while_running(run: Run, be: Backend, unfinished: int) -> None:
+def refuse_while_running(run: Run, be: Backend, unfinished: int, *,
+                         doing: str | None = None) -> None:
     """Raise ``BusyError`` (one line) if a job of ``run`` can still run; ``unfinished`` is how
-    many of its folders are neither done nor failed (queued, running or waiting to retry).
-    Call it holding ``sole_submitter(run)``."""
+    many of its folders are neither done nor failed (queued, running or waiting to retry);
+    ``doing`` says what it does instead, when it has no folders yet.  Call it holding
+    ``sole_submitter(run)``."""
     if be.name == "local":
         # The local backend runs a run's jobs inside the command that submitted them, and
         # that command holds the submit lock the caller now holds (``sole_submitter``): no
@@ -77,6 +79,7 @@ def refuse_while_running(run: Run, be: Backend, unfinished: int) -> None:
     if not live:
         return
     shown = " ".join(live[:SHOWN_JOBS]) + (" ..." if len(live) > SHOWN_JOBS else "")
-    raise BusyError(f"run {run.run_id} is still running: {unfinished:,} folders "
-                    f"queued/running; retry after it ends (`froster-slurm status "
-                    f"{run.run_id} --watch`), or `scancel {shown}` to stop it first")
+    doing = doing or f"{unfinished:,} folders queued/running"
+    raise BusyError(f"run {run.run_id} is still running: {doing}; retry after it ends "
+                    f"(`froster-slurm status {run.run_id} --watch`), or `scancel {shown}` to "
+                    "stop it first")
