@@ -52,3 +52,38 @@ def drive(app: Any, script: Callable[[Any], Awaitable[None]],
             await script(pilot)
     asyncio.run(main())
     return app
+
+
+def synthetic_hotspots(path: Path, n: int) -> Path:
+    """A hotspots file of ``n`` folders made in DuckDB (1M rows in about a second), for the
+    picker's scale test and ``bench/bench_pick.py``.  Every 1000th name ends in the byte 0xE9
+    (not UTF-8), every 997th holds a comma, quotes and a newline; sizes are spread by a
+    multiplicative hash (many distinct, some equal), eight levels of folders under 50 labs.
+    DuckDB writes the Latin-1 view of the lines, ``write_hotspots_from_view`` their bytes."""
+    import duckdb
+
+    from froster_slurm.rank.hotspots import write_hotspots_from_view
+
+    view = Path(f"{path}.view")
+    size = "((i * 2654435761) % (1::BIGINT << 40) + 1)"
+    con = duckdb.connect(config={"memory_limit": "512MB"})
+    try:
+        con.execute(f"""COPY (SELECT
+            '/data/lab' || (i % 50) || '/d' || ((i >> 3) % 97) || '/d' || ((i >> 7) % 97)
+              || '/run' || i
+              || CASE WHEN i % 1000 = 0 THEN chr(233) ELSE '' END
+              || CASE WHEN i % 997 = 0 THEN ' a,"b"' || chr(10) || 'c' ELSE '' END AS folder,
+            {size} AS bytes, 1 + i % 5000 AS files, {size} * 2 AS total_bytes,
+            2 + i % 9000 AS total_files, {size} AS allocated_bytes,
+            {size} // (1 + i % 5000) AS avg_file_bytes,
+            {NOW} - (i * 40503) % (5 * 365 * {DAY}) AS newest_mtime,
+            {NOW} - (i * 69069) % (365 * {DAY}) AS newest_atime,
+            'user' || (i % 40) AS owner, 'lab' AS "group", 5 AS depth
+            FROM range({int(n)}) t(i)) TO '{view}' (HEADER false)""")
+    finally:
+        con.close()
+    try:
+        write_hotspots_from_view(path, view)
+    finally:
+        view.unlink()
+    return path

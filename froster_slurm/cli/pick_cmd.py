@@ -107,19 +107,21 @@ def pick(
         from ..submit.preflight import check_destination, require
 
         require(check_destination(cfg, remote, storage_class)[0])
-    rows = load_hotspots(hotspots)
-    if not rows:
-        raise UserError(f"{hotspots} lists no folders: nothing to pick")
+    from ..pick.rowstore import HotspotStore  # DuckDB: the rows stay there, not in Python
 
-    from ..pick.picker import PickApp, SubmitPlan  # Textual only after the terminal check
+    with HotspotStore(hotspots, temp_dir=str(cfg.get("rank.temp_dir") or "") or None) as rows:
+        if not rows.count:
+            raise UserError(f"{hotspots} lists no folders: nothing to pick")
 
-    picker = PickApp(rows, output=dest, recursive=rec, by=by, storage_class=sclass,
-                     prices=cfg.get("cost.per_tb_month"),
-                     put_prices=cfg.get("cost.put_per_1000"),
-                     uploads=uploads_from_config(cfg, sclass),
-                     submit=SubmitPlan(remote) if submit else None,
-                     source=display(str(hotspots)))
-    result = picker.run()
+        from ..pick.picker import PickApp, SubmitPlan  # Textual only after the terminal check
+
+        picker = PickApp(rows, output=dest, recursive=rec, by=by, storage_class=sclass,
+                         prices=cfg.get("cost.per_tb_month"),
+                         put_prices=cfg.get("cost.put_per_1000"),
+                         uploads=uploads_from_config(cfg, sclass),
+                         submit=SubmitPlan(remote) if submit else None,
+                         source=display(str(hotspots)))
+        result = picker.run()
     if result is None:
         if not picker.quit_by_user:
             raise FrosterError("the picker stopped unexpectedly (see above); nothing written")

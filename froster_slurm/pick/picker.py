@@ -9,7 +9,7 @@ writes nothing.  Submitting to the archive stage is the CLI's job, after the app
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,8 @@ from ..rank.hotspots import Hotspot
 from ..util.paths import display
 from ..util.units import format_size
 from .access import AccessChecker
-from .pickstate import COLUMNS, PickState
+from .pickstate import COLUMNS, Folders, PickState
+from .rowstore import HotspotStore
 from .screens import ConfirmScreen, FilterInputs, FilterScreen, HelpScreen
 from .selection import PutEstimate, Totals, Uploads, format_cost, is_readable, write_selection
 from .table import FolderTable
@@ -90,14 +91,15 @@ class PickApp(App[PickResult]):
     # nothing written): Textual reads it as a key, so it never becomes a traceback.
     BINDINGS = [Binding("ctrl+q,ctrl+c", "quit_picker", "Quit", show=False, priority=True)]
 
-    def __init__(self, rows: Sequence[Hotspot], *, output: Path, recursive: bool,
+    def __init__(self, rows: HotspotStore | Iterable[Hotspot], *, output: Path, recursive: bool,
                  by: str = "direct", storage_class: str, prices: Mapping[str, Any],
                  put_prices: Mapping[str, Any] | None = None, uploads: Uploads | None = None,
                  now: float | None = None, submit: SubmitPlan | None = None,
                  readable: Callable[[bytes], bool] | None = is_readable,
                  source: str = ""):
-        """``now`` fixes the clock for ages (tests, screenshots); ``readable=None`` skips
-        the permission checks."""
+        """``rows``: the hotspots file opened as a ``HotspotStore`` (its rows stay in DuckDB),
+        or rows in Python (tests); ``now`` fixes the clock for ages (tests, screenshots);
+        ``readable=None`` skips the permission checks."""
         super().__init__()
         self.now = time.time() if now is None else now
         self.output = Path(output)
@@ -106,7 +108,7 @@ class PickApp(App[PickResult]):
         self.state = PickState(rows, recursive=recursive, by=by, now=self.now,
                                storage_class=storage_class, prices=prices,
                                put_prices=put_prices, uploads=uploads)
-        self.access = (AccessChecker([h.folder for h in rows], readable)
+        self.access = (AccessChecker(Folders(self.state.store), readable)
                        if readable is not None else None)
         self.filter_inputs = FilterInputs()
         self.quit_by_user = False  # tells "q" apart from a crash when the result is None
@@ -129,7 +131,8 @@ class PickApp(App[PickResult]):
 
     def on_mount(self) -> None:
         if self.access:
-            self.access.start()
+            # after the first frame: the pass over every row would compete with drawing it
+            self.call_after_refresh(self.access.start)
             self._access_timer = self.set_interval(0.3, self._poll_access)
         self.table.focus()
         self._update_status()
