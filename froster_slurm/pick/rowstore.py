@@ -229,15 +229,18 @@ class View(Sequence[int]):
         self._len, self.max = int(n), int(peak or 0)
         self._table = False
         self._pages: OrderedDict[int, list[int]] = OrderedDict()
-        self._pages[-1] = self._fetch(f"SELECT h.rowid, {_ROW} FROM {self._from} WHERE "
-                                      f"{where} ORDER BY {self._order} LIMIT {HEAD}", params)
+        self._pages[-1] = self._fetch(f"SELECT h.rowid FROM {self._from} WHERE {where} "
+                                      f"ORDER BY {self._order} LIMIT {HEAD}", params)
 
     def _fetch(self, sql: str, params: list) -> list[int]:
-        out = []
-        for r in self.store.con.execute(sql, params).fetchall():
-            self.store._remember(r[0], _hotspot(r[1:]))
-            out.append(r[0])
-        return out
+        """Row ids by ``sql``, then their rows in one query (a top-N of the ids alone is
+        10x faster than one that carries every column along)."""
+        ids = [int(r) for (r,) in self.store.con.execute(sql, params).fetchall()]
+        if ids:
+            for r in self.store.con.execute(f"SELECT h.rowid, {_ROW} FROM h WHERE h.rowid IN "
+                                            "(SELECT unnest(?::BIGINT[]))", [ids]).fetchall():
+                self.store._remember(r[0], _hotspot(r[1:]))
+        return ids
 
     def _materialize(self) -> None:
         if not self._table:
@@ -259,9 +262,8 @@ class View(Sequence[int]):
         page = self._pages.get(p)
         if page is None:
             self._materialize()
-            page = self._fetch(f"SELECT h.rowid, {_ROW} FROM (SELECT rowid AS pos, rn FROM "
-                               f"{self._name} WHERE rowid >= ? AND rowid < ?) v JOIN h ON "
-                               "h.rowid = v.rn ORDER BY v.pos", [p * PAGE, (p + 1) * PAGE])
+            page = self._fetch(f"SELECT rn FROM {self._name} WHERE rowid >= ? AND rowid < ? "
+                               "ORDER BY rowid", [p * PAGE, (p + 1) * PAGE])
             self._pages[p] = page
             while len(self._pages) > 8:
                 self._pages.popitem(last=False)
@@ -386,3 +388,4 @@ class Tree:
         """Rows whose nearest listed ancestor is ``rn`` (-1: the top level), in file order."""
         return [int(r) for (r,) in self.store.con.execute(
             "SELECT rn FROM t WHERE parent = ? ORDER BY rn", [rn]).fetchall()]
+
