@@ -5,9 +5,8 @@ hung mount blocks forever.  So the checks run on one daemon thread (never the UI
 before the table is shown), visible rows first; the UI polls ``generation`` and repaints when
 new answers arrived.  A daemon thread stuck on a dead mount cannot keep the program alive.
 
-Memory does not grow with the rows: the pass over every row goes in file order, a batch of
-names at a time, and keeps only how far it got and the rows that failed; a row checked out of
-order (it was on screen) keeps its own answer.
+Memory: one byte per row (not checked / readable / not), and the pass over every row goes in
+file order, fetching a batch of names at a time; nothing else is kept per row.
 """
 
 from __future__ import annotations
@@ -30,9 +29,8 @@ class AccessChecker:
                  check: Callable[[bytes], bool] = is_readable):
         self._folders = folders
         self._check = check
-        self._answers: dict[int, bool] = {}  # rows checked ahead of the pass (on screen)
-        self._unreadable: set[int] = set()  # rows of the pass that failed
-        self._passed = 0  # every row below this was checked by the pass
+        self._known = bytearray(len(folders))  # per row: 0 not checked, 1 readable, 2 not
+        self._passed = 0  # the pass in file order has reached this row
         self._urgent: deque[int] = deque()
         self._stop = threading.Event()
         self._done = threading.Event()
@@ -53,12 +51,8 @@ class AccessChecker:
 
     def get(self, index: int) -> bool | None:
         """True/False once known, None while not yet checked."""
-        got = self._answers.get(index)
-        if got is not None:
-            return got
-        if index < self._passed:
-            return index not in self._unreadable
-        return None
+        known = self._known[index]
+        return None if not known else known == 1
 
     def prioritize(self, indices: Iterable[int]) -> None:
         """Check these rows (the ones on screen) before the rest."""
@@ -70,14 +64,17 @@ class AccessChecker:
         except (OSError, ValueError):
             return False
 
+    def _answer(self, index: int, folder: bytes) -> None:
+        self._known[index] = 1 if self._ok(folder) else 2
+        self.generation += 1
+
     def _run(self) -> None:
         total = len(self._folders)
         while not self._stop.is_set():
             if self._urgent:
                 i = self._urgent.popleft()
-                if self.get(i) is None:
-                    self._answers[i] = self._ok(self._folders[i])
-                    self.generation += 1
+                if not self._known[i]:
+                    self._answer(i, self._folders[i])
                 continue
             if self._passed >= total:
                 break
@@ -85,9 +82,7 @@ class AccessChecker:
             for offset, folder in enumerate(self._folders[start:start + BATCH]):
                 if self._stop.is_set() or self._urgent:
                     break
-                i = start + offset
-                if i not in self._answers and not self._ok(folder):
-                    self._unreadable.add(i)
-                self._passed = i + 1
-                self.generation += 1
+                if not self._known[start + offset]:
+                    self._answer(start + offset, folder)
+                self._passed = start + offset + 1
         self._done.set()
