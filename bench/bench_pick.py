@@ -146,7 +146,7 @@ def bench_first_frame(sizes: list[int], repeat: int, baseline_max: int) -> None:
           f"{os.cpu_count()} CPUs; {repeat} interleaved rounds")
     print(f"  {'':<26} {'first frame (s)':>13} {'CPU':>6} {'RSS':>6}   "
           f"{'whole process':>20}")
-    print(f"  {'':<26} {'median':>6} {'best':>6} {'s':>6} {'MB':>6}   "
+    print(f"  {'':<26} {'median':>6} {'best':>6} {'s':>6} {'MiB':>6}   "
           f"{'wall s':>6} {'CPU s':>6} {'MiB':>6}")
     for n in sizes:
         path = hotspots_file(n)
