@@ -1,7 +1,8 @@
 # jobscripts/requeue.sh: the payload runner and the requeue helpers of the requeueable stages
 # (archive, restore). Inlined after common.sh only into a script whose body calls one of them.
 # Under the local backend (no scontrol) a requeue is exit FROSTER_EXIT_TEMPFAIL: the local
-# backend runs the task again after the retry_after in its state.
+# backend runs the task again once its requeue-after file says so (the batch's
+# batches/<B>.requeue-after for an archive task, written by the job entry).
 
 # froster_wait PID: wait for a background payload in a loop, so trapped signals (USR1 before
 # the time limit, TERM on requeue/cancel) run their handlers at once instead of after the
@@ -49,8 +50,8 @@ froster_run_payload() {
 # Slurm: `scontrol requeue ID` (which sends TERM to this script: ignored, so the delay can still
 # be set), then `scontrol update jobid=ID StartTime=now+DELAY` (on Slurm 22.05 the begin time
 # of a job is updated with StartTime=; it is accepted while the requeued job completes).
-# Local backend: exit FROSTER_EXIT_TEMPFAIL; the backend reruns the task after the retry_after
-# in its state.
+# Local backend: exit FROSTER_EXIT_TEMPFAIL; the backend reruns the task once its
+# requeue-after file says so.
 froster_requeue() {
     local delay=${1:-0} ref
     [[ $delay =~ ^[0-9]+$ ]] || delay=60
