@@ -4,10 +4,12 @@ number of files archived; status of a large run answers with totals and failures
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from scale_runs import make_scale_run
 
 from froster_slurm.catalog import store as catalog
@@ -100,3 +102,22 @@ def test_status_of_a_large_run_totals_then_failing_and_running_first(
     data = json.loads(status_cli(capsys, run_dir.name, "--json"))
     assert len(data["folders"]) == 20_000 and data["partial"] is False
     assert data["totals"]["failed"] == 30 and data["totals"]["done"] == 19_000
+
+
+@pytest.mark.unit
+def test_the_summary_page_lists_every_folder_not_done_first_and_caps_the_done_ones(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from froster_slurm.report import summary as page
+
+    monkeypatch.setattr(page, "MAX_DONE_ROWS", 3)
+    rows = [{"index": i, "folder": f"/d/f{i}", "state": "failed" if i % 4 == 1 else "done",
+             "bytes": 1, "files": 1, "objects": 1, "seconds": 1.0, "attempts": 1}
+            for i in range(12)]
+    done = sum(r["state"] == "done" for r in rows)
+    html = page.summary_html({
+        "run_id": "r", "finalized": "now", "folders": rows, "storage_classes": {},
+        "totals": {"folders": 12, "done": done, "not_done": 12 - done, "bytes": done,
+                   "files": done, "objects": done, "run_seconds": 1, "monthly_cost": None}})
+    listed = [int(x) for x in re.findall(r"<tr class='(?:ok|bad)'><td class='num'>(\d+)", html)]
+    assert listed == [1, 5, 9, 0, 2, 3]  # the three failed, then the first three done
+    assert f"the other {done - 3:,} done folders are in summary.json" in html

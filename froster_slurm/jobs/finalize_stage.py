@@ -21,7 +21,7 @@ from ..run.rundir import Run, run_config
 from ..run.taskstate import ErrorKind, TaskState
 from ..scheduler.injob import set_status
 from ..status.collect import FolderRow, folder_rows
-from ..util.atomic import write_atomic
+from ..util.atomic import atomic_text, write_atomic
 from ..util.clock import now_iso, seconds_between
 
 
@@ -132,7 +132,8 @@ def finalize(run: Run) -> dict[str, Any]:
         summary["selection"] = report
     # summary.json last: its presence is what says the run is finalized (status reads it).
     write_atomic(run.summary_html_path, summary_html(summary))
-    write_atomic(run.summary_path, json.dumps(summary, indent=1, ensure_ascii=True))
+    with atomic_text(run.summary_path) as f:  # streamed: no second copy of every row
+        json.dump(summary, f, indent=1, ensure_ascii=True)
     return summary
 
 

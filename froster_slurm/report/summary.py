@@ -10,8 +10,9 @@ and link targets are percent-encoded from the path's exact bytes.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from html import escape
+from itertools import islice
 from typing import Any
 from urllib.parse import quote
 
@@ -63,6 +64,27 @@ def _span(seconds: float | None) -> str:
     return format_eta(seconds) if seconds is not None else "-"
 
 
+# Done folders the page lists (every folder not done is listed): a page of 200,000 rows is
+# some 160 MB that no browser opens; summary.json and ``status RUN --all`` have every folder.
+MAX_DONE_ROWS = 5000
+
+
+def _listed(rows: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """The rows the page shows: the folders not done first (what needs a look), then the
+    first ``MAX_DONE_ROWS`` done ones, each group in the run's order."""
+    yield from (r for r in rows if r["state"] != "done")
+    yield from islice((r for r in rows if r["state"] == "done"), MAX_DONE_ROWS)
+
+
+def _more_note(totals: dict[str, Any], shown_done: int) -> str:
+    hidden = int(totals["done"]) - shown_done
+    if hidden <= 0:
+        return ""
+    return (f"<p id='more'>Every folder not done is listed, and the first {shown_done:,} "
+            f"done ones; the other {hidden:,} done folders are in summary.json and in "
+            "<code>froster-slurm status RUN --all</code>.</p>")
+
+
 def summary_html(summary: dict[str, Any]) -> str:
     """The whole page."""
     t = summary["totals"]
@@ -78,8 +100,10 @@ def summary_html(summary: dict[str, Any]) -> str:
         f"<td class='num'>{c['objects']:,}</td><td class='num'>{_money(c['monthly_cost'])}</td>"
         "</tr>" for name, c in sorted(classes.items()))
     body = []
-    for r in rows:
+    shown_done = 0
+    for r in _listed(rows):
         cls = "ok" if r["state"] == "done" else "bad"
+        shown_done += cls == "ok"
         secs = r.get("seconds")
         speed = format_rate(r["bytes"] / secs) if secs and r["state"] == "done" else "-"
         links = []
@@ -141,6 +165,7 @@ files, {t.get('objects', 0):,} objects</div>
 {selection}
 {retry}
 <h2>Folders</h2>
+{_more_note(t, shown_done)}
 <table id="folders"><tr><th>#</th><th>folder</th><th>state</th><th>size</th><th>files</th>
 <th>objects</th><th>class</th><th>duration</th><th>throughput</th><th>attempts</th>
 <th>links</th><th>destination</th><th>error</th></tr>
