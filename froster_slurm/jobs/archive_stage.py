@@ -33,13 +33,14 @@ import time
 import traceback
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..archive.names import redact
 from ..archive.settings import load_settings, rclone_of
 from ..archive.shared import CallPool, Deferred, SharedRclone
-from ..archive.steps import ArchiveTask, folder_lock, log
+from ..archive.steps import STEPS, ArchiveTask, folder_lock, log
 from ..errors import (
     EXIT_OK,
     EXIT_PERMANENT,
@@ -385,7 +386,8 @@ def _archive_batch(run_dir: Path, number: int) -> int:
         for start in range(0, len(todo), WAVE):
             if runtime.stopped():
                 return EXIT_TEMPFAIL
-            codes.update(_archive_together(run_dir, number, todo[start:start + WAVE]))
+            codes.update(_archive_together(run_dir, number, todo[start:start + WAVE],
+                                           Progress(len(folders), codes)))
         _tidy_batch(run_dir, number, codes)
     else:
         first = True
@@ -399,8 +401,10 @@ def _archive_batch(run_dir: Path, number: int) -> int:
     if runtime.stopped():
         return EXIT_TEMPFAIL
     got = list(codes.values())
-    log(f"batch {number}: {got.count(EXIT_OK)} of {len(folders)} folders done, "
-        f"{got.count(EXIT_PERMANENT)} failed, {got.count(EXIT_TEMPFAIL)} to retry")
+    summary = (f"{got.count(EXIT_OK)} of {len(folders)} folders done, "
+               f"{got.count(EXIT_PERMANENT)} failed, {got.count(EXIT_TEMPFAIL)} to retry")
+    log(f"batch {number}: {summary}")
+    set_status(f"archive batch {number}: {summary}")
     return _batch_code(got)
 
 
@@ -426,7 +430,19 @@ def _tidy_batch(run_dir: Path, number: int, codes: dict[int, int]) -> None:
     discard_tree(Run(run_dir).batch_work(number))
 
 
-def _archive_together(run_dir: Path, number: int, todo: list[int]) -> dict[int, int]:
+@dataclass(frozen=True)
+class Progress:
+    """The whole batch, for its job's Comment: how many folders, and the outcomes so far."""
+
+    total: int
+    codes: dict[int, int]
+
+    def done(self, more: dict[int, int]) -> int:
+        return sum(1 for c in (*self.codes.values(), *more.values()) if c == EXIT_OK)
+
+
+def _archive_together(run_dir: Path, number: int, todo: list[int],
+                      progress: Progress) -> dict[int, int]:
     """Archive the folders ``todo`` of batch ``number`` side by side, their rclone calls
     pooled (``archive.shared``): each folder's steps run in rounds, and between two rounds
     one rclone call per kind serves every folder that asked.
@@ -465,14 +481,14 @@ def _archive_together(run_dir: Path, number: int, todo: list[int]) -> dict[int, 
                     codes[index] = _fail_transient(run_dir, index, opened, str(e))
                     continue
                 tasks[index] = task
-            _rounds(run_dir, number, len(todo), tasks, pool, settings, codes)
+            _rounds(run_dir, number, progress, tasks, pool, settings, codes)
     finally:
         log(f"batch {number}: {pool.asked} rclone calls of its folders made as "
             f"{pool.calls} rclone runs")
     return codes
 
 
-def _rounds(run_dir: Path, number: int, total: int, tasks: dict[int, ArchiveTask],
+def _rounds(run_dir: Path, number: int, progress: Progress, tasks: dict[int, ArchiveTask],
             pool: CallPool, settings: Any, codes: dict[int, int]) -> None:
     """Run the open folders' steps round after round until each has an outcome."""
     rounds = 0
@@ -495,9 +511,11 @@ def _rounds(run_dir: Path, number: int, total: int, tasks: dict[int, ArchiveTask
                 codes[index] = _done(run_dir, index, task.state, settings, comment=False)
             del tasks[index]
         if stop is None and pool.pending:
-            done = sum(1 for c in codes.values() if c == EXIT_OK)
-            set_status(f"archive batch {number}: {done}/{total} folders done, round {rounds}: "
-                       f"{len(pool.pending)} rclone calls of {len(tasks)} folders")
+            steps = sorted({str(t.state.get("step")) for t in tasks.values()},
+                           key=lambda x: STEPS.index(x) if x in STEPS else 0)
+            set_status(f"archive batch {number}: {progress.done(codes)}/{progress.total} "
+                       f"folders done; {len(tasks)} at {'/'.join(steps)}, their "
+                       f"{len(pool.pending)} rclone calls pooled (round {rounds})")
             try:
                 with runtime.stop_signals():
                     pool.flush()
