@@ -122,6 +122,11 @@ def test_small_folders_share_a_batch_and_a_big_one_keeps_its_own() -> None:
     tiny = [(i, 1.0) for i in range(100)]
     assert len(pack(tiny, 600.0, spread=8)) >= 8
     assert sorted(i for b in pack(tiny, 600.0, spread=8) for i in b) == list(range(100))
+    # equal folders spread over the throttle fill its slots evenly: no batch of one left over
+    uneven = [(i, 1.0 + 0.001 * (len(str(i + 1)) - 1)) for i in range(200)]  # 1-3 byte files
+    assert [len(b) for b in pack(uneven, 600.0, spread=2)] == [101, 99]
+    assert [len(b) for b in pack([(i, 1.0) for i in range(1000)], 600.0, spread=8)] == \
+        [126] * 7 + [118]
 
 
 @pytest.mark.unit

@@ -95,8 +95,10 @@ def pack(costs: list[tuple[int, float]], budget: float, *, spread: int = 1,
     if budget <= 0:
         return [[i] for i, _ in costs]
     total = sum(c for _, c in costs)
-    if spread > 1:
-        budget = min(budget, total / spread)
+    if spread > 1 and total / spread < budget:
+        # 1% slack: filled greedily, folders of uneven cost would leave a last batch of one
+        # or two (200 folders, throttle 2: 99 + 100 + 1); with it, still ``spread`` batches
+        budget = total / spread * 1.01
     out: list[list[int]] = []
     current: list[int] = []
     used = 0.0
