@@ -15,6 +15,7 @@ from froster_slurm.pick import rowstore as store_mod
 from froster_slurm.pick.pickstate import COLUMNS, PickState
 from froster_slurm.pick.rowstore import HotspotStore, rules_where
 from froster_slurm.pick.selection import Rules, filter_rows, parent_indices, write_selection
+from froster_slurm.rank.hotspots import COLUMNS as HOTSPOT_COLUMNS
 from froster_slurm.rank.hotspots import Hotspot, read_hotspots
 from froster_slurm.util.paths import read_folder_list
 
@@ -102,7 +103,7 @@ def test_not_a_hotspots_file_or_missing(tmp_path):
     with pytest.raises(NotFoundError):
         HotspotStore(tmp_path / "nope.csv")
     broken = tmp_path / "broken.csv"
-    broken.write_text(",".join(store_mod.COLUMNS) + "\n/a,x,1,1,1,1,1,1,1,o,g,1\n")
+    broken.write_text(",".join(HOTSPOT_COLUMNS) + "\n/a,x,1,1,1,1,1,1,1,o,g,1\n")
     with pytest.raises(DataError, match="cannot read"):
         HotspotStore(broken)
 

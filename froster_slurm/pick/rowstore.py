@@ -27,8 +27,15 @@ from typing import overload
 
 import duckdb
 
-from ..errors import DataError, NotFoundError, UserError
-from ..rank.hotspots import COLUMNS, Hotspot, write_hotspots
+from ..errors import DataError
+from ..rank.hotspots import (
+    Hotspot,
+    check_header,
+    from_latin1_view,
+    latin1_view,
+    load_table,
+    write_hotspots,
+)
 from ..util.paths import discard_tree
 from .selection import Rules
 
@@ -38,25 +45,14 @@ HEAD = 1024  # rows of a fresh view fetched before it is sorted in full (the fir
 ROW_CACHE = 4096  # rows kept as objects: a few pages around the cursor
 BATCH = 10_000  # rows per fetch when a whole view is walked (select all)
 
-_TYPES = {c: "BIGINT" for c in COLUMNS}
-_TYPES.update(folder="VARCHAR", owner="VARCHAR", group="VARCHAR")
 _ROW = ('h.folder, h.bytes, h.files, h.total_bytes, h.total_files, h.allocated_bytes, '
         'h.avg_file_bytes, h.newest_mtime, h.newest_atime, h.owner, h."group", h.depth')
 _UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
-def latin1(text: str) -> str:
-    """The Latin-1 view of a str (surrogateescape bytes kept): how ``h`` spells it."""
-    return text.encode("utf-8", "surrogateescape").decode("latin-1")
-
-
-def _from_latin1(text: str | None) -> str:
-    return (text or "").encode("latin-1").decode("utf-8", "surrogateescape")
-
-
 def _hotspot(r: Sequence) -> Hotspot:
     return Hotspot(r[0].encode("latin-1"), r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8],
-                   _from_latin1(r[9]), _from_latin1(r[10]), r[11])
+                   from_latin1_view(r[9]), from_latin1_view(r[10]), r[11])
 
 
 def size_sql(by: str) -> str:
@@ -77,7 +73,7 @@ def rules_where(rules: Rules, now: float) -> tuple[str, list]:
         params.append(float(now - rules.older_than))
     if rules.owners:
         where.append(f"h.owner IN ({', '.join('?' * len(rules.owners))})")
-        params.extend(latin1(o) for o in sorted(rules.owners))
+        params.extend(latin1_view(o) for o in sorted(rules.owners))
     if rules.text:
         # lower() first: a superset, 15x faster than translate(), which then only sees those
         needle = os.fsencode(rules.text).lower().decode("latin-1")
@@ -95,18 +91,7 @@ class HotspotStore:
     def __init__(self, path: str | os.PathLike, *, temp_dir: str | None = None,
                  threads: int = 0):
         path = Path(path)
-        try:
-            with open(path, encoding="latin-1", newline="") as f:
-                header = f.readline().rstrip("\r\n")
-        except FileNotFoundError as e:
-            raise NotFoundError(f"hotspots file not found: {path}") from e
-        except IsADirectoryError as e:
-            raise UserError(f"{path} is a directory, not a hotspots file") from e
-        except PermissionError as e:
-            raise UserError(f"cannot read hotspots file {path}: permission denied") from e
-        if tuple(header.split(",")) != COLUMNS:
-            raise DataError(f"{path}: not a hotspots file (expected header "
-                            f"{','.join(COLUMNS)})")
+        check_header(path)
         self._workdir = tempfile.mkdtemp(prefix="froster-pick-", dir=temp_dir or None)
         # a store nobody closed (a test's, a crash) still leaves no spill directory behind
         weakref.finalize(self, discard_tree, self._workdir)
@@ -120,12 +105,8 @@ class HotspotStore:
                 "preserve_insertion_order": True,
                 **({"threads": threads} if threads > 0 else {})})
             self.con.execute("SET enable_progress_bar = false")
-            columns = ", ".join(f"'{c}': '{t}'" for c, t in _TYPES.items())
             # The parallel reader with insertion order preserved: rowid is the file's order.
-            self.con.execute(
-                "CREATE TABLE h AS SELECT * FROM read_csv(?, header = true, "
-                "encoding = 'latin-1', quote = '\"', escape = '\"', delim = ',', "
-                f"new_line = '\\n', columns = {{{columns}}}, strict_mode = true)", [str(path)])
+            load_table(self.con, path, numbered=False)
             n, top, top_total = self.con.execute(
                 "SELECT count(*), max(bytes), max(total_bytes) FROM h").fetchone()
             self.count = int(n)

@@ -27,27 +27,14 @@ from pathlib import Path
 
 import duckdb
 
-from ..errors import DataError, NotFoundError, UserError
-from ..rank.hotspots import COLUMNS, Hotspot
+from ..errors import UserError
+from ..rank.hotspots import Hotspot, check_header, from_latin1_view, latin1_view, load_table
 from ..rank.loader import Engine, duckdb_error
 from ..util.paths import discard_tree
 from .funnel import Funnel, Step, floor_age, floor_size
 from .selection import Rules, RuleSelection, take_safe
 
 BATCH = 10_000  # candidate rows fetched from DuckDB at a time
-
-_TYPES = {c: "BIGINT" for c in COLUMNS}
-_TYPES.update(folder="VARCHAR", owner="VARCHAR", group="VARCHAR")
-
-
-def _latin1(text: str) -> str:
-    """The Latin-1 view of a name as the hotspots file holds it (see ``hotspots``)."""
-    return text.encode("utf-8", "surrogateescape").decode("latin-1")
-
-
-def _from_latin1(text: str) -> str:
-    return text.encode("latin-1").decode("utf-8", "surrogateescape")
-
 
 class HotspotsTable:
     """A hotspots file loaded into DuckDB as table ``h`` (numbered ``rn`` in file order).
@@ -56,13 +43,7 @@ class HotspotsTable:
 
     def __init__(self, path: str | os.PathLike, engine: Engine):
         path = Path(path)
-        if not path.is_file():
-            raise NotFoundError(f"hotspots file not found: {path}")
-        with open(path, encoding="latin-1", newline="") as f:
-            header = f.readline().rstrip("\r\n")
-        if tuple(header.split(",")) != COLUMNS:
-            raise DataError(f"{path}: not a hotspots file (expected header "
-                            f"{','.join(COLUMNS)})")
+        check_header(path)
         self.engine = engine
         self._workdir = tempfile.mkdtemp(prefix="froster-select-", dir=engine.temp_dir or None)
         try:
@@ -71,13 +52,7 @@ class HotspotsTable:
                 "temp_directory": os.path.join(self._workdir, "duckdb"),
                 "preserve_insertion_order": True})
             self.con.execute("SET enable_progress_bar = false")
-            columns = ", ".join(f"'{c}': '{t}'" for c, t in _TYPES.items())
-            # One thread while the file is read: row_number() then counts in file order.
-            self.con.execute(
-                "CREATE TABLE h AS SELECT row_number() OVER () AS rn, * FROM read_csv(?, "
-                f"header = true, encoding = 'latin-1', quote = '\"', escape = '\"', "
-                f"delim = ',', new_line = '\\n', columns = {{{columns}}}, strict_mode = true, "
-                "parallel = false)", [str(path)])
+            load_table(self.con, path, numbered=True)
             self.con.execute(f"SET threads = {int(engine.thread_count)}")
         except duckdb.Error as e:
             self.close()
@@ -112,7 +87,7 @@ class HotspotsTable:
         while batch := cur.fetchmany(BATCH):
             for (folder, b, f, tb, tf, alloc, avg, mt, at, owner, group, depth) in batch:
                 yield Hotspot(folder.encode("latin-1"), b, f, tb, tf, alloc, avg, mt, at,
-                              _from_latin1(owner or ""), _from_latin1(group or ""), depth)
+                              from_latin1_view(owner or ""), from_latin1_view(group or ""), depth)
 
 
 def _size(by: str) -> str:
@@ -139,7 +114,7 @@ def candidates_where(rules: Rules, *, min_avg: int, recursive: bool, now: float
         params.append(float(now - rules.older_than))
     if rules.owners:
         where.append(f"owner IN ({', '.join('?' * len(rules.owners))})")
-        params.extend(_latin1(o) for o in sorted(rules.owners))
+        params.extend(latin1_view(o) for o in sorted(rules.owners))
     return " AND ".join(where), params
 
 
@@ -188,7 +163,7 @@ def funnel(table: HotspotsTable, rules: Rules, *, now: float, min_avg: int = 0,
         owners = sorted(rules.owners)
         steps.append((f"'owner {','.join(owners)}'", "--owner",
                       f"owner IN ({', '.join('?' * len(owners))})",
-                      [_latin1(o) for o in owners], "owner", "an owner left"))
+                      [latin1_view(o) for o in owners], "owner", "an owner left"))
     try:
         out = Funnel(table.count())
         where, params = ["TRUE"], []
@@ -200,7 +175,7 @@ def funnel(table: HotspotsTable, rules: Rules, *, now: float, min_avg: int = 0,
             before = f"FROM h WHERE {' AND '.join(where)}"
             if left == 0 and best is not None:
                 if option == "--owner":  # the first name left, sorted as Python sorts it
-                    names = {_from_latin1(o or "") for (o,) in table.con.execute(
+                    names = {from_latin1_view(o or "") for (o,) in table.con.execute(
                         f"SELECT DISTINCT owner {before}", params).fetchall()}
                     value = sorted(names)[0] if names else ""
                 else:

@@ -12,10 +12,14 @@ import csv
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
-from typing import TextIO
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
-from ..errors import DataError, NotFoundError
+from ..errors import DataError, NotFoundError, UserError
 from ..util.atomic import atomic_file, atomic_text
+
+if TYPE_CHECKING:  # DuckDB is imported by the callers that use it, not by every reader
+    import duckdb
 
 COLUMNS = ("folder", "bytes", "files", "total_bytes", "total_files", "allocated_bytes",
            "avg_file_bytes", "newest_mtime", "newest_atime", "owner", "group", "depth")
@@ -45,12 +49,49 @@ class Hotspot:
         return d
 
 
-def _to_latin1(text: str) -> str:
+def latin1_view(text: str) -> str:
+    """A name's bytes (UTF-8, surrogateescape) as one character per byte: how names travel
+    inside DuckDB and in the hotspots file, so byte order is character order."""
     return text.encode("utf-8", "surrogateescape").decode("latin-1")
 
 
-def _from_latin1(text: str) -> str:
-    return text.encode("latin-1").decode("utf-8", "surrogateescape")
+def from_latin1_view(view: str | None) -> str:
+    return (view or "").encode("latin-1").decode("utf-8", "surrogateescape")
+
+
+# --- the file in DuckDB: table ``h`` (rank's selection, pick's rows) -------------------------
+
+SQL_TYPES = {c: "BIGINT" for c in COLUMNS}
+SQL_TYPES.update(folder="VARCHAR", owner="VARCHAR", group="VARCHAR")
+
+
+def check_header(path: Path) -> None:
+    """Refuse, in one line, what is not a hotspots file, before DuckDB reads it."""
+    try:
+        with open(path, encoding="latin-1", newline="") as f:
+            header = f.readline().rstrip("\r\n")
+    except FileNotFoundError as e:
+        raise NotFoundError(f"hotspots file not found: {path}") from e
+    except IsADirectoryError as e:
+        raise UserError(f"{path} is a directory, not a hotspots file") from e
+    except PermissionError as e:
+        raise UserError(f"cannot read hotspots file {path}: permission denied") from e
+    if tuple(header.split(",")) != COLUMNS:
+        raise DataError(f"{path}: not a hotspots file (expected header {','.join(COLUMNS)})")
+
+
+def load_table(con: duckdb.DuckDBPyConnection, path: Path, *, numbered: bool) -> None:
+    """Read the hotspots file ``path`` into table ``h`` of ``con``, names as Latin-1 views.
+
+    ``numbered``: a column ``rn`` (1, 2, ... in file order), read by one thread so that
+    ``row_number()`` counts in file order; else the parallel reader, whose ``rowid`` is the
+    file's order as long as the connection preserves insertion order."""
+    columns = ", ".join(f"'{c}': '{t}'" for c, t in SQL_TYPES.items())
+    read = ("read_csv(?, header = true, encoding = 'latin-1', quote = '\"', escape = '\"', "
+            f"delim = ',', new_line = '\\n', columns = {{{columns}}}, strict_mode = true"
+            + (", parallel = false)" if numbered else ")"))
+    select = "row_number() OVER () AS rn, *" if numbered else "*"
+    con.execute(f"CREATE TABLE h AS SELECT {select} FROM {read}", [str(path)])
 
 
 def write_hotspots(dest: str | os.PathLike, rows: Iterable[Hotspot]) -> int:
@@ -78,7 +119,7 @@ def write_hotspots_stream(f: TextIO, rows: Iterable[Hotspot]) -> int:
     for r in rows:
         f.write(f"{_field(r.folder.decode('latin-1'))},{r.bytes},{r.files},{r.total_bytes},"
                 f"{r.total_files},{r.allocated_bytes},{r.avg_file_bytes},{r.newest_mtime},"
-                f"{r.newest_atime},{_field(_to_latin1(r.owner))},{_field(_to_latin1(r.group))},"
+                f"{r.newest_atime},{_field(latin1_view(r.owner))},{_field(latin1_view(r.group))},"
                 f"{r.depth}\n")
         n += 1
     return n
@@ -127,7 +168,7 @@ def iter_hotspots(src: str | os.PathLike) -> Iterator[Hotspot]:
             try:
                 yield Hotspot(row[0].encode("latin-1"), int(row[1]), int(row[2]), int(row[3]),
                               int(row[4]), int(row[5]), int(row[6]), int(row[7]), int(row[8]),
-                              _from_latin1(row[9]), _from_latin1(row[10]), int(row[11]))
+                              from_latin1_view(row[9]), from_latin1_view(row[10]), int(row[11]))
             except ValueError as e:
                 raise DataError(f"{src}:{r.line_num}: {e}") from e
 

@@ -42,7 +42,7 @@ import duckdb
 from ..errors import ConfigError, DataError, UserError
 from ..pick.funnel import Funnel
 from ..util.paths import discard_tree, display
-from .hotspots import Hotspot, write_hotspots_from_view
+from .hotspots import Hotspot, from_latin1_view, latin1_view, write_hotspots_from_view
 from .inputs import duckdb_path, resolve_inputs
 from .loader import Engine, Loader, duckdb_error, first_line
 from .sql import (
@@ -198,20 +198,10 @@ def group_name(gid: int) -> str:
         return str(gid)
 
 
-def latin1_view(text: str) -> str:
-    """A name's bytes (UTF-8, surrogateescape) as one character per byte: how paths travel
-    inside DuckDB and into the hotspots writer."""
-    return text.encode("utf-8", "surrogateescape").decode("latin-1")
-
-
 def display_cut(latin1_view: str, keep: int = 120) -> str:
     """A folder from DuckDB (latin-1 view of its bytes) for an error line, cut when long."""
     text = display(latin1_view.encode("latin-1"))
     return text if len(text) <= keep else text[:keep // 2] + "..." + text[-keep // 2:]
-
-
-def from_latin1_view(view: str) -> str:
-    return view.encode("latin-1").decode("utf-8", "surrogateescape")
 
 
 def resolve_owner(owner: str) -> int:
