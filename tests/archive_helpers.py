@@ -84,6 +84,16 @@ def write_file(path: bytes, data: bytes, mtime: float | None = None) -> None:
         os.utime(path, (mtime, mtime))
 
 
+def tiny_folders(root: Path, n: int) -> list[bytes]:
+    """``n`` folders ``root/fNN`` of one small file each (the queue and batch tests)."""
+    folders = []
+    for i in range(n):
+        f = os.fsencode(root / f"f{i:02d}")
+        write_file(f + b"/a.txt", b"a%d" % i, mtime=1_500_000_000)
+        folders.append(f)
+    return folders
+
+
 def rich_tree(root: bytes, big: int = 200 * 1024) -> None:
     """Large and small files, odd names, every kind of link, hard links, empty folders."""
     write_file(root + b"/big.bin", os.urandom(big), mtime=1_600_000_000.123456)

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from archive_helpers import md5sum_check, write_file
+from archive_helpers import md5sum_check, tiny_folders, write_file
 
 from froster_slurm.config import Config, load_config
 from froster_slurm.run.batches import (
@@ -53,15 +53,6 @@ def test_a_configured_cap_wins_but_never_passes_the_submit_limit() -> None:
     assert derive_cap(QueueLimits(100, 10000), config_array=700).chunk == 100  # smaller wins
 
 
-def _tiny_folders(root: Path, n: int) -> list[bytes]:
-    folders = []
-    for i in range(n):
-        f = os.fsencode(root / f"f{i:02d}")
-        write_file(f + b"/a.txt", b"a%d" % i, mtime=1_500_000_000)
-        folders.append(f)
-    return folders
-
-
 def _run_rows(run_id: str) -> list[tuple[str, str, str]]:
     """(job id, name, state) of every task of the run in the queue (squeue -r: one per task)."""
     out = subprocess.run(["squeue", "-h", "-r", "-o", "%i|%j|%T"], capture_output=True,
@@ -73,7 +64,7 @@ def _run_rows(run_id: str) -> list[tuple[str, str, str]]:
 @pytest.mark.slurm
 def test_a_capped_run_queues_one_array_at_a_time_and_archives_every_folder(
         slurm_cluster: None, tmp_path: Path) -> None:
-    folders = _tiny_folders(tmp_path / "src", 7)
+    folders = tiny_folders(tmp_path / "src", 7)
     cfg = load_config({"slurm.max_queued": 3, "slurm.max_array_size": 3, "archive.throttle": 2,
                        "slurm.archive.cpus": 1, "archive.retry_delay": 1,
                        "archive.task_minutes": 0})
@@ -143,7 +134,7 @@ def test_batch_specs_round_trip_and_a_run_without_batches_is_one_folder_per_task
 @pytest.mark.slurm
 def test_a_batch_with_one_failing_folder_fails_it_alone_and_retry_redoes_only_it(
         slurm_cluster: None, tmp_path: Path) -> None:
-    folders = _tiny_folders(tmp_path / "src", 5)
+    folders = tiny_folders(tmp_path / "src", 5)
     bad = folders[2]
     write_file(bad + b"/Froster.archive.json", b"{}")  # not ours: its record step fails
     cfg = load_config({"archive.task_minutes": 60, "archive.throttle": 1,

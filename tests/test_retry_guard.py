@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from archive_helpers import md5sum_check, write_file
+from archive_helpers import md5sum_check, tiny_folders, write_file
 from fake_backend import FakeBackend
 
 from froster_slurm.config import Config, load_config, save_snapshot
@@ -159,15 +159,6 @@ def test_retry_of_an_ended_run_resubmits_only_the_folders_not_done(
 
 # --- the real local Slurm cluster ---------------------------------------------------------
 
-def _tiny_folders(root: Path, n: int) -> list[bytes]:
-    folders = []
-    for i in range(n):
-        f = os.fsencode(root / f"f{i:02d}")
-        write_file(f + b"/a.txt", b"a%d" % i, mtime=1_500_000_000)
-        folders.append(f)
-    return folders
-
-
 def _running_tasks(run_id: str) -> int:
     out = subprocess.run(["squeue", "-h", "-r", "-t", "RUNNING", "-o", "%j"],
                          capture_output=True, text=True).stdout.split()
@@ -198,7 +189,7 @@ def _never_overlapping(states: list[dict]) -> bool:
 @pytest.mark.slurm
 def test_retry_during_a_chained_run_on_slurm_queues_no_folder_twice(
         slurm_cluster: None, tmp_path: Path) -> None:
-    folders = _tiny_folders(tmp_path / "src", 6)
+    folders = tiny_folders(tmp_path / "src", 6)
     bad = folders[1]
     write_file(bad + b"/Froster.archive.json", b"{}")  # not ours: it fails for good
     cfg = load_config({**CHAINED, "slurm.archive.cpus": 1, "archive.retry_delay": 1})
