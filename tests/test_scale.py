@@ -121,3 +121,4 @@ def test_the_summary_page_lists_every_folder_not_done_first_and_caps_the_done_on
     listed = [int(x) for x in re.findall(r"<tr class='(?:ok|bad)'><td class='num'>(\d+)", html)]
     assert listed == [1, 5, 9, 0, 2, 3]  # the three failed, then the first three done
     assert f"the other {done - 3:,} done folders are in summary.json" in html
+    assert "froster-slurm status r --all" in html

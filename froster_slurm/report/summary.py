@@ -76,13 +76,13 @@ def _listed(rows: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     yield from islice((r for r in rows if r["state"] == "done"), MAX_DONE_ROWS)
 
 
-def _more_note(totals: dict[str, Any], shown_done: int) -> str:
+def _more_note(totals: dict[str, Any], shown_done: int, run_id: str) -> str:
     hidden = int(totals["done"]) - shown_done
     if hidden <= 0:
         return ""
     return (f"<p id='more'>Every folder not done is listed, and the first {shown_done:,} "
             f"done ones; the other {hidden:,} done folders are in summary.json and in "
-            "<code>froster-slurm status RUN --all</code>.</p>")
+            f"<code>froster-slurm status {_e(run_id)} --all</code>.</p>")
 
 
 def summary_html(summary: dict[str, Any]) -> str:
@@ -165,7 +165,7 @@ files, {t.get('objects', 0):,} objects</div>
 {selection}
 {retry}
 <h2>Folders</h2>
-{_more_note(t, shown_done)}
+{_more_note(t, shown_done, summary['run_id'])}
 <table id="folders"><tr><th>#</th><th>folder</th><th>state</th><th>size</th><th>files</th>
 <th>objects</th><th>class</th><th>duration</th><th>throughput</th><th>attempts</th>
 <th>links</th><th>destination</th><th>error</th></tr>
