@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from ..archive.names import redact
-from ..archive.settings import load_settings, rclone_of
+from ..archive.settings import ArchiveSettings, load_settings, rclone_of
 from ..archive.shared import CallPool, Deferred, SharedRclone
 from ..archive.steps import STEPS, ArchiveTask, folder_lock, log
 from ..errors import (
@@ -382,13 +382,15 @@ def _archive_batch(run_dir: Path, number: int) -> int:
     if stop:
         log(f"batch {number}: stopped by {stop} before it started")
         return EXIT_TEMPFAIL
-    if len(todo) > 1 and _can_share(run_dir):
+    settings = _pooling(run_dir) if len(todo) > 1 else None
+    if settings is not None:
+        names = read_folder_list(Run(run_dir).folders_path)  # once for all the waves
         for start in range(0, len(todo), WAVE):
             if runtime.stopped():
                 return EXIT_TEMPFAIL
             codes.update(_archive_together(run_dir, number, todo[start:start + WAVE],
-                                           Progress(len(folders), codes)))
-        _tidy_batch(run_dir, number, codes)
+                                           Progress(len(folders), codes), settings, names))
+        _tidy_batch(run_dir, number, codes, settings)
     else:
         first = True
         for index in todo:
@@ -408,24 +410,27 @@ def _archive_batch(run_dir: Path, number: int) -> int:
     return _batch_code(got)
 
 
-def _can_share(run_dir: Path) -> bool:
-    """Whether the batch's folders may pool their rclone calls (``archive.shared``): not for
-    an encrypted remote, whose proof (``cryptcheck``, ``settier``) runs beside the listings,
-    and not when ``archive.share_rclone`` is off."""
+def _pooling(run_dir: Path) -> ArchiveSettings | None:
+    """The run's settings if the batch's folders may pool their rclone calls
+    (``archive.shared``), else None: not for an encrypted remote, whose proof (``cryptcheck``,
+    ``settier``) runs beside the listings, and not when ``archive.share_rclone`` is off."""
     try:
         settings = load_settings(run_dir)
         if not settings.share_rclone:
-            return False
-        return not resolve_with(rclone_of(settings, None), settings.remote).encrypted
+            return None
+        if resolve_with(rclone_of(settings, None), settings.remote).encrypted:
+            return None
+        return settings
     except FrosterError:
-        return False  # each folder alone reports what is wrong
+        return None  # each folder alone reports what is wrong
 
 
-def _tidy_batch(run_dir: Path, number: int, codes: dict[int, int]) -> None:
+def _tidy_batch(run_dir: Path, number: int, codes: dict[int, int],
+                settings: ArchiveSettings) -> None:
     """The batch's pooled calls' scratch and logs (``Run.batch_work``) go when no folder of it
     failed, unless ``archive.rclone_logs = all``: like a folder's own rclone logs, they stay
     while they explain a failure."""
-    if EXIT_PERMANENT in codes.values() or load_settings(run_dir).rclone_logs == "all":
+    if EXIT_PERMANENT in codes.values() or settings.rclone_logs == "all":
         return
     discard_tree(Run(run_dir).batch_work(number))
 
@@ -441,8 +446,8 @@ class Progress:
         return sum(1 for c in (*self.codes.values(), *more.values()) if c == EXIT_OK)
 
 
-def _archive_together(run_dir: Path, number: int, todo: list[int],
-                      progress: Progress) -> dict[int, int]:
+def _archive_together(run_dir: Path, number: int, todo: list[int], progress: Progress,
+                      settings: ArchiveSettings, folders: list[bytes]) -> dict[int, int]:
     """Archive the folders ``todo`` of batch ``number`` side by side, their rclone calls
     pooled (``archive.shared``): each folder's steps run in rounds, and between two rounds
     one rclone call per kind serves every folder that asked.
@@ -451,9 +456,7 @@ def _archive_together(run_dir: Path, number: int, todo: list[int],
     is done with it), state, attempts, markers, record, and its outcome (``_outcome``): one
     that fails fails alone.  A stop signal stops them all where they are.
     """
-    settings = load_settings(run_dir)
     run = Run(run_dir)
-    folders = read_folder_list(run.folders_path)
     work = run.batch_work(number)
     pool = CallPool(rclone_of(settings, work / "logs"), work)
     codes: dict[int, int] = {}

@@ -16,7 +16,6 @@ compares both on hostile names.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import tempfile
 import weakref
@@ -30,6 +29,7 @@ import duckdb
 from ..errors import DataError
 from ..rank.hotspots import (
     Hotspot,
+    PrivateDuckDB,
     check_header,
     from_latin1_view,
     latin1_view,
@@ -83,7 +83,7 @@ def rules_where(rules: Rules, now: float) -> tuple[str, list]:
     return " AND ".join(where), params
 
 
-class HotspotStore:
+class HotspotStore(PrivateDuckDB):
     """A hotspots file in DuckDB (table ``h``, row id = index in the file).
 
     A context manager: closing it drops the connection and its spill directory."""
@@ -130,20 +130,6 @@ class HotspotStore:
             return cls(path, **kw)  # type: ignore[arg-type]
         finally:
             discard_tree(tmp)
-
-    def close(self) -> None:
-        con = getattr(self, "con", None)
-        if con is not None:
-            with contextlib.suppress(duckdb.Error):
-                con.close()
-            self.con = None
-        discard_tree(self._workdir)
-
-    def __enter__(self) -> HotspotStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- rows ---------------------------------------------------------------------------------
 

@@ -19,7 +19,6 @@ both on generated files with hostile names and ties.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -28,15 +27,21 @@ from pathlib import Path
 import duckdb
 
 from ..errors import UserError
-from ..rank.hotspots import Hotspot, check_header, from_latin1_view, latin1_view, load_table
+from ..rank.hotspots import (
+    Hotspot,
+    PrivateDuckDB,
+    check_header,
+    from_latin1_view,
+    latin1_view,
+    load_table,
+)
 from ..rank.loader import Engine, duckdb_error
-from ..util.paths import discard_tree
 from .funnel import Funnel, Step, floor_age, floor_size
 from .selection import Rules, RuleSelection, take_safe
 
 BATCH = 10_000  # candidate rows fetched from DuckDB at a time
 
-class HotspotsTable:
+class HotspotsTable(PrivateDuckDB):
     """A hotspots file loaded into DuckDB as table ``h`` (numbered ``rn`` in file order).
 
     A context manager: closing it drops the connection and its spill directory."""
@@ -60,20 +65,6 @@ class HotspotsTable:
         except BaseException:
             self.close()
             raise
-
-    def close(self) -> None:
-        con = getattr(self, "con", None)
-        if con is not None:
-            with contextlib.suppress(duckdb.Error):
-                con.close()
-            self.con = None
-        discard_tree(self._workdir)
-
-    def __enter__(self) -> HotspotsTable:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def count(self) -> int:
         return int(self.con.execute("SELECT count(*) FROM h").fetchone()[0])

@@ -8,15 +8,17 @@ character and back, and never through a lossy decoder.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Self, TextIO
 
 from ..errors import DataError, NotFoundError, UserError
 from ..util.atomic import atomic_file, atomic_text
+from ..util.paths import discard_tree
 
 if TYPE_CHECKING:  # DuckDB is imported by the callers that use it, not by every reader
     import duckdb
@@ -78,6 +80,30 @@ def check_header(path: Path) -> None:
         raise UserError(f"cannot read hotspots file {path}: permission denied") from e
     if tuple(header.split(",")) != COLUMNS:
         raise DataError(f"{path}: not a hotspots file (expected header {','.join(COLUMNS)})")
+
+
+class PrivateDuckDB:
+    """A DuckDB connection ``con`` holding table ``h``, with its own spill directory
+    ``_workdir``, closed as one (rank's selection table, pick's rows): a context manager."""
+
+    con: duckdb.DuckDBPyConnection | None
+    _workdir: str
+
+    def close(self) -> None:
+        import duckdb  # the subclasses have imported it already: no cost at start-up
+
+        con = getattr(self, "con", None)
+        if con is not None:
+            with contextlib.suppress(duckdb.Error):
+                con.close()
+            self.con = None
+        discard_tree(self._workdir)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def load_table(con: duckdb.DuckDBPyConnection, path: Path, *, numbered: bool) -> None:

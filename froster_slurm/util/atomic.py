@@ -55,10 +55,12 @@ def fsync_dir(path: PathArg) -> None:
 
 
 @contextlib.contextmanager
-def atomic_file(path: PathArg, *, mode: int | None = None) -> Iterator[BinaryIO]:
+def atomic_file(path: PathArg, *, mode: int | None = None,
+                sync: bool = True) -> Iterator[BinaryIO]:
     """An open binary file that replaces ``path`` when the block ends without an exception.
 
     On an exception the temporary file is removed and ``path`` is left as it was.
+    ``sync=False``: whole but not flushed to the disk (``write_scratch``).
     """
     dest = os.fsencode(path)
     tmp = _tmp_path(dest)
@@ -71,7 +73,8 @@ def atomic_file(path: PathArg, *, mode: int | None = None) -> Iterator[BinaryIO]
             fd = -1  # closed by the file object from here on
             yield f  # type: ignore[misc]
             f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                os.fsync(f.fileno())
         os.replace(tmp, dest)
     except BaseException:
         if fd >= 0:
@@ -79,7 +82,8 @@ def atomic_file(path: PathArg, *, mode: int | None = None) -> Iterator[BinaryIO]
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    fsync_dir(os.path.dirname(dest) or b".")
+    if sync:
+        fsync_dir(os.path.dirname(dest) or b".")
 
 
 @contextlib.contextmanager
@@ -109,13 +113,5 @@ def write_scratch(path: PathArg, data: bytes | str) -> None:
     write these again in every round (``archive.shared``), and each sync costs a disk flush.
     """
     raw = data.encode() if isinstance(data, str) else data
-    dest = os.fsencode(path)
-    tmp = _tmp_path(dest)
-    try:
-        with open(tmp, "xb") as f:
-            f.write(raw)
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with atomic_file(path, sync=False) as f:
+        f.write(raw)
